@@ -1,0 +1,30 @@
+"""cfin-bench: CFIN rebuilt faithfully, its complexity counted honestly, its tables reproduced."""
+from cfin.config import PRESETS, CFINConfig, preset
+from cfin.errors import CFINError
+from cfin.models import CFIN
+
+__version__ = "0.1.0"
+
+
+def load_official(path, scale, mask_eval="sample", **kwargs):
+    """A ready CFIN in eval mode from an official ``model_best_x{s}.pt`` state_dict."""
+    from cfin.official import load_official as _load
+
+    return _load(path, scale, mask_eval=mask_eval, **kwargs)
+
+
+def load(path, map_location="cpu"):
+    """A CFIN from our checkpoint format (state dict + config + metadata), in eval mode."""
+    from cfin.checkpoint import load_checkpoint
+
+    return load_checkpoint(path, map_location=map_location)
+
+
+def save(model, path, **metadata):
+    """Write ``model`` in our checkpoint format, atomically."""
+    from cfin.checkpoint import save_checkpoint
+
+    return save_checkpoint(model, path, **metadata)
+
+
+__all__ = ["CFIN", "CFINConfig", "CFINError", "PRESETS", "preset", "load_official", "load", "save"]

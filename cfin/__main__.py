@@ -1,0 +1,3 @@
+from cfin.cli import main
+
+raise SystemExit(main())

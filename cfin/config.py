@@ -1,0 +1,170 @@
+"""One frozen dataclass describes a CFIN network; every variant is ``dataclasses.replace(base, ...)``.
+
+Presets ``x2``, ``x3``, ``x4`` are the paper's models as the official code builds them
+(../shared/REFERENCE.md): per-scale heads per CFGT, CIAM deconv width and a weight-normed
+expand at x2. ``tiny`` shrinks the same network for CPU tests.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cfin.errors import CFINError, choice_error
+
+SCALES = (2, 3, 4)
+MASKS = ("gumbel", "softmax", "maxpool", "none")
+MASK_EVAL = ("sample", "argmax")
+CONV_BLOCKS = ("ciam", "rcab", "imdb", "rfdb", "lb", "hpb", "wdib")
+TOKEN_MIXERS = ("cgm", "linear", "gconv")
+CGM_IMPLS = ("unfold", "conv")
+
+
+@dataclass(frozen=True)
+class CFINConfig:
+    """A CFIN network (Fig. 2), faithful to the official code by default.
+
+    Args:
+        scale: upscaling factor (2, 3 or 4).
+        n_feats: width of the convolution stage (48).
+        dim: width of the Transformer stage after the 1x1 expand (144).
+        heads: attention heads of each CFGT; its length is the number of CT blocks.
+        loop: consecutive CT blocks sharing one conv stage and expand/squeeze pair
+            (the paper's "loop mechanism"; 2 in CFIN).
+        deconv_feats: width of CIAM's transposed-conv branch (64; 72 at x2).
+        expand_weight_norm: weight norm on the 1x1 expand (official: x2 only).
+        mask: RIFU's mask (Tables III, IV): gumbel | softmax | maxpool | none.
+        mask_eval: the Gumbel mask at inference: "sample" draws a hard Gumbel sample as
+            the official code does (outputs depend on the RNG: fix ``torch.manual_seed``
+            to reproduce them); "argmax" takes the noiseless argmax.
+        ciam_branch: CIAM's up/down-sampling branch (section V-A.2).
+        conv_block: the conv-stage block (Table V).
+        transformer: whether CT blocks have a Transformer stage (Table V, Table X).
+        token_mixer: the projection inside CGA/IGP (Table VI): cgm | linear | gconv.
+        kv_share: the second CGA adds the first CGA's K and V (eq. 17, Table VII).
+        cga_kernels: CGM kernel size of the two CGAs' qkv projection. The official
+            code passes (1, 3) but ignores it: both are 1 (see REFERENCE.md).
+        cgm_impl: how the CGM's per-sample convolution runs: "unfold" (the official
+            unfold + matmul) or "conv" (a grouped convolution, same function).
+        rgb_range: pixel range of input and output (255).
+    """
+
+    scale: int = 4
+    n_feats: int = 48
+    dim: int = 144
+    heads: tuple[int, ...] = (8, 12, 16, 12, 8, 12, 16, 12)
+    loop: int = 2
+    deconv_feats: int = 64
+    expand_weight_norm: bool = False
+    mask: str = "gumbel"
+    mask_eval: str = "sample"
+    ciam_branch: bool = True
+    conv_block: str = "ciam"
+    transformer: bool = True
+    token_mixer: str = "cgm"
+    kv_share: bool = True
+    cga_kernels: tuple[int, int] = (1, 1)
+    cgm_impl: str = "unfold"
+    rgb_range: float = 255.0
+    rgb_mean: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
+
+    def __post_init__(self):
+        object.__setattr__(self, "heads", tuple(self.heads))
+        object.__setattr__(self, "cga_kernels", tuple(self.cga_kernels))
+        object.__setattr__(self, "rgb_mean", tuple(self.rgb_mean))
+        if self.scale not in SCALES:
+            raise choice_error("scale", self.scale, SCALES)
+        for name, valid in (("mask", MASKS), ("mask_eval", MASK_EVAL), ("conv_block", CONV_BLOCKS),
+                            ("token_mixer", TOKEN_MIXERS), ("cgm_impl", CGM_IMPLS)):
+            if getattr(self, name) not in valid:
+                raise choice_error(name, getattr(self, name), valid)
+        _positive(self, "n_feats", "dim", "loop", "deconv_feats")
+        if self.rgb_range <= 0:
+            raise CFINError(f"rgb_range must be positive, got {self.rgb_range}")
+        if len(self.heads) == 0 or any((not isinstance(h, int)) or h <= 0 for h in self.heads):
+            raise CFINError(f"heads must be a non-empty tuple of positive ints, got {self.heads}")
+        if len(self.heads) % self.loop:
+            raise CFINError(f"the number of CT blocks (len(heads) = {len(self.heads)}) must be a "
+                            f"multiple of loop = {self.loop}")
+        if self.transformer:
+            for h in self.heads:
+                if self.dim % h:
+                    raise CFINError(f"dim = {self.dim} must be divisible by every head count; "
+                                    f"{h} in heads = {self.heads} does not divide it")
+            if self.token_mixer == "cgm" and self.dim % 8:
+                raise CFINError(f"the CGM groups channels by 8: dim must be a multiple of 8, got {self.dim}")
+        if len(self.cga_kernels) != 2 or any(k not in (1, 3, 5, 7) for k in self.cga_kernels):
+            raise CFINError(f"cga_kernels must be two odd kernel sizes from 1, 3, 5, 7, got {self.cga_kernels}")
+        if len(self.rgb_mean) != 3:
+            raise CFINError(f"rgb_mean needs three values (R, G, B), got {self.rgb_mean}")
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of CT blocks (= CFGTs when the Transformer stage is on)."""
+        return len(self.heads)
+
+    @property
+    def num_conv_stages(self) -> int:
+        """Distinct conv stages (CIAMs), each shared by ``loop`` blocks."""
+        return len(self.heads) // self.loop
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CFINConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise CFINError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path) -> "CFINConfig":
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise CFINError(f"config file not found: {path}") from None
+        except json.JSONDecodeError as e:
+            raise CFINError(f"config file {path} is not valid JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise CFINError(f"config file {path} must hold a JSON object of CFINConfig fields")
+        return cls.from_dict(d)
+
+    def replace(self, **changes) -> "CFINConfig":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise CFINError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **changes)
+
+
+def _positive(cfg, *names):
+    for n in names:
+        v = getattr(cfg, n)
+        if not isinstance(v, int) or v <= 0:
+            raise CFINError(f"{n} must be a positive int, got {v!r}")
+
+
+_HEADS_X24 = (8, 12, 16, 12, 8, 12, 16, 12)
+_HEADS_X3 = (8, 12, 8, 12, 8, 12, 8, 12)
+
+# The paper's models (Table I) as the official CFINx{2,3,4}.py build them.
+PRESETS: dict[str, CFINConfig] = {
+    "x2": CFINConfig(scale=2, heads=_HEADS_X24, deconv_feats=72, expand_weight_norm=True),
+    "x3": CFINConfig(scale=3, heads=_HEADS_X3, deconv_feats=64),
+    "x4": CFINConfig(scale=4, heads=_HEADS_X24, deconv_feats=64),
+    # The same network shrunk for CPU tests: 2 CT blocks, narrow stages.
+    "tiny": CFINConfig(scale=4, n_feats=16, dim=32, heads=(2, 4), deconv_feats=16),
+}
+
+
+def preset(name: str | int, **changes) -> CFINConfig:
+    """A preset by name ("x2", "x3", "x4", "tiny"; an int 2/3/4 means "x{n}"), with overrides."""
+    key = f"x{name}" if isinstance(name, int) else str(name)
+    if key not in PRESETS:
+        raise choice_error("preset", name, PRESETS)
+    cfg = PRESETS[key]
+    return cfg.replace(**changes) if changes else cfg

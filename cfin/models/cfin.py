@@ -1,0 +1,110 @@
+"""CFIN: Cross-receptive Focused Inference Network (Li et al., IEEE TMM 2023), Fig. 2.
+
+Built as the official code builds it (../shared/REFERENCE.md); every ablation of the paper
+is a field of :class:`cfin.config.CFINConfig`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cfin.config import CFINConfig
+from cfin.models.cfgt import CFGT
+from cfin.models.ciam import CIAM
+from cfin.models.common import MeanShift, Scale, conv
+
+
+def conv_stage(cfg: CFINConfig) -> nn.Module:
+    """The conv-stage block F_C of eq. (2): CIAM or a Table V alternative (same contract)."""
+    if cfg.conv_block == "ciam":
+        return CIAM(cfg.n_feats, cfg.deconv_feats, cfg.mask, cfg.mask_eval, cfg.ciam_branch)
+    from cfin.models.blocks import CONV_BLOCKS
+
+    return CONV_BLOCKS[cfg.conv_block](cfg.n_feats)
+
+
+class Expand(nn.Sequential):
+    """F_ce of eq. (2): 1x1 conv n_feats -> dim, ReLU (weight-normed at x2 in the official code)."""
+
+    def __init__(self, n_feats: int, dim: int, wn: bool):
+        super().__init__(conv(n_feats, dim, 1, wn=wn), nn.ReLU(inplace=True))
+
+
+class Squeeze(nn.Sequential):
+    """F_cr of eq. (2): weight-normed 1x1 conv dim -> n_feats."""
+
+    def __init__(self, dim: int, n_feats: int):
+        super().__init__(conv(dim, n_feats, 1, wn=True))
+
+
+class CTBody(nn.Module):
+    """The N CT blocks of eq. (2)-(3) with the loop mechanism.
+
+    Block i: ``x = x + squeeze_j(CFGT_i(expand_j(conv_j(x))))`` with ``j = i // loop``: each
+    conv stage and expand/squeeze pair serves ``loop`` consecutive blocks, each block has
+    its own CFGT. After the last block: ``a * x + b * input`` (learnable a, b).
+    Without the Transformer stage a block is ``x = x + conv_j(x)``.
+    """
+
+    def __init__(self, cfg: CFINConfig):
+        super().__init__()
+        self.loop = cfg.loop
+        self.convs = nn.ModuleList(conv_stage(cfg) for _ in range(cfg.num_conv_stages))
+        if cfg.transformer:
+            self.expands = nn.ModuleList(Expand(cfg.n_feats, cfg.dim, cfg.expand_weight_norm)
+                                         for _ in range(cfg.num_conv_stages))
+            self.cfgts = nn.ModuleList(CFGT(cfg.dim, h, cfg.cga_kernels, cfg.kv_share, cfg.token_mixer, cfg.cgm_impl)
+                                       for h in cfg.heads)
+            self.squeezes = nn.ModuleList(Squeeze(cfg.dim, cfg.n_feats) for _ in range(cfg.num_conv_stages))
+        else:
+            self.expands = self.cfgts = self.squeezes = None
+        self.num_blocks = cfg.num_blocks
+        self.scale_body = Scale(1.0)
+        self.scale_skip = Scale(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = x
+        for i in range(self.num_blocks):
+            j = i // self.loop
+            y = self.convs[j](x)
+            if self.cfgts is not None:
+                y = self.squeezes[j](self.cfgts[i](self.expands[j](y)))
+            x = x + y
+        return self.scale_body(x) + self.scale_skip(skip)
+
+
+class Upsampler(nn.Sequential):
+    """F_rec of eq. (4): 3x3 conv to 3 * s^2 channels, PixelShuffle(s)."""
+
+    def __init__(self, in_ch: int, scale: int):
+        super().__init__(conv(in_ch, 3 * scale * scale, 3), nn.PixelShuffle(scale))
+
+
+class CFIN(nn.Module):
+    """CFIN (eq. 1-4): RGB in [0, rgb_range], B x 3 x H x W -> B x 3 x sH x sW.
+
+    ``sub_mean -> head -> CT body -> conv -> upsample`` plus a second path
+    ``raw input -> conv -> upsample`` (eq. 4), summed, then ``add_mean``.
+    """
+
+    def __init__(self, config: CFINConfig):
+        super().__init__()
+        if not isinstance(config, CFINConfig):
+            raise TypeError(f"CFIN expects a CFINConfig, got {type(config).__name__}")
+        self.config = config
+        c = config
+        self.sub_mean = MeanShift(c.rgb_range, c.rgb_mean, -1)
+        self.head = conv(3, c.n_feats, 3)
+        self.body = CTBody(c)
+        self.body_conv = conv(c.n_feats, c.n_feats, 3)
+        self.upsample = Upsampler(c.n_feats, c.scale)
+        self.lr_conv = conv(3, c.n_feats, 3)
+        self.lr_upsample = Upsampler(c.n_feats, c.scale)
+        self.add_mean = MeanShift(c.rgb_range, c.rgb_mean, +1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"CFIN expects B x 3 x H x W RGB input, got shape {tuple(x.shape)}")
+        h = self.head(self.sub_mean(x))
+        y = self.upsample(self.body_conv(self.body(h)))
+        return self.add_mean(y + self.lr_upsample(self.lr_conv(x)))

@@ -1,0 +1,79 @@
+"""Context Guided MaxConv (CGM, Fig. 5), a context-gated convolution (Lin et al. [24]).
+
+The per-sample convolution lives in :func:`modulated_conv` alone, so that a faster kernel
+replaces it in one place.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold") -> torch.Tensor:
+    """Convolve each sample of ``x`` (B x Cin x H x W) with its own kernel (B x Cout x Cin x k x k).
+
+    Padding ``k // 2``, stride 1, no bias. ``unfold`` is the official computation (F.unfold
+    then a batched matmul: it materialises B x Cin*k*k x H*W); ``conv`` folds the batch into
+    the groups of one ``F.conv2d`` (the same function, without that tensor).
+    """
+    b, cin, h, w = x.shape
+    cout, k = kernel.shape[1], kernel.shape[-1]
+    if impl == "unfold":
+        cols = F.unfold(x, k, padding=k // 2)                       # B x Cin*k*k x HW
+        return torch.matmul(kernel.reshape(b, cout, cin * k * k), cols).view(b, cout, h, w)
+    if impl == "conv":
+        y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k),
+                     padding=k // 2, groups=b)
+        return y.view(b, cout, h, w)
+    raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: unfold, conv")
+
+
+class CGM(nn.Module):
+    """Context Guided MaxConv: a k x k convolution whose kernel is gated per sample.
+
+    ``p`` = adaptive max pool of x to k x k per channel; ``e = ce(p)`` (k^2 -> L,
+    L = floor(k^2/2) + 1). Branch A: ``gd(relu(e))``, one k x k map per input channel.
+    Branch B: the input channels in groups of 8, a shared ``ci`` (8 -> Cout/(Cin/8)) on
+    ``relu(e)``, ReLU, ``gd2``: one k x k map per output channel. The kernel is
+    ``sigmoid(A_i + B_o) * W`` (W: Cout x Cin x k x k), applied without bias, padding k//2.
+
+    The official layer subclasses nn.Conv2d and registers an unused ``weight``, ``bias`` and
+    ``bias_conv`` (its W is ``weight_conv``); this one holds only what the forward uses.
+    """
+
+    group = 8
+
+    def __init__(self, in_ch: int, out_ch: int, k: int = 1, impl: str = "unfold"):
+        super().__init__()
+        if in_ch % self.group or out_ch % (in_ch // self.group):
+            raise ValueError(f"CGM needs in_ch % 8 == 0 and out_ch % (in_ch/8) == 0, got {in_ch} -> {out_ch}")
+        self.in_ch, self.out_ch, self.k, self.impl = in_ch, out_ch, k, impl
+        latent = k * k // 2 + 1
+        self.weight = nn.Parameter(torch.empty(out_ch, in_ch, k, k))
+        self.ce = nn.Linear(k * k, latent, bias=False)
+        self.ci = nn.Linear(self.group, out_ch // (in_ch // self.group), bias=False)
+        self.gd = nn.Linear(latent, k * k, bias=False)
+        self.gd2 = nn.Linear(latent, k * k, bias=False)
+        nn.init.kaiming_normal_(self.weight)
+        for lin in (self.ce, self.ci, self.gd, self.gd2):
+            nn.init.trunc_normal_(lin.weight, std=0.02)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-sample gate sigmoid(A_i + B_o): B x Cout x Cin x k x k."""
+        b, c = x.shape[:2]
+        k = self.k
+        e = F.relu(self.ce(F.adaptive_max_pool2d(x, k).reshape(b, c, k * k)))   # B x Cin x L
+        a = self.gd(e)                                                            # B x Cin x k^2
+        g = c // self.group
+        o = self.ci(e.reshape(b, g, self.group, -1).transpose(2, 3))              # B x g x L x Cout/g
+        o = self.gd2(F.relu(o.transpose(2, 3).reshape(b, self.out_ch, -1)))      # B x Cout x k^2
+        return torch.sigmoid(a.view(b, 1, c, k, k) + o.view(b, self.out_ch, 1, k, k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return modulated_conv(x, self.gate(x) * self.weight, self.impl)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_ch}, {self.out_ch}, k={self.k}, impl={self.impl}"

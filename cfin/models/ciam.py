@@ -1,0 +1,124 @@
+"""The convolution stage: RIFU (eq. 5-9, Fig. 3) and CIAM (eq. 10-12, Fig. 3).
+
+Both follow the official code, which differs from the paper's equations (REFERENCE.md):
+RIFU scales its residual with learnable scalars, and CIAM chains its three RIFUs with a
+sigmoid gate from the up/down-sampling branch instead of eq. (11)-(12).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cfin.models.common import Scale, conv
+
+LRELU_SLOPE = 0.05
+
+
+class ECA(nn.Module):
+    """Channel attention f_CA of eq. (9) as the official code builds it.
+
+    Global average pool, then each channel c mixes the pooled values of channels
+    (c-1, c, c+1) with its own three weights (zero-padded at the ends), sigmoid, multiply.
+    """
+
+    def __init__(self, channels: int, k: int = 3):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, 1, k))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.mean(dim=(2, 3))                                    # B x C
+        windows = F.pad(y, (self.k // 2, self.k // 2)).unfold(1, self.k, 1)  # B x C x k
+        y = (windows * self.weight.squeeze(1)).sum(-1)
+        return x * torch.sigmoid(y)[:, :, None, None]
+
+
+class RIFUMask(nn.Module):
+    """The mask of eq. (6)-(8): 1x1 conv to M = 3 channels, then one map in [0, 1].
+
+    kinds: ``gumbel`` (hard Gumbel-softmax, tau 1, channel 1; straight-through in training),
+    ``softmax`` (channel 1 of a plain softmax), ``maxpool`` (sigmoid of the max over the M
+    channels: our reading of Table IV's "max-pooling operation"). ``mask_eval`` picks what
+    the Gumbel mask does in eval mode: ``sample`` (official: a fresh hard sample, so outputs
+    depend on the RNG) or ``argmax`` (noiseless).
+    """
+
+    def __init__(self, channels: int, kind: str = "gumbel", mask_eval: str = "sample", m: int = 3):
+        super().__init__()
+        self.spatial_mask = nn.Conv2d(channels, m, 1, bias=False)
+        self.kind = kind
+        self.mask_eval = mask_eval
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.spatial_mask(x)
+        if self.kind == "gumbel":
+            if self.training or self.mask_eval == "sample":
+                return F.gumbel_softmax(logits, tau=1.0, hard=True, dim=1)[:, 1:2]
+            return (logits.argmax(dim=1, keepdim=True) == 1).to(x.dtype)
+        if self.kind == "softmax":
+            return logits.softmax(dim=1)[:, 1:2]
+        return torch.sigmoid(logits.amax(dim=1, keepdim=True))  # maxpool
+
+
+class RIFU(nn.Module):
+    """Redundant Information Filter Unit (eq. 5-9).
+
+    ``h = lrelu(wn_conv3x3(x))`` (eq. 5); ``h = h * mask(h)`` (eq. 6-8);
+    ``h = ECA(lrelu(wn_conv3x3(h)))`` (eq. 9); out ``= s1 * h + s2 * x``. The official code
+    applies a LeakyReLU (0.05) after the second conv too and scales both residual paths.
+    """
+
+    def __init__(self, n_feats: int, mask: str = "gumbel", mask_eval: str = "sample"):
+        super().__init__()
+        self.conv1 = conv(n_feats, n_feats, 3, wn=True)
+        self.mask = RIFUMask(n_feats, mask, mask_eval) if mask != "none" else None
+        self.conv2 = conv(n_feats, n_feats, 3, wn=True)
+        self.eca = ECA(n_feats)
+        self.scale_res = Scale(1.0)
+        self.scale_skip = Scale(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.conv1(x), LRELU_SLOPE)
+        if self.mask is not None:
+            h = h * self.mask(h)
+        h = self.eca(F.leaky_relu(self.conv2(h), LRELU_SLOPE))
+        return self.scale_res(h) + self.scale_skip(x)
+
+
+class CIAM(nn.Module):
+    """Cross-scale Information Aggregation Module (Fig. 3; official form of eq. 10-12).
+
+    ``a = RIFU1(x)``, ``b = RIFU2(a)``, ``g = sigmoid(down(lrelu(up(x))) + x)`` with ``up`` a
+    2x2 stride-2 transposed conv and ``down`` a 1x1 stride-2 conv, ``c = RIFU3(g * b)``,
+    out ``= s1 * c + s2 * x``. ``down`` reads only tap (0, 0) of ``up``'s output, so the
+    branch is two 1x1 convs at input resolution (the audit measures this).
+
+    Args:
+        n_feats: width.
+        deconv_feats: width of the transposed conv (64; 72 at x2).
+        branch: keep the up/down-sampling branch (section V-A.2); without it ``g = 1``.
+    """
+
+    def __init__(self, n_feats: int, deconv_feats: int = 64, mask: str = "gumbel",
+                 mask_eval: str = "sample", branch: bool = True):
+        super().__init__()
+        self.rifu1 = RIFU(n_feats, mask, mask_eval)
+        self.rifu2 = RIFU(n_feats, mask, mask_eval)
+        self.rifu3 = RIFU(n_feats, mask, mask_eval)
+        if branch:
+            self.up = nn.ConvTranspose2d(n_feats, deconv_feats, 2, stride=2)
+            self.down = nn.Conv2d(deconv_feats, n_feats, 1, stride=2)
+        else:
+            self.up = self.down = None
+        self.scale_res = Scale(1.0)
+        self.scale_skip = Scale(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.rifu2(self.rifu1(x))
+        if self.up is not None:
+            g = torch.sigmoid(self.down(F.leaky_relu(self.up(x), LRELU_SLOPE)) + x)
+            b = g * b
+        c = self.rifu3(b)
+        return self.scale_res(c) + self.scale_skip(x)

@@ -1,0 +1,18 @@
+"""Where the repository and the read-only ground truth (``../shared``) are."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path | None:
+    """The ``shared`` folder beside the repository (or ``$CFIN_SHARED``), None when absent."""
+    env = os.environ.get("CFIN_SHARED")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO_ROOT.parent / "shared", REPO_ROOT / "shared"]
+    for c in candidates:
+        if (c / "REFERENCE.md").is_file():
+            return c
+    return None

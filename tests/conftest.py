@@ -1,0 +1,14 @@
+import pytest
+
+from cfin.paths import shared_dir
+
+SHARED = shared_dir()
+
+
+@pytest.fixture(scope="session")
+def shared():
+    """The read-only ground truth folder; tests needing it skip when it is absent."""
+    if SHARED is None:
+        pytest.skip("../shared (REFERENCE.md, reference/ fixtures, Set5) not found beside the repository; "
+                    "set CFIN_SHARED to its path to run this test")
+    return SHARED
