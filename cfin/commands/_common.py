@@ -1,0 +1,33 @@
+"""Argument helpers shared by subcommands: which CFIN to build."""
+from __future__ import annotations
+
+import argparse
+
+from cfin.config import PRESETS, CFINConfig, preset
+from cfin.errors import CFINError
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, scale_default: int | None = 4) -> None:
+    """``--scale``, ``--preset NAME`` and ``--config FILE.json`` (a JSON object of CFINConfig fields)."""
+    parser.add_argument("--scale", type=int, default=None,
+                        help=f"upscaling factor 2, 3 or 4 (default {scale_default}); picks preset x{{scale}}")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--preset", default=None, help=f"a named config: {', '.join(PRESETS)}")
+    group.add_argument("--config", default=None, metavar="FILE.json", help="CFINConfig fields as JSON")
+    parser.set_defaults(_scale_default=scale_default)
+
+
+def config_from_args(args: argparse.Namespace) -> CFINConfig:
+    """The CFINConfig the arguments name; ``--scale`` overrides the preset's or file's scale."""
+    if args.config:
+        cfg = CFINConfig.from_json(args.config)
+    elif args.preset:
+        cfg = preset(args.preset)
+    else:
+        scale = args.scale if args.scale is not None else args._scale_default
+        if scale is None:
+            raise CFINError("give --scale, --preset or --config")
+        cfg = preset(f"x{scale}") if f"x{scale}" in PRESETS else preset(scale)
+    if args.scale is not None and args.scale != cfg.scale:
+        cfg = cfg.replace(scale=args.scale)
+    return cfg
