@@ -1,0 +1,51 @@
+"""LR images made with our MATLAB bicubic when a dataset ships none, cached on disk.
+
+The cache lives in ``$CFIN_CACHE_DIR`` (else ``$XDG_CACHE_HOME/cfin``, else
+``~/.cache/cfin``), never inside the data folder, so read-only datasets work. An entry is
+``lr_bicubic/<hash of the HR folder>/X<s>/<stem>x<s>.png``; it is remade when the HR file is
+newer than it, and written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cfin.data.io import read_image, write_png
+from cfin.imresize import imresize, modcrop
+
+
+def default_cache_dir() -> Path:
+    """``$CFIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/cfin``, else ``~/.cache/cfin``."""
+    if os.environ.get("CFIN_CACHE_DIR"):
+        return Path(os.environ["CFIN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cfin"
+
+
+def bicubic_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """The field's LR image: MATLAB ``imresize(modcrop(hr, s), 1/s, 'bicubic')`` on uint8."""
+    return imresize(modcrop(hr, scale), 1.0 / scale)
+
+
+def lr_cache_path(hr_path: str | Path, scale: int, cache_dir: str | Path | None = None) -> Path:
+    """Where the cached bicubic LR of ``hr_path`` at ``scale`` lives."""
+    hr_path = Path(hr_path).resolve()
+    folder = hashlib.sha1(str(hr_path.parent).encode()).hexdigest()[:16]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / "lr_bicubic" / folder / f"X{scale}" / f"{hr_path.stem}x{scale}.png"
+
+
+def cached_bicubic_lr(hr_path: str | Path, scale: int, hr: np.ndarray | None = None,
+                      cache_dir: str | Path | None = None) -> np.ndarray:
+    """The bicubic LR of the HR image at ``hr_path``, read from the cache or made and stored."""
+    path = lr_cache_path(hr_path, scale, cache_dir)
+    if path.is_file() and path.stat().st_mtime_ns >= Path(hr_path).stat().st_mtime_ns:
+        return read_image(path)
+    if hr is None:
+        hr = read_image(hr_path)
+    lr = bicubic_lr(hr, scale)
+    write_png(path, lr)
+    return lr

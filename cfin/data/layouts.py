@@ -1,0 +1,138 @@
+"""The folder layouts SR code expects (EDSR/BasicSR conventions), PNG or ``.npy`` files.
+
+Benchmarks::
+
+    <root>/benchmark/<Set5>/HR/<name>.png
+    <root>/benchmark/<Set5>/LR_bicubic/X4/<name>x4.png     (optional)
+
+(``<root>/<Set5>/HR`` also works, i.e. ``root`` may be the ``benchmark`` folder itself.)
+
+DIV2K::
+
+    <root>/DIV2K_train_HR/0001.png
+    <root>/DIV2K_train_LR_bicubic/X4/0001x4.png            (optional)
+
+(also under ``<root>/DIV2K/``; ``split="valid"`` reads ``DIV2K_valid_*``, ids 801-900.)
+Where the LR is absent it is made with our MATLAB bicubic and cached (:mod:`cfin.data.cache`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from cfin.data.io import IMAGE_SUFFIXES
+from cfin.data.pairs import ImagePair, ImageSet
+from cfin.errors import CFINError
+
+STANDARD_BENCHMARKS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+DIV2K_DEFAULT_IDS = {"train": range(1, 801), "valid": range(801, 901)}
+
+
+def _check_root(root: str | Path) -> Path:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise CFINError(f"data root {root} does not exist or is not a folder; expected "
+                        f"<root>/benchmark/<Set5>/HR/*.png and/or <root>/DIV2K_train_HR/0001.png")
+    return root
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def available_datasets(root: str | Path) -> list[str]:
+    """Names of the benchmark datasets under ``root`` (folders holding an ``HR`` folder)."""
+    root = Path(root).expanduser()
+    found = set()
+    for base in (root / "benchmark", root):
+        if base.is_dir():
+            found.update(d.name for d in base.iterdir() if (d / "HR").is_dir())
+    order = {n: i for i, n in enumerate(STANDARD_BENCHMARKS)}
+    return sorted(found, key=lambda n: (order.get(n, len(order)), n))
+
+
+def _find_lr(lr_dir: Path, stem: str, scale: int) -> Path | None:
+    for name in (f"{stem}x{scale}", stem):
+        for suffix in IMAGE_SUFFIXES:
+            if (lr_dir / f"{name}{suffix}").is_file():
+                return lr_dir / f"{name}{suffix}"
+    return None
+
+
+class BenchmarkSet(ImageSet):
+    """A benchmark dataset (``Set5``, ``Set14``, ``B100``, ``Urban100``, ``Manga109``, ...) at one scale.
+
+    Iterating yields :class:`~cfin.data.pairs.Sample` (``name``, ``lr``, ``hr``) in file-name order;
+    ``hr`` is cropped to ``scale`` x the LR size (MATLAB ``modcrop``).
+    """
+
+    def __init__(self, root: str | Path, name: str, scale: int, cache_dir: str | Path | None = None):
+        root = _check_root(root)
+        folder = next((d for d in (root / "benchmark" / name, root / name) if (d / "HR").is_dir()), None)
+        if folder is None:
+            found = available_datasets(root)
+            raise CFINError(
+                f"dataset {name!r} not found under {root}: expected {root}/benchmark/{name}/HR/*.png "
+                f"(optionally {name}/LR_bicubic/X{scale}/<image>x{scale}.png); "
+                f"datasets found: {', '.join(found) if found else 'none'}")
+        hr_files = _images_in(folder / "HR")
+        if not hr_files:
+            raise CFINError(f"{folder / 'HR'} holds no images; expected *{' or *'.join(IMAGE_SUFFIXES)} files")
+        lr_dir = folder / "LR_bicubic" / f"X{scale}"
+        pairs = []
+        for hr in hr_files:
+            lr = _find_lr(lr_dir, hr.stem, scale) if lr_dir.is_dir() else None
+            if lr_dir.is_dir() and lr is None:
+                raise CFINError(f"{lr_dir} has no LR image for {hr.name}; expected {hr.stem}x{scale}.png "
+                                f"(or remove {lr_dir} to have the LR made with MATLAB bicubic)")
+            pairs.append(ImagePair(hr.stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
+        super().__init__(name, pairs, scale)
+        self.folder = folder
+
+
+def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterable[int] | None = None,
+                cache_dir: str | Path | None = None) -> list[ImagePair]:
+    """Lazy DIV2K LR/HR pairs (``ImagePair.load()`` reads them); LR made and cached where absent.
+
+    Args:
+        root: folder holding ``DIV2K_<split>_HR`` (directly or under ``DIV2K/``).
+        scale: 2, 3 or 4 (any integer works when the LR is made here).
+        split: ``"train"`` (default ids 1-800) or ``"valid"`` (801-900).
+        ids: image numbers, e.g. ``range(896, 901)``.
+    """
+    if split not in DIV2K_DEFAULT_IDS:
+        raise CFINError(f"unknown DIV2K split {split!r}; valid: {', '.join(DIV2K_DEFAULT_IDS)}")
+    root = _check_root(root)
+    hr_name = f"DIV2K_{split}_HR"
+    base = next((b for b in (root, root / "DIV2K") if (b / hr_name).is_dir()), None)
+    if base is None:
+        raise CFINError(f"DIV2K not found under {root}: expected {root}/{hr_name}/0001.png "
+                        f"(optionally {root}/DIV2K_{split}_LR_bicubic/X{scale}/0001x{scale}.png)")
+    hr_dir = base / hr_name
+    lr_dir = base / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
+    pairs = []
+    for i in DIV2K_DEFAULT_IDS[split] if ids is None else ids:
+        stem = f"{int(i):04d}"
+        hr = next((hr_dir / f"{stem}{s}" for s in IMAGE_SUFFIXES if (hr_dir / f"{stem}{s}").is_file()), None)
+        if hr is None:
+            raise CFINError(f"DIV2K image {stem} missing: expected {hr_dir}/{stem}.png")
+        lr = _find_lr(lr_dir, stem, scale) if lr_dir.is_dir() else None
+        if lr_dir.is_dir() and lr is None:
+            raise CFINError(f"{lr_dir} has no LR image for {stem}; expected {stem}x{scale}.png")
+        pairs.append(ImagePair(stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
+    if not pairs:
+        raise CFINError("div2k_pairs got an empty id list")
+    return pairs
+
+
+def open_dataset(root: str | Path | None, name: str, scale: int,
+                 cache_dir: str | Path | None = None) -> ImageSet:
+    """``"embedded"`` (no data root needed) or a :class:`BenchmarkSet` under ``root``."""
+    if name.lower() == "embedded":
+        from cfin.data.embedded import EmbeddedSet
+
+        return EmbeddedSet(scale)
+    if root is None:
+        raise CFINError(f"dataset {name!r} needs --data-root (a folder with benchmark/{name}/HR); "
+                        f"without one only 'embedded' is available")
+    return BenchmarkSet(root, name, scale, cache_dir=cache_dir)

@@ -1,0 +1,212 @@
+"""Dataset layouts, the LR cache, image IO errors, the embedded pictures and training patches."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import cfin.data.cache as cache_mod
+from cfin.data import (BenchmarkSet, EmbeddedSet, TrainPatchDataset, available_datasets, div2k_pairs,
+                       embedded_images, read_image, write_png)
+from cfin.data.embedded import SPLITS
+from cfin.errors import CFINError
+from cfin.imresize import imresize, modcrop
+
+
+def _img(h, w, seed):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("CFIN_CACHE_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def bench_root(tmp_path):
+    """benchmark/Toy/HR with a PNG (odd size), an .npy, a gray PNG and an RGBA PNG."""
+    hr = tmp_path / "data" / "benchmark" / "Toy" / "HR"
+    hr.mkdir(parents=True)
+    write_png(hr / "a.png", _img(37, 30, 0))
+    np.save(hr / "b.npy", _img(24, 28, 1))
+    from PIL import Image
+    Image.fromarray(_img(20, 20, 2)[:, :, 0]).save(hr / "c.png")
+    Image.fromarray(np.dstack([_img(20, 24, 3), np.full((20, 24), 9, np.uint8)])).save(hr / "d.png")
+    return tmp_path / "data"
+
+
+def test_read_image_conversions(bench_root):
+    hr = bench_root / "benchmark" / "Toy" / "HR"
+    assert read_image(hr / "a.png").shape == (37, 30, 3)
+    np.testing.assert_array_equal(read_image(hr / "b.npy"), _img(24, 28, 1))
+    gray = read_image(hr / "c.png")
+    assert gray.shape == (20, 20, 3) and np.all(gray[..., 0] == gray[..., 2])
+    np.testing.assert_array_equal(read_image(hr / "d.png"), _img(20, 24, 3))
+
+
+def test_read_image_errors(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(CFINError, match="broken.png"):
+        read_image(bad)
+    np.save(tmp_path / "f.npy", np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(CFINError, match=r"f\.npy.*uint8"):
+        read_image(tmp_path / "f.npy")
+    np.save(tmp_path / "s.npy", np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(CFINError, match=r"s\.npy.*shape"):
+        read_image(tmp_path / "s.npy")
+    with pytest.raises(CFINError, match="not found"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(CFINError, match="unsupported"):
+        read_image(tmp_path / "x.jpg")
+
+
+def test_benchmark_without_lr_makes_and_caches_bicubic(bench_root, cache_dir, monkeypatch):
+    data = BenchmarkSet(bench_root, "Toy", 4)
+    assert data.names == ["a", "b", "c", "d"] and len(data) == 4
+    samples = list(data)
+    a = samples[0]
+    assert a.hr.shape == (36, 28, 3) and a.lr.shape == (9, 7, 3) and a.lr.dtype == np.uint8
+    np.testing.assert_array_equal(a.lr, imresize(modcrop(_img(37, 30, 0), 4), 1 / 4))
+    cached = sorted(p.name for p in cache_dir.rglob("*.png"))
+    assert cached == ["ax4.png", "bx4.png", "cx4.png", "dx4.png"]
+
+    def no_resize(*args, **kwargs):
+        raise AssertionError("cache not used")
+    monkeypatch.setattr(cache_mod, "bicubic_lr", no_resize)
+    again = list(BenchmarkSet(bench_root, "Toy", 4))
+    np.testing.assert_array_equal(again[0].lr, a.lr)
+    # a newer HR file invalidates its cache entry
+    hr_a = bench_root / "benchmark" / "Toy" / "HR" / "a.png"
+    st = hr_a.stat()
+    os.utime(hr_a, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 12))
+    with pytest.raises(AssertionError, match="cache not used"):
+        BenchmarkSet(bench_root, "Toy", 4)[0]
+
+
+def test_benchmark_with_lr_folder_and_size_check(bench_root, cache_dir):
+    root = bench_root / "benchmark" / "Toy"
+    lr_dir = root / "LR_bicubic" / "X2"
+    lr_dir.mkdir(parents=True)
+    for name, (h, w) in {"a": (18, 15), "b": (12, 14), "c": (10, 10), "d": (10, 12)}.items():
+        write_png(lr_dir / f"{name}x2.png", np.full((h, w, 3), 7, np.uint8))
+    data = BenchmarkSet(bench_root, "Toy", 2)
+    a = data[0]
+    assert np.all(a.lr == 7) and a.hr.shape == (36, 30, 3)
+    assert not cache_dir.exists()  # LR came from disk, nothing computed
+    write_png(lr_dir / "bx2.png", np.zeros((11, 14, 3), np.uint8))
+    with pytest.raises(CFINError, match=r"bx2\.png.*11x14.*must be 12x14"):
+        data[1]
+    (lr_dir / "cx2.png").unlink()
+    with pytest.raises(CFINError, match=r"no LR image for c\.png"):
+        BenchmarkSet(bench_root, "Toy", 2)
+
+
+def test_missing_dataset_messages(bench_root, tmp_path):
+    assert available_datasets(bench_root) == ["Toy"]
+    with pytest.raises(CFINError, match=r"'Set5' not found.*benchmark/Set5/HR.*datasets found: Toy"):
+        BenchmarkSet(bench_root, "Set5", 4)
+    with pytest.raises(CFINError, match="does not exist"):
+        BenchmarkSet(tmp_path / "nowhere", "Set5", 4)
+    (bench_root / "benchmark" / "Empty" / "HR").mkdir(parents=True)
+    with pytest.raises(CFINError, match="holds no images"):
+        BenchmarkSet(bench_root, "Empty", 4)
+    # root may also be the benchmark folder itself
+    assert BenchmarkSet(bench_root / "benchmark", "Toy", 2).names[0] == "a"
+
+
+def test_div2k_layout(tmp_path, cache_dir):
+    root = tmp_path / "d"
+    (root / "DIV2K" / "DIV2K_train_HR").mkdir(parents=True)
+    lr_dir = root / "DIV2K" / "DIV2K_train_LR_bicubic" / "X3"
+    lr_dir.mkdir(parents=True)
+    for i in (1, 2):
+        hr = _img(30, 33, i)
+        write_png(root / "DIV2K" / "DIV2K_train_HR" / f"{i:04d}.png", hr)
+        write_png(lr_dir / f"{i:04d}x3.png", imresize(hr, 1 / 3))
+    pairs = div2k_pairs(root, 3, ids=[1, 2])
+    assert [p.name for p in pairs] == ["0001", "0002"]
+    s = pairs[1].load()
+    assert s.lr.shape == (10, 11, 3) and s.hr.shape == (30, 33, 3)
+    with pytest.raises(CFINError, match=r"0003 missing.*DIV2K_train_HR/0003\.png"):
+        div2k_pairs(root, 3, ids=[1, 3])
+    with pytest.raises(CFINError, match="DIV2K not found.*DIV2K_valid_HR"):
+        div2k_pairs(root, 3, split="valid")
+    with pytest.raises(CFINError, match="split"):
+        div2k_pairs(root, 3, split="test")
+    # no LR folder for x2: made and cached
+    two = div2k_pairs(root, 2, ids=[1])[0].load()
+    assert two.lr.shape == (15, 16, 3) and two.hr.shape == (30, 32, 3)
+    assert len(list(cache_dir.rglob("0001x2.png"))) == 1
+
+
+def test_embedded_split():
+    assert not set(SPLITS["train"]) & set(SPLITS["test"])
+    test = embedded_images("test")
+    assert [n for n, _ in test] == list(SPLITS["test"])
+    assert all(img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 for _, img in test)
+    data = EmbeddedSet(4)
+    assert data.name == "embedded" and len(data) == len(test)
+    s = data[0]
+    np.testing.assert_array_equal(s.lr, imresize(modcrop(test[0][1], 4), 1 / 4))
+    with pytest.raises(CFINError, match="valid: train, test"):
+        embedded_images("val")
+
+
+# --- training patches ---------------------------------------------------------------------------
+
+def test_patches_are_a_function_of_seed_and_index():
+    imgs = [_img(40, 52, 5), ("named", _img(36, 36, 6))]
+    a = TrainPatchDataset(imgs, scale=2, patch_size=8, length=20, seed=3)
+    b = TrainPatchDataset(imgs, scale=2, patch_size=8, length=20, seed=3)
+    late = b[17]  # access order does not matter
+    for i in range(20):
+        x = a[i]
+        assert x["lr"].shape == (3, 8, 8) and x["hr"].shape == (3, 16, 16)
+        assert x["lr"].dtype == torch.float32 and 0 <= x["lr"].min() and x["hr"].max() <= 255
+    assert torch.equal(a[17]["lr"], late["lr"]) and torch.equal(a[17]["hr"], late["hr"])
+    c = TrainPatchDataset(imgs, scale=2, patch_size=8, length=20, seed=4)
+    assert any(not torch.equal(a[i]["lr"], c[i]["lr"]) for i in range(5))
+    assert not torch.equal(a[0]["lr"], a[1]["lr"])
+    with pytest.raises(IndexError):
+        a[20]
+
+
+def test_patch_alignment_exact_under_augmentation():
+    rng = np.random.default_rng(7)
+    lr = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    hr = np.kron(lr, np.ones((3, 3, 1), np.uint8))  # each LR pixel is a 3x3 HR block
+    data = TrainPatchDataset([(lr, hr)], scale=3, patch_size=6, length=32, seed=0)
+    for i in range(32):
+        x = data[i]
+        assert torch.equal(x["hr"][:, 1::3, 1::3], x["lr"])
+
+
+def test_patch_alignment_with_bicubic_lr():
+    hr = _img(64, 64, 8).astype(np.float64)
+    hr = np.clip(imresize(imresize(hr, 1 / 4), 4), 0, 255).astype(np.uint8)  # smooth, so borders matter little
+    data = TrainPatchDataset([hr], scale=2, patch_size=12, augment=False, length=8, seed=1)
+    for i in range(8):
+        x = data[i]
+        hr_patch = x["hr"].numpy().transpose(1, 2, 0).astype(np.uint8)
+        lr_patch = x["lr"].numpy().transpose(1, 2, 0)
+        down = imresize(hr_patch, 0.5).astype(np.float64)
+        inner = np.abs(down - lr_patch)[3:-3, 3:-3]  # away from the patch's own padding
+        assert inner.max() <= 1
+
+
+def test_patch_dataset_errors(tmp_path, cache_dir):
+    with pytest.raises(CFINError, match=r"'tiny'.*LR 5x6.*smaller than the 8x8"):
+        TrainPatchDataset([("tiny", _img(10, 12, 0))], scale=2, patch_size=8)
+    with pytest.raises(CFINError, match="expected an HR array"):
+        TrainPatchDataset(["not an image"], scale=2)
+    with pytest.raises(CFINError, match="no training images"):
+        TrainPatchDataset([], scale=2)
+    # lazy pairs are checked when loaded
+    (tmp_path / "DIV2K_train_HR").mkdir()
+    write_png(tmp_path / "DIV2K_train_HR" / "0001.png", _img(12, 12, 0))
+    data = TrainPatchDataset(div2k_pairs(tmp_path, 2, ids=[1]), scale=2, patch_size=8, length=4)
+    with pytest.raises(CFINError, match=r"'0001'.*smaller"):
+        data.preload(progress=False)

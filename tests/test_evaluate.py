@@ -1,0 +1,185 @@
+"""`cfin evaluate` and the evaluation library: bicubic rows, JSON shape, self-ensemble, tiling, errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cfin.cli import main
+from cfin.data import BenchmarkSet, write_png
+from cfin.device import resolve_device
+from cfin.errors import CFINError
+from cfin.evaluate import bicubic_upsampler, evaluate_model, forward_tiled, self_ensemble
+from cfin.imresize import imresize, modcrop
+from cfin.metrics import psnr, ssim
+
+
+def _smooth(h, w, seed):
+    """A smooth random picture, so that SR metrics are in a realistic range."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (h // 8 + 1, w // 8 + 1, 3))
+    return np.clip(imresize(small, output_shape=(h, w)), 0, 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("CFIN_CACHE_DIR", str(tmp_path / "cache"))
+    for name, sizes in {"Tiny": [(50, 45), (40, 64)], "Other": [(36, 36)]}.items():
+        hr = tmp_path / "data" / "benchmark" / name / "HR"
+        hr.mkdir(parents=True)
+        for i, (h, w) in enumerate(sizes):
+            write_png(hr / f"img{i}.png", _smooth(h, w, i))
+    return tmp_path / "data"
+
+
+def _cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bicubic_cli_json(data_root, capsys):
+    code, out, _ = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", "--data-root", str(data_root),
+                        "--datasets", "Tiny", "Other", "--json", "--per-image", "--device", "cpu")
+    assert code == 0
+    res = json.loads(out)
+    assert list(res) == ["Tiny", "Other"]
+    assert res["Tiny"]["images"] == 2 and res["Other"]["images"] == 1
+    assert [r["name"] for r in res["Tiny"]["per_image"]] == ["img0", "img1"]
+    hr = modcrop(_smooth(50, 45, 0), 2)
+    sr = imresize(imresize(hr, 0.5), 2)
+    assert res["Tiny"]["per_image"][0]["psnr"] == pytest.approx(psnr(sr, hr, 2), abs=1e-9)
+    assert res["Tiny"]["per_image"][0]["ssim"] == pytest.approx(ssim(sr, hr, 2), abs=1e-9)
+    assert res["Tiny"]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in res["Tiny"]["per_image"]]))
+    assert 20 < res["Other"]["psnr"] < 60 and 0.5 < res["Other"]["ssim"] <= 1
+
+
+def test_bicubic_cli_table_and_saved_images(data_root, tmp_path, capsys):
+    code, out, _ = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "3", "--data-root", str(data_root),
+                        "--save-images", str(tmp_path / "sr"))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("bicubic, x3")
+    assert [line.split()[0] for line in lines[2:]] == ["Other", "Tiny"]  # every dataset found
+    assert (tmp_path / "sr" / "Tiny" / "img1_x3.png").is_file()
+
+
+class Equivariant(nn.Module):
+    """Nearest x2 upsampling after a D4-symmetric 3x3 blur: commutes with flips and transposes."""
+
+    def __init__(self):
+        super().__init__()
+        k = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
+        self.register_buffer("k", k.expand(3, 1, 3, 3).clone())
+
+    def forward(self, x):
+        return nn.functional.interpolate(nn.functional.conv2d(x, self.k, padding=1, groups=3), scale_factor=2)
+
+
+class LocalSR(nn.Module):
+    """Two random 3x3 convs (receptive field 5) and a pixel shuffle: exact under tiling with overlap >= 2."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, padding=1))
+        self.up = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.up(self.body(x / 255)) * 40 + nn.functional.interpolate(x, scale_factor=2)
+
+
+def test_self_ensemble_of_equivariant_model_changes_nothing(data_root):
+    data = [BenchmarkSet(data_root, "Tiny", 2)]
+    plain = evaluate_model(Equivariant(), 2, data, progress=False, device="cpu")
+    plus = evaluate_model(Equivariant(), 2, data, self_ensemble=True, progress=False, device="cpu")
+    assert plus["Tiny"]["psnr"] == pytest.approx(plain["Tiny"]["psnr"], abs=1e-6)
+    x = torch.rand(1, 3, 9, 13) * 255
+    assert torch.allclose(self_ensemble(Equivariant(), x), Equivariant()(x), atol=1e-4)
+    # a non-equivariant function is averaged over the 8 transforms
+    shift = self_ensemble(lambda z: torch.roll(z, 1, dims=-1), x)
+    assert shift.shape == x.shape and not torch.allclose(shift, x)
+
+
+def test_tiling_matches_whole_image(data_root):
+    model = LocalSR()
+    x = torch.rand(1, 3, 37, 29) * 255
+    with torch.no_grad():
+        whole = model(x)
+        tiled = forward_tiled(model, x, 2, tile=8, overlap=3)
+    assert torch.allclose(whole, tiled, atol=1e-3)
+    data = [BenchmarkSet(data_root, "Tiny", 2)]
+    a = evaluate_model(model, 2, data, progress=False, device="cpu")
+    b = evaluate_model(model, 2, data, tile=16, tile_overlap=4, progress=False, device="cpu")
+    assert abs(a["Tiny"]["psnr"] - b["Tiny"]["psnr"]) < 0.01
+    assert abs(a["Tiny"]["ssim"] - b["Tiny"]["ssim"]) < 1e-4
+
+
+def test_evaluate_model_leaves_caller_rng_alone(data_root):
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    evaluate_model(bicubic_upsampler(2), 2, [BenchmarkSet(data_root, "Other", 2)], progress=False, device="cpu")
+    assert torch.equal(torch.rand(3), before)
+
+
+def test_checkpoint_cli(data_root, tmp_path, capsys):
+    import cfin
+
+    path = tmp_path / "tiny.pt"
+    cfin.save(cfin.CFIN(cfin.preset("tiny", scale=2)), path)
+    code, out, _ = _cli(capsys, "evaluate", "--model", str(path), "--data-root", str(data_root),
+                        "--datasets", "Other", "--json", "--tile", "24")
+    assert code == 0 and json.loads(out)["Other"]["images"] == 1
+    code, _, err = _cli(capsys, "evaluate", "--model", str(path), "--scale", "4", "--data-root", str(data_root))
+    assert code == 2 and "x2 model" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data-root", "{root}/missing"], "does not exist"),
+    (["--data-root", "{root}", "--datasets", "Set5"], "'Set5' not found"),
+    (["--datasets", "Set5"], "needs --data-root"),
+    (["--data-root", "{root}", "--device", "tpu"], "valid forms: cpu, cuda, cuda:N"),
+    (["--data-root", "{root}", "--tile", "0"], "--tile must be >= 1"),
+])
+def test_cli_errors_are_one_line(data_root, capsys, argv, message):
+    argv = [a.format(root=data_root) for a in argv]
+    code, out, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("cfin evaluate: error:") and message in err
+
+
+def test_cli_model_errors(data_root, capsys):
+    code, _, err = _cli(capsys, "evaluate", "--model", "bicubic", "--data-root", str(data_root))
+    assert code == 2 and "needs --scale" in err
+    code, _, err = _cli(capsys, "evaluate", "--model", str(data_root / "nope.pt"), "--data-root", str(data_root))
+    assert code == 2 and "checkpoint not found" in err
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(CFINError, match="valid forms"):
+        resolve_device("cuda:x")
+    if not torch.cuda.is_available():
+        with pytest.raises(CFINError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_official_cli_is_reproducible(shared, data_root, capsys):
+    """The official model's Gumbel masks are random; the per-image seed makes runs repeatable."""
+    argv = ["evaluate", "--official", str(shared / "reference" / "official_x2_random_state_dict.pt"),
+            "--scale", "2", "--data-root", str(data_root), "--datasets", "Other", "--json"]
+    code, first, _ = _cli(capsys, *argv)
+    assert code == 0
+    code, second, _ = _cli(capsys, *argv)
+    assert code == 0 and json.loads(first) == json.loads(second)
+    code, _, err = _cli(capsys, *argv[:3], "--data-root", str(data_root))
+    assert code == 2 and "--official needs --scale" in err
+
+
+def test_evaluate_restores_training_mode(data_root):
+    model = LocalSR().train()
+    evaluate_model(model, 2, [BenchmarkSet(data_root, "Other", 2)], progress=False, device="cpu")
+    assert model.training
