@@ -1,0 +1,101 @@
+"""``cfin train``: train a CFIN variant with a named recipe, resumably, on one or many GPUs.
+
+    cfin train --preset tiny --recipe smoke                          # bundled pictures, CPU minutes
+    cfin train --preset x4 --recipe short --data-root DATA --out runs/x4-short
+    torchrun --nproc_per_node 4 -m cfin train --preset x4 --recipe paper --data-root DATA
+
+Training data: DIV2K 1-800 under ``--data-root`` (``DIV2K_train_HR``, LR made by MATLAB
+bicubic where ``DIV2K_train_LR_bicubic`` is absent), validated on DIV2K 801-810; without
+``--data-root`` the bundled scikit-image pictures (train split; validated on the test split).
+Running the same command again resumes from ``OUT/last.pt``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from cfin.commands._common import add_model_arguments, config_from_args
+
+DIV2K_VAL_IDS = range(801, 811)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p, scale_default=None)
+    p.add_argument("--recipe", default="smoke", help="smoke (minutes on CPU; default), short (hours on a GPU) "
+                                                     "or paper (the paper's 1M iterations)")
+    p.add_argument("--data-root", metavar="DIR", help="folder holding DIV2K_train_HR and DIV2K_valid_HR "
+                                                      "(default: the bundled scikit-image pictures)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train/<model>-<recipe>-seed<N>)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available; under torchrun "
+                                    "each process takes cuda:LOCAL_RANK)")
+    p.add_argument("--seed", type=int, help="seed of weights, data order and masks (default: the recipe's, 0)")
+    p.add_argument("--iterations", type=int, metavar="N", help="override the recipe's iteration count "
+                                                               "(the cosine schedule spans N)")
+    p.add_argument("--workers", type=int, metavar="N", help="DataLoader workers (default: the recipe's)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _model_label(args, cfg) -> str:
+    name = Path(args.config).stem if args.config else (args.preset or f"x{cfg.scale}")
+    return name if name == f"x{cfg.scale}" else f"{name}-x{cfg.scale}"
+
+
+def build_data(data_root: str | None, scale: int, recipe, progress: bool):
+    """(training patches, validation images, a label for both) for DIV2K or the bundled pictures."""
+    from cfin.data import EmbeddedSet, TrainPatchDataset, div2k_pairs, embedded_images
+    from cfin.data.pairs import ImageSet
+
+    if data_root:
+        images = div2k_pairs(data_root, scale, "train")
+        val = ImageSet("DIV2K 801-810", div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS), scale)
+        label = f"DIV2K 1-800 (validation: DIV2K 801-810) under {data_root}"
+    else:
+        images = embedded_images("train")
+        val = EmbeddedSet(scale)
+        label = "the bundled scikit-image pictures (train split; validation: test split)"
+    # One distinct random patch per sample of the whole run: the run is a single epoch.
+    patches = TrainPatchDataset(images, scale, recipe.patch_size, augment=True,
+                                length=recipe.iterations * recipe.batch_size, seed=recipe.seed)
+    if recipe.num_workers > 0:  # load once, before the workers fork, so they share the images
+        patches.preload(progress=progress)
+    return patches, val, label
+
+
+def run(args) -> int:
+    import torch
+
+    import cfin
+    from cfin.atomic import atomic_write_json
+    from cfin.train import recipe, train
+
+    cfg = config_from_args(args)
+    overrides = {k: v for k, v in (("seed", args.seed), ("iterations", args.iterations),
+                                   ("num_workers", args.workers)) if v is not None}
+    rec = recipe(args.recipe, **overrides)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    progress = main_process and not args.no_progress
+    out = Path(args.out or Path("runs") / "train" / f"{_model_label(args, cfg)}-{rec.name}-seed{rec.seed}")
+
+    torch.manual_seed(rec.seed)  # initial weights (identical on every process)
+    model = cfin.CFIN(cfg)
+    train_set, val_set, data_label = build_data(args.data_root, cfg.scale, rec, progress)
+    if main_process:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"training CFIN x{cfg.scale} ({n_params:,} parameters) with recipe {rec.name!r}: "
+              f"{rec.iterations:,} iterations, batch {rec.batch_size}, {rec.patch_size}x{rec.patch_size} LR patches")
+        print(f"data: {data_label}")
+        print(f"checkpoints: {out / 'last.pt'} (every {rec.checkpoint_every:,} iterations; rerun to resume); "
+              f"weights: {out / 'final.pt'}, {out / 'best.pt'}; log: {out / 'train_log.jsonl'}")
+        atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label})
+    res = train(model, rec, train_set, out, device=args.device, val_set=val_set, resume=not args.no_resume,
+                progress=progress)
+    if main_process:
+        if res.resumed_from is not None:
+            print(f"resumed from iteration {res.resumed_from:,}")
+        best = f"; best validation PSNR {res.best_psnr:.3f} dB (Y) at iteration {res.best_iteration:,}" \
+            if res.best_psnr is not None else ""
+        loss = f"final loss {res.final_loss:.4f}" if res.final_loss is not None else "no new iterations"
+        print(f"done: {res.iterations:,} iterations in {res.elapsed:.1f} s, {loss}{best}; weights: {res.weights}")
+    return 0

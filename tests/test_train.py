@@ -1,0 +1,278 @@
+"""The training engine: recipes, exact resume, atomic and checked checkpoints, DDP on CPU, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import cfin
+from cfin.errors import CFINError
+from cfin.train import RECIPES, recipe, train
+from cfin.train.log import read_log
+from cfin.train.sampler import ResumableSampler
+from cfin.train.state import load_state, save_state
+from cfin.train.trainer import build_optimizer, build_scheduler
+
+TESTS = Path(__file__).resolve().parent
+
+
+class TinySR(nn.Module):
+    """A 2-layer conv + PixelShuffle x2 stand-in; dropout makes it draw random numbers as CFIN's mask does."""
+
+    def __init__(self, dropout: float = 0.2, fail_at: int | None = None):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2))
+        self.fail_at, self.calls = fail_at, 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.fail_at:
+                raise RuntimeError(f"injected failure at training step {self.calls}")
+        return self.body(x / 255) * 255 + nn.functional.interpolate(x, scale_factor=2)
+
+
+class ToyPatches(torch.utils.data.Dataset):
+    """x2 patches, item i a deterministic function of i (as TrainPatchDataset is of (seed, i))."""
+
+    def __init__(self, n: int = 24, p: int = 8):
+        self.n, self.p = n, p
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(1000 + i)
+        hr = nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=2 * self.p, mode="bilinear")[0] * 255
+        return {"lr": nn.functional.avg_pool2d(hr[None], 2)[0], "hr": hr}
+
+
+def _toy_recipe(**changes):
+    base = dict(iterations=10, batch_size=4, patch_size=8, checkpoint_every=4, val_every=5, val_images=2,
+                log_every=2, num_workers=0)
+    return recipe("smoke", **{**base, **changes})
+
+
+def _train_toy(out, rec=None, fail_at=None, **kw):
+    torch.manual_seed(0)
+    model = TinySR(fail_at=fail_at)
+    res = train(model, rec or _toy_recipe(), ToyPatches(), out, device="cpu",
+                val_set=[ToyPatches(3, 12)[i] for i in range(3)], progress=False, **kw)
+    return model, res
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# -- recipes -----------------------------------------------------------------------------------
+def test_recipes_follow_the_paper_and_reject_bad_input():
+    paper = RECIPES["paper"]
+    assert (paper.iterations, paper.batch_size, paper.patch_size) == (1_000_000, 16, 48)
+    assert (paper.lr, paper.eta_min, paper.betas, paper.eps, paper.loss) == (5e-4, 6.25e-6, (0.9, 0.999), 1e-8, "l1")
+    assert recipe("short", seed=3).seed == 3
+    with pytest.raises(CFINError, match="smoke, short, paper"):
+        recipe("long")
+    with pytest.raises(CFINError, match=r"unknown recipe field\(s\) \['itterations'\].*iterations"):
+        recipe("smoke", itterations=5)
+    for bad, msg in ((dict(batch_size=0), "batch_size"), (dict(eta_min=1.0), "eta_min"),
+                     (dict(loss="l3"), "l1, mse"), (dict(scheduler="step"), "cosine, constant"),
+                     (dict(betas=(0.9, 1.5)), "betas"), (dict(iterations=2.5), "iterations")):
+        with pytest.raises(CFINError, match=msg):
+            recipe("smoke", **bad)
+
+
+def test_cosine_schedule_runs_from_lr_to_eta_min():
+    rec = recipe("smoke", iterations=10)
+    opt = build_optimizer(nn.Linear(2, 2), rec)
+    sched = build_scheduler(opt, rec)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(5e-4) and lrs[-1] == pytest.approx(6.25e-6)
+    assert lrs[5] == pytest.approx((5e-4 + 6.25e-6) / 2)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+# -- data order --------------------------------------------------------------------------------
+def test_sampler_resumes_mid_epoch_and_shards_global_batches():
+    full = ResumableSampler(30, 6, seed=7)
+    full.set_epoch(2)
+    order = list(full)
+    assert sorted(order) == sorted(set(order)) and len(order) == 30
+    full.set_epoch(2, start_batch=3)
+    assert list(full) == order[18:]
+    full.set_epoch(3)
+    assert list(full) != order  # a new permutation each epoch
+    ranks = []
+    for rank in range(2):
+        s = ResumableSampler(30, 6, seed=7, rank=rank, world_size=2)
+        s.set_epoch(2)
+        ranks.append(list(s))
+    merged = [i for b in range(5) for r in range(2) for i in ranks[r][3 * b:3 * b + 3]]
+    assert merged == order  # the same global batches whatever the number of processes
+    with pytest.raises(CFINError, match="divisible"):
+        ResumableSampler(30, 6, seed=0, world_size=4)
+
+
+# -- exact resume ------------------------------------------------------------------------------
+def test_interrupted_runs_resume_to_identical_weights(tmp_path):
+    straight, res = _train_toy(tmp_path / "straight")
+    assert res.completed and res.weights.is_file() and res.best_weights.is_file()
+    assert res.best_psnr is not None and res.best_iteration in (5, 10)
+
+    stopped, res = _train_toy(tmp_path / "stopped", max_iterations=6)
+    assert not res.completed and res.iterations == 6 and res.weights is None
+    assert not _same_weights(stopped, straight)
+    resumed, res = _train_toy(tmp_path / "stopped")
+    assert res.resumed_from == 6 and res.completed
+    assert _same_weights(resumed, straight)
+
+    with pytest.raises(RuntimeError, match="injected"):  # crash in step 7: last.pt is from step 4
+        _train_toy(tmp_path / "crashed", fail_at=7)
+    assert load_state(tmp_path / "crashed" / "last.pt")["iteration"] == 4
+    resumed, res = _train_toy(tmp_path / "crashed")
+    assert res.resumed_from == 4 and _same_weights(resumed, straight)
+
+    log = read_log(tmp_path / "crashed")
+    assert list(log.iteration) == [2, 4, 5, 6, 8, 10]  # the crashed segment's records are cut back
+    assert log.val_psnr.notna().sum() == 2 and (log.time.diff().dropna() >= 0).all()
+
+
+def test_cfin_tiny_resumes_exactly_through_its_gumbel_masks(tmp_path):
+    rec = _toy_recipe(iterations=4, checkpoint_every=2, val_images=0, batch_size=2)
+    data = ToyPatches(8, 8)
+
+    def run(out, **kw):
+        torch.manual_seed(0)
+        model = cfin.CFIN(cfin.preset("tiny", scale=2))
+        train(model, rec, data, out, device="cpu", progress=False, **kw)
+        return model
+
+    straight = run(tmp_path / "a")
+    run(tmp_path / "b", max_iterations=3)
+    resumed = run(tmp_path / "b")
+    assert _same_weights(resumed, straight)
+    assert cfin.load(tmp_path / "b" / "final.pt").config == cfin.preset("tiny", scale=2)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    _train_toy(tmp_path / "run", rec=_toy_recipe(iterations=4, val_images=0))
+    ckpt = tmp_path / "run" / "last.pt"
+    before = ckpt.read_bytes()
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):
+        real_save({"half": torch.zeros(1000)}, f)  # some bytes reach the temporary file ...
+        raise OSError("disk full")  # ... then the write fails
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_state(ckpt, load_state(ckpt))
+    assert ckpt.read_bytes() == before
+    with pytest.raises(OSError, match="disk full"):  # the first checkpoint of a fresh run fails
+        _train_toy(tmp_path / "fresh", rec=_toy_recipe(iterations=4, val_images=0))
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["train_log.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["final.pt", "last.pt", "train_log.jsonl"]
+
+
+def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    _train_toy(tmp_path / "run", rec=_toy_recipe(iterations=4, val_images=0))
+    ckpt = tmp_path / "run" / "last.pt"
+    good = ckpt.read_bytes()
+    ckpt.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CFINError, match=f"{ckpt}.*corrupt"):
+        _train_toy(tmp_path / "run", rec=_toy_recipe(iterations=6, val_images=0))
+    torch.save({"weights": torch.zeros(2)}, ckpt)
+    with pytest.raises(CFINError, match="not a cfin training checkpoint"):
+        _train_toy(tmp_path / "run", rec=_toy_recipe(iterations=6, val_images=0))
+    ckpt.write_bytes(good)
+    with pytest.raises(CFINError, match="different run.*iterations: checkpoint 4 vs now 6"):
+        _train_toy(tmp_path / "run", rec=_toy_recipe(iterations=6, val_images=0))
+    _, res = _train_toy(tmp_path / "run", rec=_toy_recipe(iterations=6, val_images=0), resume=False)
+    assert res.resumed_from is None and load_state(ckpt)["iteration"] == 6
+
+
+# -- learning ----------------------------------------------------------------------------------
+def test_loss_decreases_on_real_patches(tmp_path):
+    from cfin.data import TrainPatchDataset, embedded_images
+
+    images = embedded_images("train")[:3]
+    rec = recipe("smoke", iterations=20, batch_size=4, patch_size=8, lr=2e-3, log_every=5, val_images=0)
+    data = TrainPatchDataset(images, 2, rec.patch_size, length=rec.iterations * rec.batch_size, seed=0)
+    torch.manual_seed(0)
+    res = train(cfin.CFIN(cfin.preset("tiny", scale=2)), rec, data, tmp_path, device="cpu", progress=False)
+    with pytest.raises(CFINError, match="makes 8x8 LR patches.*asks for 16x16"):
+        train(nn.Identity(), rec.replace(patch_size=16), data, tmp_path / "x", device="cpu")
+    loss = read_log(tmp_path).loss
+    assert res.final_loss == loss.iloc[-1]
+    assert loss.iloc[-1] < 0.7 * loss.iloc[0], list(loss)
+
+
+# -- several processes ---------------------------------------------------------------------------
+DDP_SCRIPT = """
+import os, sys, torch
+sys.path.insert(0, {tests!r})
+from test_train import TinySR, ToyPatches, _toy_recipe
+from cfin.train import train
+torch.manual_seed(0)
+model = TinySR(dropout=0.0)
+res = train(model, _toy_recipe(iterations=5, checkpoint_every=2, log_every=1, val_every=5, val_images=3),
+            ToyPatches(), sys.argv[1], device="cpu", val_set=[ToyPatches(3, 12)[i] for i in range(3)],
+            progress=False)
+torch.save({{"state": model.state_dict(), "psnr": res.best_psnr}}, os.path.join(sys.argv[2], os.environ["RANK"] + ".pt"))
+"""
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(TESTS)))
+    out, dumps = tmp_path / "run", tmp_path / "dumps"
+    dumps.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(out), str(dumps)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(dumps / f"{r}.pt") for r in "01")
+    assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
+    assert r0["psnr"] == r1["psnr"]
+    # only rank 0 wrote: one log record per iteration, no stray files
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "final.pt", "last.pt", "train_log.jsonl"]
+    assert [json.loads(line)["iteration"] for line in (out / "train_log.jsonl").read_text().splitlines()] \
+        == [1, 2, 3, 4, 5]
+    assert load_state(out / "last.pt")["world_size"] == 2
+    # 2 processes x 2 patches = 1 process x 4 patches (same global batches, averaged gradients)
+    torch.manual_seed(0)
+    single = TinySR(dropout=0.0)
+    train(single, _toy_recipe(iterations=5, val_images=0), ToyPatches(), tmp_path / "single", device="cpu",
+          progress=False)
+    for k, v in single.state_dict().items():
+        torch.testing.assert_close(r0["state"][k], v, rtol=1e-5, atol=1e-5)
+
+
+# -- command line --------------------------------------------------------------------------------
+def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
+    from cfin.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "tiny", "--scale", "2", "--iterations", "3", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert str(out / "last.pt") in text and "best validation PSNR" in text
+    model = cfin.load(out / "final.pt")
+    assert model.config.scale == 2 and json.loads((out / "run.json").read_text())["recipe"]["iterations"] == 3
+    assert main(argv) == 0 and "resumed from iteration 3" in capsys.readouterr().out
+    assert main(["train", "--preset", "tiny", "--recipe", "weekly", "--out", str(out)]) == 2
+    assert "smoke, short, paper" in capsys.readouterr().err
