@@ -19,6 +19,7 @@ MASK_EVAL = ("sample", "argmax")
 CONV_BLOCKS = ("ciam", "rcab", "imdb", "rfdb", "lb", "hpb", "wdib")
 TOKEN_MIXERS = ("cgm", "linear", "gconv")
 CGM_IMPLS = ("unfold", "conv")
+CIAM_BRANCH_IMPLS = ("deconv", "1x1")
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,38 @@ class CFINConfig:
         ciam_branch: CIAM's up/down-sampling branch (section V-A.2).
         conv_block: the conv-stage block (Table V).
         transformer: whether CT blocks have a Transformer stage (Table V, Table X).
+        num_cfgt: how many CT blocks, counted from the first, keep their Transformer stage
+            (Table VIII's CFGT-N); None: every block. An expand/squeeze pair is built only
+            for the conv stages whose blocks keep one; the other blocks are
+            ``x = x + conv_j(x)``. Must be None or 0 without the Transformer stage.
+        conv_stage: whether CT blocks have a conv stage (Table IX's OnlyT, Table X's
+            Pure-Transformer): without it block i is ``x = x + squeeze_j(CFGT_i(expand_j(x)))``,
+            the expand reading the previous block's (first: the head's) features.
         token_mixer: the projection inside CGA/IGP (Table VI): cgm | linear | gconv.
+        gconv_groups: groups of the ``gconv`` token mixer (a k x k grouped conv with the
+            CGM's k); 4 reproduces Table VI's GConv row best (ablations/table_06_cgm.py).
         kv_share: the second CGA adds the first CGA's K and V (eq. 17, Table VII).
         cga_kernels: CGM kernel size of the two CGAs' qkv projection. The official
-            code passes (1, 3) but ignores it: both are 1 (see REFERENCE.md).
+            code passes (1, 3) but ignores it: both are 1 (see REFERENCE.md). (1, 3) is the
+            paper's "Cross" (Table VII: the two CGAs' CGMs use different k), so the released
+            CFIN is "KV without Cross" in the paper's terms.
         cgm_impl: how the CGM's per-sample convolution runs: "unfold" (the official
             unfold + matmul) or "conv" (a grouped convolution, same function).
         rgb_range: pixel range of input and output (255).
+        rgb_mean: the mean the mean shift subtracts, per channel, as a fraction of rgb_range.
+        ciam_branch_impl: how CIAM's up/down-sampling branch runs: "deconv" (official: a
+            2x2 stride-2 transposed conv, then a 1x1 stride-2 conv) or "1x1" (the same
+            function from the same parameters: tap (0, 0) of the transposed conv and the
+            1x1 conv at input resolution; see REFERENCE.md).
+        fused_attention: compute each CGA with fewer passes over the pixels (the norms
+            divide the d x d product q k^T; no copies of q, k, v); the same function.
+        channels_last: run the CT body of a single image (batch 1) in channels-last memory
+            layout (faster oneDNN convolutions and LayerNorms on CPU); batches stay NCHW, as
+            the per-sample convolutions fold them into grouped convs. The same function,
+            output in NCHW.
+        grad_checkpoint: recompute each CT block in the backward pass instead of storing
+            its activations (torch.utils.checkpoint, RNG state restored, so the Gumbel
+            masks match); training only, the same gradients with less memory.
     """
 
     scale: int = 4
@@ -62,12 +88,19 @@ class CFINConfig:
     ciam_branch: bool = True
     conv_block: str = "ciam"
     transformer: bool = True
+    num_cfgt: int | None = None
+    conv_stage: bool = True
     token_mixer: str = "cgm"
+    gconv_groups: int = 4
     kv_share: bool = True
     cga_kernels: tuple[int, int] = (1, 1)
     cgm_impl: str = "unfold"
     rgb_range: float = 255.0
     rgb_mean: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
+    ciam_branch_impl: str = "deconv"
+    fused_attention: bool = False
+    channels_last: bool = False
+    grad_checkpoint: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "heads", tuple(self.heads))
@@ -76,10 +109,17 @@ class CFINConfig:
         if self.scale not in SCALES:
             raise choice_error("scale", self.scale, SCALES)
         for name, valid in (("mask", MASKS), ("mask_eval", MASK_EVAL), ("conv_block", CONV_BLOCKS),
-                            ("token_mixer", TOKEN_MIXERS), ("cgm_impl", CGM_IMPLS)):
+                            ("token_mixer", TOKEN_MIXERS), ("cgm_impl", CGM_IMPLS),
+                            ("ciam_branch_impl", CIAM_BRANCH_IMPLS)):
             if getattr(self, name) not in valid:
                 raise choice_error(name, getattr(self, name), valid)
-        _positive(self, "n_feats", "dim", "loop", "deconv_feats")
+        _positive(self, "n_feats", "dim", "loop", "deconv_feats", "gconv_groups")
+        if self.transformer and self.token_mixer == "gconv" and self.dim % self.gconv_groups:
+            raise CFINError(f"the gconv token mixer needs dim divisible by gconv_groups: "
+                            f"dim = {self.dim}, gconv_groups = {self.gconv_groups}")
+        for n in ("expand_weight_norm", "ciam_branch", "transformer", "conv_stage", "kv_share"):
+            if not isinstance(getattr(self, n), bool):
+                raise CFINError(f"{n} must be True or False, got {getattr(self, n)!r}")
         if self.rgb_range <= 0:
             raise CFINError(f"rgb_range must be positive, got {self.rgb_range}")
         if len(self.heads) == 0 or any((not isinstance(h, int)) or h <= 0 for h in self.heads):
@@ -94,10 +134,25 @@ class CFINConfig:
                                     f"{h} in heads = {self.heads} does not divide it")
             if self.token_mixer == "cgm" and self.dim % 8:
                 raise CFINError(f"the CGM groups channels by 8: dim must be a multiple of 8, got {self.dim}")
+        if self.num_cfgt is not None:
+            if isinstance(self.num_cfgt, bool) or not isinstance(self.num_cfgt, int) \
+                    or not 0 <= self.num_cfgt <= len(self.heads):
+                raise CFINError(f"num_cfgt must be None or an int from 0 to the number of CT blocks "
+                                f"(len(heads) = {len(self.heads)}), got {self.num_cfgt!r}")
+            if not self.transformer and self.num_cfgt:
+                raise CFINError(f"num_cfgt = {self.num_cfgt} needs the Transformer stage: set transformer=True "
+                                f"or num_cfgt to None or 0")
+        if not self.conv_stage and self.num_transformer_blocks != len(self.heads):
+            raise CFINError("without the conv stage (conv_stage=False) every CT block needs its Transformer "
+                            f"stage: transformer=True and num_cfgt None or {len(self.heads)}, got "
+                            f"transformer={self.transformer}, num_cfgt={self.num_cfgt}")
         if len(self.cga_kernels) != 2 or any(k not in (1, 3, 5, 7) for k in self.cga_kernels):
             raise CFINError(f"cga_kernels must be two odd kernel sizes from 1, 3, 5, 7, got {self.cga_kernels}")
         if len(self.rgb_mean) != 3:
             raise CFINError(f"rgb_mean needs three values (R, G, B), got {self.rgb_mean}")
+        for n in ("fused_attention", "channels_last", "grad_checkpoint"):
+            if not isinstance(getattr(self, n), bool):
+                raise CFINError(f"{n} must be True or False, got {getattr(self, n)!r}")
 
     @property
     def num_blocks(self) -> int:
@@ -106,8 +161,20 @@ class CFINConfig:
 
     @property
     def num_conv_stages(self) -> int:
-        """Distinct conv stages (CIAMs), each shared by ``loop`` blocks."""
-        return len(self.heads) // self.loop
+        """Distinct conv stages (CIAMs), each shared by ``loop`` blocks (0 without the conv stage)."""
+        return len(self.heads) // self.loop if self.conv_stage else 0
+
+    @property
+    def num_transformer_blocks(self) -> int:
+        """CT blocks with a Transformer stage (CFGTs): the first ``num_cfgt``, all, or none."""
+        if not self.transformer:
+            return 0
+        return len(self.heads) if self.num_cfgt is None else self.num_cfgt
+
+    @property
+    def num_expand_pairs(self) -> int:
+        """Distinct expand/squeeze pairs: one per group of ``loop`` blocks holding a CFGT."""
+        return -(-self.num_transformer_blocks // self.loop)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -140,6 +207,12 @@ class CFINConfig:
             raise CFINError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
 
+    def with_impl(self, name: str) -> "CFINConfig":
+        """This network computed by the named implementation of :data:`IMPLS` (same function)."""
+        if name not in IMPLS:
+            raise choice_error("implementation", name, IMPLS)
+        return self.replace(**IMPLS[name])
+
 
 def _positive(cfg, *names):
     for n in names:
@@ -168,3 +241,12 @@ def preset(name: str | int, **changes) -> CFINConfig:
         raise choice_error("preset", name, PRESETS)
     cfg = PRESETS[key]
     return cfg.replace(**changes) if changes else cfg
+
+
+# Two computations of the same network (tests/test_fast_path.py holds them equal):
+# "faithful" is the official code's; "fast" swaps in the rewrites. grad_checkpoint is a
+# separate opt-in that trades training time for memory.
+IMPLS: dict[str, dict[str, Any]] = {
+    "faithful": dict(cgm_impl="unfold", ciam_branch_impl="deconv", fused_attention=False, channels_last=False),
+    "fast": dict(cgm_impl="conv", ciam_branch_impl="1x1", fused_attention=True, channels_last=True),
+}

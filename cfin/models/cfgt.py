@@ -1,23 +1,37 @@
 """The Transformer stage: CGA (eq. 13, 17), IGP and CFGT (eq. 14-16), Fig. 5."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfin.models.cgm import CGM
+from cfin.models.cgm import CGM, modulated_conv
 from cfin.models.common import LayerNorm2d
 
 
-def token_mixer(kind: str, in_ch: int, out_ch: int, k: int, impl: str = "unfold") -> nn.Module:
-    """The projection inside CGA and IGP (Table VI): ``cgm``, ``linear`` (1x1 conv) or
-    ``gconv`` (k x k grouped conv, 8 groups)."""
+class ChannelLinear(nn.Linear):
+    """The "Linear" token mixer of Table VI: an ``nn.Linear`` over the channels of every pixel.
+
+    The same function as a 1x1 conv, kept an ``nn.Linear`` because that is how the paper's
+    counting rule saw it: torchsummaryX charges a Linear its weights once, not once per pixel
+    (Table VI prints 4.1104G for the Linear row against 4.1105G for the CGM row).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
+
+
+def token_mixer(kind: str, in_ch: int, out_ch: int, k: int, impl: str = "unfold", groups: int = 4) -> nn.Module:
+    """The projection inside CGA and IGP (Table VI): ``cgm``, ``linear`` (a per-pixel
+    :class:`ChannelLinear`) or ``gconv`` (k x k grouped conv with bias, ``groups`` groups)."""
     if kind == "cgm":
         return CGM(in_ch, out_ch, k, impl)
     if kind == "linear":
-        return nn.Conv2d(in_ch, out_ch, 1)
+        return ChannelLinear(in_ch, out_ch)
     if kind == "gconv":
-        return nn.Conv2d(in_ch, out_ch, k, padding=k // 2, groups=8)
+        return nn.Conv2d(in_ch, out_ch, k, padding=k // 2, groups=groups)
     raise ValueError(f"unknown token mixer {kind!r}; valid: cgm, linear, gconv")
 
 
@@ -29,15 +43,26 @@ class CGA(nn.Module):
     ``attn = softmax((q k^T) * omega)`` with omega a learnable heads x d x d tensor
     (elementwise, where eq. 13 divides by a scalar); out ``= attn v``. Returns
     ``(out, k, v)`` with k normalised and v raw, for the next CGA.
+
+    ``fused=True`` computes the same function with fewer passes over the pixels: the
+    L2 norms divide the d x d product ``q k^T`` instead of q and k; the heads are views
+    of the projection in either memory layout (no copies); and with a 1x1 CGM the value
+    projection is never materialised: ``attn v = (blockdiag(attn) W_v) x`` is one
+    per-sample 1x1 conv of x, and the v handed to the next CGA is that pair
+    (:class:`ValueMap`), so ``attn2 (v2 + v1)`` is two such convs.
     """
 
-    def __init__(self, dim: int, heads: int, k: int = 1, mixer: str = "cgm", impl: str = "unfold"):
+    def __init__(self, dim: int, heads: int, k: int = 1, mixer: str = "cgm", impl: str = "unfold",
+                 fused: bool = False, groups: int = 4):
         super().__init__()
         self.heads = heads
-        self.qkv = token_mixer(mixer, dim, 3 * dim, k, impl)
+        self.fused = fused
+        self.qkv = token_mixer(mixer, dim, 3 * dim, k, impl, groups)
         self.omega = nn.Parameter(torch.randn(heads, dim // heads, dim // heads) * 1e-3)
 
-    def forward(self, x: torch.Tensor, k1: torch.Tensor | None = None, v1: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, k1: torch.Tensor | None = None, v1=None, return_kv: bool = True):
+        if self.fused:
+            return self._forward_fused(x, k1, v1, return_kv)
         b, c, h, w = x.shape
         q, k, v = (t.reshape(b, self.heads, c // self.heads, h * w) for t in self.qkv(x).chunk(3, dim=1))
         if k1 is not None:
@@ -48,14 +73,88 @@ class CGA(nn.Module):
         attn = ((q @ k.transpose(-2, -1)) * self.omega).softmax(dim=-1)
         return (attn @ v).reshape(b, c, h, w), k, v
 
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """B x C x H x W -> a B x heads x d x HW view (NCHW or channels-last alike)."""
+        return t.flatten(2).unflatten(1, (self.heads, t.shape[1] // self.heads))
+
+    def _forward_fused(self, x, k1, v1, return_kv):
+        b, c, h, w = x.shape
+        folded = isinstance(self.qkv, CGM) and self.qkv.k == 1
+        if folded:  # q and k as a conv; v stays a 1x1 kernel on x
+            kernel = self.qkv.kernel(x)
+            q, k = (self._heads(t) for t in modulated_conv(x, kernel[:, :2 * c], self.qkv.impl).chunk(2, dim=1))
+            v = ValueMap(x, kernel[:, 2 * c:].flatten(2))
+        else:
+            q, k, v = (self._heads(t) for t in self.qkv(x).chunk(3, dim=1))
+        if k1 is not None:
+            k = k + k1
+        # F.normalize divides by max(||.||, eps); dividing q k^T by the outer product of
+        # the two norms is the same function without normalising the full q and k
+        nq = _l2_norm(q).clamp_min(_NORM_EPS)
+        nk = _l2_norm(k).clamp_min(_NORM_EPS)
+        scores = (q @ k.transpose(-2, -1)) / (nq.unsqueeze(-1) * nk.unsqueeze(-2))
+        attn = (scores * self.omega).softmax(dim=-1)
+        if folded:
+            out = v.apply(attn, self.qkv.impl)
+            if v1 is not None:  # into the fresh conv output (its backward does not read it)
+                out = out.add_(v1.apply(attn, self.qkv.impl) if isinstance(v1, ValueMap)
+                               else self._attend(attn, self._heads(v1), x))
+        else:
+            if v1 is not None:
+                v = v + (self._heads(v1.materialise(self.qkv.impl)) if isinstance(v1, ValueMap) else v1)
+            out = self._attend(attn, v, x)
+        if not return_kv:
+            return out, None, None
+        if folded and v1 is not None:  # the summed values, materialised (the CFGT never asks)
+            v = v.materialise(self.qkv.impl) + (v1.materialise(self.qkv.impl) if isinstance(v1, ValueMap) else
+                                                v1.reshape(b, c, h, w))
+        return out, k / nk.unsqueeze(-1), v
+
+    @staticmethod
+    def _attend(attn: torch.Tensor, v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``attn v`` back to B x C x H x W, in the memory layout of ``like``."""
+        out = (attn @ v).view(like.shape)
+        if like.is_contiguous(memory_format=torch.channels_last):
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
+
+
+class ValueMap(NamedTuple):
+    """CGA values kept as a map, not a tensor: ``v = kernel x`` at every pixel.
+
+    ``x``: B x C x H x W; ``kernel``: B x C x C (the CGM's gated 1x1 kernel for v).
+    ``apply(attn)`` is ``attn v`` as one 1x1 conv of x with ``blockdiag(attn) @ kernel``.
+    """
+
+    x: torch.Tensor
+    kernel: torch.Tensor
+
+    def apply(self, attn: torch.Tensor, impl: str) -> torch.Tensor:
+        b, heads, d, _ = attn.shape
+        eye = torch.eye(heads, dtype=attn.dtype, device=attn.device)
+        blocks = (attn[:, :, :, None, :] * eye[None, :, None, :, None]).reshape(b, heads * d, heads * d)
+        return modulated_conv(self.x, (blocks @ self.kernel)[..., None, None], impl)
+
+    def materialise(self, impl: str) -> torch.Tensor:
+        return modulated_conv(self.x, self.kernel[..., None, None], impl)
+
+
+_NORM_EPS = 1e-12  # F.normalize's default
+
+
+def _l2_norm(t: torch.Tensor) -> torch.Tensor:
+    """L2 norm over the last (pixel) axis; on a channels-last view a sum of squares is ~3x
+    faster than ``torch.linalg.vector_norm`` (which reduces the strided axis slowly)."""
+    return t.square().sum(dim=-1).sqrt()
+
 
 class IGP(nn.Module):
     """Interactive Guidance Perceptron: CGM (k = 1), GELU, CGM (k = 3)."""
 
-    def __init__(self, dim: int, mixer: str = "cgm", impl: str = "unfold"):
+    def __init__(self, dim: int, mixer: str = "cgm", impl: str = "unfold", groups: int = 4):
         super().__init__()
-        self.fc1 = token_mixer(mixer, dim, dim, 1, impl)
-        self.fc2 = token_mixer(mixer, dim, dim, 3, impl)
+        self.fc1 = token_mixer(mixer, dim, dim, 1, impl, groups)
+        self.fc2 = token_mixer(mixer, dim, dim, 3, impl, groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
@@ -66,22 +165,29 @@ class CFGT(nn.Module):
 
     ``y, k1, v1 = CGA1(x)``; ``x = x + LN1(y)``; ``x = x + LN2(CGA2(x, k1, v1))``;
     ``x = x + LN3(IGP(x))``. ``kv_share=False`` drops the K/V hand-over (Table VII).
+    ``fused`` selects the fewer-pass CGAs and adds each branch in place into its
+    LayerNorm's output (the same function).
     """
 
     def __init__(self, dim: int, heads: int, kernels: tuple[int, int] = (1, 1), kv_share: bool = True,
-                 mixer: str = "cgm", impl: str = "unfold"):
+                 mixer: str = "cgm", impl: str = "unfold", fused: bool = False, gconv_groups: int = 4):
         super().__init__()
         self.kv_share = kv_share
-        self.cga1 = CGA(dim, heads, kernels[0], mixer, impl)
+        self.fused = fused
+        self.cga1 = CGA(dim, heads, kernels[0], mixer, impl, fused, gconv_groups)
         self.norm1 = LayerNorm2d(dim)
-        self.cga2 = CGA(dim, heads, kernels[1], mixer, impl)
+        self.cga2 = CGA(dim, heads, kernels[1], mixer, impl, fused, gconv_groups)
         self.norm2 = LayerNorm2d(dim)
-        self.igp = IGP(dim, mixer, impl)
+        self.igp = IGP(dim, mixer, impl, gconv_groups)
         self.norm3 = LayerNorm2d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, k1, v1 = self.cga1(x)
-        x = x + self.norm1(y)
-        y = self.cga2(x, k1, v1)[0] if self.kv_share else self.cga2(x)[0]
-        x = x + self.norm2(y)
-        return x + self.norm3(self.igp(x))
+        x = self._residual(x, self.norm1(y))
+        y = self.cga2(x, k1, v1, return_kv=False)[0] if self.kv_share else self.cga2(x, return_kv=False)[0]
+        x = self._residual(x, self.norm2(y))
+        return self._residual(x, self.norm3(self.igp(x)))
+
+    def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        # fused: into the LayerNorm's fresh output (its backward reads the input, not the output)
+        return branch.add_(x) if self.fused else x + branch

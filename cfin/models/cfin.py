@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from cfin.config import CFINConfig
 from cfin.models.cfgt import CFGT
@@ -17,7 +18,7 @@ from cfin.models.common import MeanShift, Scale, conv
 def conv_stage(cfg: CFINConfig) -> nn.Module:
     """The conv-stage block F_C of eq. (2): CIAM or a Table V alternative (same contract)."""
     if cfg.conv_block == "ciam":
-        return CIAM(cfg.n_feats, cfg.deconv_feats, cfg.mask, cfg.mask_eval, cfg.ciam_branch)
+        return CIAM(cfg.n_feats, cfg.deconv_feats, cfg.mask, cfg.mask_eval, cfg.ciam_branch, cfg.ciam_branch_impl)
     from cfin.models.blocks import CONV_BLOCKS
 
     return CONV_BLOCKS[cfg.conv_block](cfg.n_feats)
@@ -43,34 +44,47 @@ class CTBody(nn.Module):
     Block i: ``x = x + squeeze_j(CFGT_i(expand_j(conv_j(x))))`` with ``j = i // loop``: each
     conv stage and expand/squeeze pair serves ``loop`` consecutive blocks, each block has
     its own CFGT. After the last block: ``a * x + b * input`` (learnable a, b).
-    Without the Transformer stage a block is ``x = x + conv_j(x)``.
+    A block without a Transformer stage (``transformer=False``, or past the first
+    ``num_cfgt`` blocks) is ``x = x + conv_j(x)``; without the conv stage (``conv_stage=False``)
+    it is ``x = x + squeeze_j(CFGT_i(expand_j(x)))``.
     """
 
     def __init__(self, cfg: CFINConfig):
         super().__init__()
         self.loop = cfg.loop
         self.convs = nn.ModuleList(conv_stage(cfg) for _ in range(cfg.num_conv_stages))
-        if cfg.transformer:
-            self.expands = nn.ModuleList(Expand(cfg.n_feats, cfg.dim, cfg.expand_weight_norm)
-                                         for _ in range(cfg.num_conv_stages))
-            self.cfgts = nn.ModuleList(CFGT(cfg.dim, h, cfg.cga_kernels, cfg.kv_share, cfg.token_mixer, cfg.cgm_impl)
-                                       for h in cfg.heads)
-            self.squeezes = nn.ModuleList(Squeeze(cfg.dim, cfg.n_feats) for _ in range(cfg.num_conv_stages))
+        self.num_cfgt = cfg.num_transformer_blocks
+        if self.num_cfgt:
+            pairs = cfg.num_expand_pairs
+            self.expands = nn.ModuleList(Expand(cfg.n_feats, cfg.dim, cfg.expand_weight_norm) for _ in range(pairs))
+            self.cfgts = nn.ModuleList(CFGT(cfg.dim, h, cfg.cga_kernels, cfg.kv_share, cfg.token_mixer, cfg.cgm_impl,
+                                            cfg.fused_attention, gconv_groups=cfg.gconv_groups)
+                                       for h in cfg.heads[:self.num_cfgt])
+            self.squeezes = nn.ModuleList(Squeeze(cfg.dim, cfg.n_feats) for _ in range(pairs))
         else:
             self.expands = self.cfgts = self.squeezes = None
         self.num_blocks = cfg.num_blocks
+        self.grad_checkpoint = cfg.grad_checkpoint
         self.scale_body = Scale(1.0)
         self.scale_skip = Scale(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x
+        recompute = self.grad_checkpoint and self.training and torch.is_grad_enabled()
         for i in range(self.num_blocks):
-            j = i // self.loop
-            y = self.convs[j](x)
-            if self.cfgts is not None:
-                y = self.squeezes[j](self.cfgts[i](self.expands[j](y)))
-            x = x + y
+            if recompute:  # keep only the block's input; rerun it (same RNG draws) in backward
+                x = checkpoint(self.block, i, x, use_reentrant=False)
+            else:
+                x = self.block(i, x)
         return self.scale_body(x) + self.scale_skip(skip)
+
+    def block(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """CT block ``i``: ``x + squeeze_j(CFGT_i(expand_j(conv_j(x))))``, ``j = i // loop``."""
+        j = i // self.loop
+        y = self.convs[j](x) if len(self.convs) else x
+        if i < self.num_cfgt:
+            y = self.squeezes[j](self.cfgts[i](self.expands[j](y)))
+        return x + y
 
 
 class Upsampler(nn.Sequential):
@@ -106,5 +120,12 @@ class CFIN(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"CFIN expects B x 3 x H x W RGB input, got shape {tuple(x.shape)}")
         h = self.head(self.sub_mean(x))
-        y = self.upsample(self.body_conv(self.body(h)))
+        if self.config.channels_last and x.shape[0] == 1:
+            # one image: the body's per-sample convs are plain oneDNN convs, fastest channels-last;
+            # a batch folds into grouped convs, which need NCHW. The tail stays NCHW (closer to
+            # the official rounding).
+            h = self.body(h.contiguous(memory_format=torch.channels_last)).contiguous()
+        else:
+            h = self.body(h)
+        y = self.upsample(self.body_conv(h))
         return self.add_mean(y + self.lr_upsample(self.lr_conv(x)))

@@ -16,19 +16,23 @@ def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold") 
     """Convolve each sample of ``x`` (B x Cin x H x W) with its own kernel (B x Cout x Cin x k x k).
 
     Padding ``k // 2``, stride 1, no bias. ``unfold`` is the official computation (F.unfold
-    then a batched matmul: it materialises B x Cin*k*k x H*W); ``conv`` folds the batch into
-    the groups of one ``F.conv2d`` (the same function, without that tensor).
+    then a batched matmul: it materialises B x Cin*k*k x H*W). ``conv`` computes the same
+    function without that tensor: one sample is a plain ``F.conv2d`` (it keeps a
+    channels-last layout); a batch is a batched matmul at k = 1 and one grouped convolution
+    with the batch folded into the groups at k > 1, both NCHW (an elementwise op whose
+    input and gradient differ in layout runs several times slower).
     """
     b, cin, h, w = x.shape
     cout, k = kernel.shape[1], kernel.shape[-1]
     if impl == "unfold":
         cols = F.unfold(x, k, padding=k // 2)                       # B x Cin*k*k x HW
         return torch.matmul(kernel.reshape(b, cout, cin * k * k), cols).view(b, cout, h, w)
-    if impl == "conv":
-        y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k),
-                     padding=k // 2, groups=b)
-        return y.view(b, cout, h, w)
-    raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: unfold, conv")
+    if impl != "conv":
+        raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: unfold, conv")
+    if b == 1:
+        return F.conv2d(x, kernel[0], padding=k // 2)
+    y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k), padding=k // 2, groups=b)
+    return y.view(b, cout, h, w)
 
 
 class CGM(nn.Module):
@@ -72,8 +76,12 @@ class CGM(nn.Module):
         o = self.gd2(F.relu(o.transpose(2, 3).reshape(b, self.out_ch, -1)))      # B x Cout x k^2
         return torch.sigmoid(a.view(b, 1, c, k, k) + o.view(b, self.out_ch, 1, k, k))
 
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-sample kernel ``gate(x) * W``: B x Cout x Cin x k x k."""
+        return self.gate(x) * self.weight
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return modulated_conv(x, self.gate(x) * self.weight, self.impl)
+        return modulated_conv(x, self.kernel(x), self.impl)
 
     def extra_repr(self) -> str:
         return f"{self.in_ch}, {self.out_ch}, k={self.k}, impl={self.impl}"

@@ -13,6 +13,7 @@ from torch import nn
 from cfin.models.common import Scale, conv
 
 LRELU_SLOPE = 0.05
+BRANCH_IMPLS = ("deconv", "1x1")
 
 
 class ECA(nn.Module):
@@ -99,11 +100,19 @@ class CIAM(nn.Module):
         n_feats: width.
         deconv_feats: width of the transposed conv (64; 72 at x2).
         branch: keep the up/down-sampling branch (section V-A.2); without it ``g = 1``.
+        branch_impl: "deconv" runs the official transposed conv and strided conv; "1x1"
+            computes the same branch from the same parameters as two 1x1 convs at the
+            input resolution (tap (0, 0) of ``up``, then ``down`` without stride),
+            skipping the 4x upsampled tensor. The other three taps get no gradient
+            either way.
     """
 
     def __init__(self, n_feats: int, deconv_feats: int = 64, mask: str = "gumbel",
-                 mask_eval: str = "sample", branch: bool = True):
+                 mask_eval: str = "sample", branch: bool = True, branch_impl: str = "deconv"):
         super().__init__()
+        if branch_impl not in BRANCH_IMPLS:
+            raise ValueError(f"unknown CIAM branch_impl {branch_impl!r}; valid: {', '.join(BRANCH_IMPLS)}")
+        self.branch_impl = branch_impl
         self.rifu1 = RIFU(n_feats, mask, mask_eval)
         self.rifu2 = RIFU(n_feats, mask, mask_eval)
         self.rifu3 = RIFU(n_feats, mask, mask_eval)
@@ -118,7 +127,15 @@ class CIAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.rifu2(self.rifu1(x))
         if self.up is not None:
-            g = torch.sigmoid(self.down(F.leaky_relu(self.up(x), LRELU_SLOPE)) + x)
+            g = torch.sigmoid(self._branch(x) + x)
             b = g * b
         c = self.rifu3(b)
         return self.scale_res(c) + self.scale_skip(x)
+
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        """``down(lrelu(up(x)))``: officially, or as two 1x1 convs on the same parameters."""
+        if self.branch_impl == "deconv":
+            return self.down(F.leaky_relu(self.up(x), LRELU_SLOPE))
+        up_00 = self.up.weight[:, :, 0, 0].t()[:, :, None, None]      # ConvTranspose: in x out x 2 x 2
+        h = F.leaky_relu(F.conv2d(x, up_00, self.up.bias), LRELU_SLOPE)
+        return F.conv2d(h, self.down.weight, self.down.bias)

@@ -1,0 +1,500 @@
+"""Fast against faithful CFIN, side by side: time, peak memory and the compute floor (issue 7).
+
+The two computations of one network (:data:`cfin.config.IMPLS`) get the same weights and
+the same input in one process. Each timed call is one inference forward or one training
+step (forward, L1 loss, backward, Adam step); the paths take turns call by call (after
+their warm-up), so that anything else the machine does slows both alike. Reported per
+path: median, quartiles, min and max seconds; peak memory; and beside them
+
+* ``speedup``: faithful median / fast median; ``memory_ratio``: fast peak / faithful peak;
+* ``floor_s``: the compute floor, the full count's multiply-adds (:mod:`cfin.complexity.full`,
+  every conv and matmul of the network: 231.0G for x4 at 180 x 320) over the machine's peak
+  MAC rate, measured here as the best of a large matmul and a large 3x3 convolution
+  through torch (both printed). A training step counts 3x the forward's multiply-adds
+  (forward, and a backward of twice the forward: the usual convention);
+* equality: the outputs' largest absolute difference from the faithful path (0-255 scale;
+  target 1e-3) and, for training, the gradients' relative difference (target 1e-4).
+
+Memory. CPU: each path in a fresh child process (:func:`cfin.complexity.memory.measure_memory`:
+the peak resident set over the call, above the baseline after building model and input).
+CUDA: ``torch.cuda.max_memory_allocated`` over one call, above what was allocated before it.
+
+Allocator. glibc malloc serves every buffer above its mmap threshold (at most 32 MiB) with a
+fresh ``mmap`` and unmaps it on free, so each large tensor is paid again in page faults; on
+CPU that alone slows these models about 2x. ``allocator="tuned"`` (the default) turns the
+mmap path off and trimming down (``M_MMAP_MAX = 0``; ``M_TRIM_THRESHOLD`` -1, which glibc reads
+as "never trim", and 64 GiB in the children's environment, where it must be positive) for all
+paths alike: by ``mallopt`` in this process and by ``MALLOC_MMAP_MAX_`` /
+``MALLOC_TRIM_THRESHOLD_`` in the memory children. ``"default"`` leaves glibc alone.
+
+Options that change results (``amp="bf16"``: autocast; ``compile=True``: ``torch.compile``)
+are extra paths beside ``fast``, never the default; :func:`set5_psnr_delta` measures how
+far they move Set5 PSNR.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import ctypes.util
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from cfin.config import CFINConfig, preset
+from cfin.errors import CFINError, choice_error
+
+OUT_ATOL = 1e-3       # outputs, 0-255 scale
+GRAD_RTOL = 1e-4      # gradients, relative to the norm of all faithful gradients
+MIB = 2 ** 20
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+TRAIN_MAC_FACTOR = 3  # forward + backward (2x forward)
+
+# glibc mallopt parameters and the environment variables that set them in a child
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+ALLOCATORS = {
+    "tuned": {"MALLOC_MMAP_MAX_": 0, "MALLOC_TRIM_THRESHOLD_": 64 * 2 ** 30},
+    "default": {},
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One path to run the network by: a config, and optionally autocast or torch.compile."""
+
+    name: str
+    config: CFINConfig
+    amp: str | None = None
+    compile: bool = False
+
+    @property
+    def exact(self) -> bool:
+        """Whether it must compute the faithful function (float32, no compiler rewrites)."""
+        return self.amp is None and not self.compile
+
+
+@dataclass
+class BenchSpec:
+    """What to compare: ``cfin bench`` arguments as data.
+
+    Args:
+        scale: 2, 3 or 4 (preset ``x{scale}``), or ``config``: any CFINConfig.
+        lr_size: LR input (H, W); training default: 48 x 48 patches.
+        batch: images per call (1 for inference, 16 for training by default).
+        train: time a training step instead of an inference forward.
+        device: a torch.device.
+        runs, warmup: timed calls per path, and untimed ones first.
+        threads: CPU threads (None: torch's default).
+        allocator: "tuned" or "default" (module docstring).
+        grad_checkpoint: add a ``fast+checkpoint`` path (training).
+        amp: add a ``fast+<amp>`` autocast path ("bf16" or "fp16").
+        compile: add a ``fast+compile`` path (torch.compile).
+        memory: measure peak memory.
+        weights: an official state_dict to load (default: random weights, seed 0).
+        mask_eval: override the config's Gumbel mask at inference ("sample", the official
+            default, draws noise every forward; "argmax" does not).
+    """
+
+    scale: int = 4
+    config: CFINConfig | None = None
+    lr_size: tuple[int, int] | None = None
+    batch: int | None = None
+    train: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    runs: int = 5
+    warmup: int = 1
+    threads: int | None = None
+    allocator: str = "tuned"
+    grad_checkpoint: bool = False
+    amp: str | None = None
+    compile: bool = False
+    memory: bool = True
+    weights: str | None = None
+    mask_eval: str | None = None
+
+    def base_config(self) -> CFINConfig:
+        cfg = self.config if self.config is not None else preset(self.scale)
+        return cfg if self.mask_eval is None else cfg.replace(mask_eval=self.mask_eval)
+
+
+def set_allocator(name: str) -> dict:
+    """Apply an allocator setting to this process (mallopt) and to its future children (env)."""
+    if name not in ALLOCATORS:
+        raise choice_error("allocator", name, ALLOCATORS)
+    settings = ALLOCATORS[name]
+    applied = False
+    if settings:
+        libc_name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(libc_name) if libc_name else None
+            mallopt = getattr(libc, "mallopt", None)
+        except OSError:
+            mallopt = None
+        if mallopt is not None:
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            applied = bool(mallopt(_M_MMAP_MAX, settings["MALLOC_MMAP_MAX_"])) and \
+                bool(mallopt(_M_TRIM_THRESHOLD, -1))  # -1: never trim (the value is a C int)
+        os.environ.update({k: str(v) for k, v in settings.items()})
+    return {"name": name, "settings": {k: str(v) for k, v in settings.items()},
+            "applied_in_process": applied, "note": "same settings for every path"}
+
+
+def paths_for(spec: BenchSpec) -> list[Variant]:
+    """faithful, fast, and the optional extra paths the spec asks for."""
+    base = spec.base_config()
+    faithful, fast = base.with_impl("faithful"), base.with_impl("fast")
+    paths = [Variant("faithful", faithful), Variant("fast", fast)]
+    if spec.grad_checkpoint:
+        if not spec.train:
+            raise CFINError("grad_checkpoint only changes training (it recomputes activations in backward): "
+                            "use it with train=True (--train)")
+        paths.append(Variant("fast+checkpoint", fast.replace(grad_checkpoint=True)))
+    if spec.amp is not None:
+        if spec.amp not in AMP_DTYPES:
+            raise choice_error("amp dtype", spec.amp, AMP_DTYPES)
+        paths.append(Variant(f"fast+{spec.amp}", fast, amp=spec.amp))
+    if spec.compile:
+        paths.append(Variant("fast+compile", fast, compile=True))
+    return paths
+
+
+def peak_throughput(device: torch.device, small: bool = False, repeats: int = 3) -> dict:
+    """Best MAC/s of a large float32 matmul and a large 3x3 convolution through torch."""
+    cuda = device.type == "cuda"
+    n = 512 if small else (8192 if cuda else 2048)
+    conv_shape = (1, 64, 32, 32) if small else ((32, 256, 128, 128) if cuda else (1, 256, 90, 160))
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device)
+    b = torch.randn(n, n, generator=gen).to(device)
+    c = conv_shape[1]
+    x = torch.randn(conv_shape, generator=gen).to(device).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(c, c, 3, 3, generator=gen).to(device)
+    runs = {
+        "matmul": (lambda: a @ b, n ** 3, f"{n}x{n} @ {n}x{n}"),
+        "conv3x3": (lambda: F.conv2d(x, w, padding=1), c * c * 9 * conv_shape[0] * conv_shape[2] * conv_shape[3],
+                    f"{'x'.join(map(str, conv_shape))} channels-last, {c} -> {c}"),
+    }
+    out = {}
+    with torch.inference_mode():
+        for name, (fn, macs, shape) in runs.items():
+            fn()
+            best = min(_timed(fn, device) for _ in range(repeats))
+            out[name] = {"macs_per_s": macs / best, "shape": shape, "best_s": best}
+    out["peak_macs_per_s"] = max(v["macs_per_s"] for v in out.values())
+    return out
+
+
+def forward_macs(config: CFINConfig, lr_size: tuple[int, int], batch: int) -> int:
+    """Every multiply-add of one forward (the full count, on the faithful network)."""
+    from cfin.complexity import count
+
+    return count(config.with_impl("faithful"), lr_size, "full", batch).multi_adds
+
+
+def _timed(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize(device)
+        return start.elapsed_time(end) / 1e3
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def summarize(times_s: list[float]) -> dict:
+    """Median, quartiles, IQR, min and max of a list of seconds."""
+    xs = sorted(times_s)
+    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else (xs[0],) * 3
+    return {"median_s": statistics.median(xs), "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1,
+            "min_s": xs[0], "max_s": xs[-1], "runs": len(xs)}
+
+
+def build_models(paths: list[Variant], device: torch.device, weights: str | None = None) -> dict:
+    """One CFIN per path, all with the faithful path's weights (seed 0, or ``weights``)."""
+    from cfin.models import CFIN
+
+    reference = paths[0].config
+    if weights is not None:
+        from cfin.official import convert_official, read_state_dict
+
+        state = convert_official(read_state_dict(weights), reference, source=str(weights)).state_dict
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            state = CFIN(reference).state_dict()
+    models = {}
+    for p in paths:
+        model = CFIN(p.config)
+        model.load_state_dict(state)
+        models[p.name] = model.to(device)
+    return models
+
+
+def _autocast(path: Variant, device: torch.device):
+    if path.amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AMP_DTYPES[path.amp])
+
+
+def _inputs(spec: BenchSpec, config: CFINConfig):
+    lr = spec.lr_size
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((spec.batch, 3, *lr), generator=gen) * config.rgb_range
+    y = torch.rand((spec.batch, 3, lr[0] * config.scale, lr[1] * config.scale), generator=gen) * config.rgb_range
+    return x.to(spec.device), y.to(spec.device)
+
+
+def runners(paths: list[Variant], models: dict) -> dict:
+    """What each path calls: its model, or that model through torch.compile."""
+    return {p.name: torch.compile(models[p.name]) if p.compile else models[p.name] for p in paths}
+
+
+def _callable(path: Variant, model, runner, x, y, train: bool):
+    """The timed call of one path: an inference forward or a training step."""
+    if not train:
+        model.eval()
+
+        def infer():
+            with torch.inference_mode(), _autocast(path, x.device):
+                return runner(x)
+        return infer
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(path, x.device):
+            out = runner(x)
+        F.l1_loss(out.float(), y).backward()
+        optimizer.step()
+    return step
+
+
+def compare(paths: list[Variant], models: dict, run: dict, x, y, train: bool, seed: int = 0) -> dict:
+    """Each path against the faithful one on the same input and the same random draws.
+
+    Inference: the largest absolute output difference. Training: also the relative
+    difference of all parameter gradients of one L1 step (no optimizer step taken).
+    """
+    results, ref_out, ref_grads = {}, None, None
+    for p in paths:
+        model, runner = models[p.name], run[p.name]
+        model.train(train)
+        model.zero_grad(set_to_none=True)
+        with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            with torch.set_grad_enabled(train), _autocast(p, x.device):
+                out = runner(x).float()
+        entry = {}
+        if train:
+            F.l1_loss(out, y).backward()
+            grads = [q.grad.detach().clone() if q.grad is not None else torch.zeros_like(q)
+                     for q in model.parameters()]
+            model.zero_grad(set_to_none=True)
+        out = out.detach()
+        if ref_out is None:
+            ref_out, ref_grads = out, (grads if train else None)
+        else:
+            entry["max_abs_diff"] = float((out - ref_out).abs().max())
+            if train:
+                diff = torch.sqrt(sum((g - r).double().square().sum() for g, r in zip(grads, ref_grads)))
+                norm = torch.sqrt(sum(r.double().square().sum() for r in ref_grads))
+                entry["grad_rel_diff"] = float(diff / norm)
+            entry["equal"] = (entry["max_abs_diff"] <= OUT_ATOL
+                              and (not train or entry["grad_rel_diff"] <= GRAD_RTOL))
+        results[p.name] = entry
+    return results
+
+
+def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progress: bool = True) -> dict:
+    """Warm each call up, then time them in turns (call by call); seconds per call."""
+    times = {name: [] for name in calls}
+    bar = tqdm(total=len(calls) * (warmup + runs), desc="bench", unit="call", disable=not progress, leave=False)
+    for name, fn in calls.items():
+        for _ in range(warmup):
+            bar.set_postfix_str(f"warm-up {name}")
+            _timed(fn, device)
+            bar.update()
+    for _ in range(runs):
+        for name, fn in calls.items():
+            bar.set_postfix_str(name)
+            times[name].append(_timed(fn, device))
+            bar.update()
+    bar.close()
+    return times
+
+
+def peak_memory(path: Variant, spec: BenchSpec, call=None) -> dict:
+    """Peak memory of one call of ``path`` (module docstring); None where it cannot be measured."""
+    if spec.device.type == "cuda":
+        torch.cuda.synchronize(spec.device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(spec.device)
+        base = torch.cuda.memory_allocated(spec.device)
+        call()
+        torch.cuda.synchronize(spec.device)
+        peak = torch.cuda.max_memory_allocated(spec.device)
+        return {"peak_mb": (peak - base) / MIB, "total_mb": peak / MIB,
+                "method": "torch.cuda.max_memory_allocated over one call, above memory_allocated before it"}
+    if not path.exact:
+        return {"peak_mb": None, "method": "not measured: CPU memory runs in a child built from the config "
+                                           "alone (no autocast or compile there)"}
+    from cfin.complexity.memory import measure_memory
+
+    mem = measure_memory(path.config, spec.device, "training" if spec.train else "inference",
+                         spec.lr_size, spec.batch)
+    return {"peak_mb": mem["call_bytes"] / MIB, "total_mb": mem["peak_bytes"] / MIB, "method": mem["method"]}
+
+
+def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
+    """Compare the paths of ``spec`` (module docstring); a JSON-ready report."""
+    from cfin.complexity.conventions import TRAIN_BATCH, TRAIN_PATCH, check_lr_size, default_lr_size
+    from cfin.provenance import environment
+
+    spec = copy.copy(spec)
+    base = spec.base_config()
+    if spec.lr_size is None:
+        spec.lr_size = (TRAIN_PATCH, TRAIN_PATCH) if spec.train else default_lr_size(base.scale)
+    spec.lr_size = check_lr_size(spec.lr_size, base.scale)
+    if spec.batch is None:
+        spec.batch = TRAIN_BATCH if spec.train else 1
+    for name, value, low in (("runs", spec.runs, 1), ("warmup", spec.warmup, 0), ("batch", spec.batch, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise CFINError(f"{name} must be an int >= {low}, got {value!r}")
+    if spec.device.type not in ("cpu", "cuda"):
+        raise CFINError(f"cfin bench runs on cpu or cuda, got {spec.device}")
+    if spec.threads is not None:
+        if spec.threads < 1:
+            raise CFINError(f"threads must be >= 1, got {spec.threads}")
+        torch.set_num_threads(spec.threads)
+    allocator = set_allocator(spec.allocator) if spec.device.type == "cpu" else {"name": "cuda caching allocator"}
+    if spec.compile:
+        spec.warmup = max(spec.warmup, 2)  # the first calls compile
+
+    paths = paths_for(spec)
+    models = build_models(paths, spec.device, spec.weights)
+    x, y = _inputs(spec, base)
+    run = runners(paths, models)
+    equality = compare(paths, models, run, x, y, spec.train)
+    calls = {p.name: _callable(p, models[p.name], run[p.name], x, y, spec.train) for p in paths}
+
+    peak = peak_throughput(spec.device)
+    times = time_paths(calls, spec.runs, spec.warmup, spec.device, progress)
+    peak_after = peak_throughput(spec.device)
+    for k in ("matmul", "conv3x3"):
+        if peak_after[k]["macs_per_s"] > peak[k]["macs_per_s"]:
+            peak[k] = peak_after[k]
+    peak["peak_macs_per_s"] = max(peak["matmul"]["macs_per_s"], peak["conv3x3"]["macs_per_s"])
+
+    macs = forward_macs(base, spec.lr_size, spec.batch) * (TRAIN_MAC_FACTOR if spec.train else 1)
+    floor_s = macs / peak["peak_macs_per_s"]
+    report = {"mode": "training step" if spec.train else "inference", "scale": base.scale,
+              "mask_eval": base.mask_eval,
+              "lr_size": list(spec.lr_size), "batch": spec.batch, "runs": spec.runs, "warmup": spec.warmup,
+              "threads": torch.get_num_threads() if spec.device.type == "cpu" else None,
+              "allocator": allocator, "environment": environment(spec.device),
+              "floor_s": floor_s,
+              "floor": {"multi_adds": macs, "peak": peak,
+                        "rule": ("full-count multiply-adds" + (" x 3 (forward + backward)" if spec.train else "")
+                                 + " / the best of the matmul and conv3x3 MAC rates")},
+              "paths": {}}
+    for p in paths:
+        entry = {**summarize(times[p.name]), "config_changes": _changes(base, p), **equality[p.name]}
+        if spec.memory:
+            entry.update(peak_memory(p, spec, calls[p.name]))
+        entry["over_floor"] = entry["median_s"] / floor_s
+        report["paths"][p.name] = entry
+    fast, faithful = report["paths"]["fast"], report["paths"]["faithful"]
+    report["fast"], report["faithful"] = fast, faithful
+    report["speedup"] = faithful["median_s"] / fast["median_s"]
+    report["memory_ratio"] = _ratio(fast.get("peak_mb"), faithful.get("peak_mb"))
+    if "fast+checkpoint" in report["paths"]:
+        ckpt = report["paths"]["fast+checkpoint"]
+        report["checkpoint_speedup"] = faithful["median_s"] / ckpt["median_s"]
+        report["checkpoint_memory_ratio"] = _ratio(ckpt.get("peak_mb"), faithful.get("peak_mb"))
+    return report
+
+
+def _ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def _changes(base: CFINConfig, path: Variant) -> dict:
+    diff = {k: v for k, v in path.config.to_dict().items() if base.to_dict()[k] != v}
+    if path.amp:
+        diff["autocast"] = path.amp
+    if path.compile:
+        diff["torch.compile"] = True
+    return diff
+
+
+def set5_psnr_delta(spec: BenchSpec, progress: bool = True) -> dict:
+    """Set5 PSNR (Y, MATLAB conventions) of the fast path and of each result-changing option.
+
+    Uses ``../shared/datasets/benchmark/Set5``; the weights are ``spec.weights`` (an official
+    state_dict) or the random seed-0 weights, whose PSNR is meaningless in itself but whose
+    difference between paths still measures the numerical drift an option causes.
+    """
+    from cfin.data.layouts import open_dataset
+    from cfin.evaluate import evaluate_model
+    from cfin.paths import shared_dir
+
+    root = shared_dir()
+    if root is None or not (root / "datasets" / "benchmark" / "Set5").is_dir():
+        raise CFINError("Set5 not found: set CFIN_SHARED to the folder holding datasets/benchmark/Set5/HR")
+    paths = [p for p in paths_for(spec) if p.name != "faithful" and "checkpoint" not in p.name]
+    models = build_models([paths_for(spec)[0], *paths], spec.device, spec.weights)
+    data = open_dataset(root / "datasets", "Set5", spec.base_config().scale)
+    psnr = {}
+    for p in paths:
+        model = models[p.name].eval()
+        runner = torch.compile(model, dynamic=True) if p.compile else model
+
+        def fn(x, runner=runner, p=p):
+            with _autocast(p, x.device):
+                return runner(x).float()
+        psnr[p.name] = evaluate_model(fn, spec.base_config().scale, [data], device=spec.device,
+                                      progress=progress)["Set5"]["psnr"]
+    return {"psnr": psnr, "delta_db": {k: v - psnr["fast"] for k, v in psnr.items() if k != "fast"},
+            "weights": spec.weights or "random (seed 0)", "tolerance_db": 0.01}
+
+
+def render(report: dict) -> str:
+    """The report as a text table."""
+    env = report["environment"]
+    lines = [f"cfin bench: x{report['scale']} {report['mode']} (mask_eval {report['mask_eval']}), "
+             f"batch {report['batch']} x 3 x "
+             f"{report['lr_size'][0]}x{report['lr_size'][1]} LR, {report['runs']} runs after "
+             f"{report['warmup']} warm-up, {env['device_name']}, torch {env['torch']}",
+             f"allocator: {report['allocator']['name']} {report['allocator'].get('settings', '')}",
+             f"{'path':<18}{'median s':>10}{'IQR s':>9}{'min s':>9}{'peak MB':>10}{'x floor':>9}  equality"]
+    for name, e in report["paths"].items():
+        eq = "reference"
+        if "max_abs_diff" in e:
+            eq = f"max|diff| {e['max_abs_diff']:.2e}"
+            if "grad_rel_diff" in e:
+                eq += f", grad rel {e['grad_rel_diff']:.2e}"
+            eq += "" if e["equal"] else "  (differs: not the same function at these tolerances)"
+        peak = "-" if e.get("peak_mb") is None else f"{e['peak_mb']:.0f}"
+        lines.append(f"{name:<18}{e['median_s']:>10.3f}{e['iqr_s']:>9.3f}{e['min_s']:>9.3f}{peak:>10}"
+                     f"{e['over_floor']:>9.2f}  {eq}")
+    fl = report["floor"]
+    lines.append(f"compute floor: {fl['multi_adds'] / 1e9:.1f}G MACs / {fl['peak']['peak_macs_per_s'] / 1e9:.0f}G "
+                 f"MAC/s = {report['floor_s']:.3f} s (matmul {fl['peak']['matmul']['shape']}: "
+                 f"{fl['peak']['matmul']['macs_per_s'] / 1e9:.0f}G MAC/s; conv3x3 {fl['peak']['conv3x3']['shape']}: "
+                 f"{fl['peak']['conv3x3']['macs_per_s'] / 1e9:.0f}G MAC/s)")
+    mem = "n/a" if report["memory_ratio"] is None else f"{report['memory_ratio']:.2f}"
+    lines.append(f"speedup (faithful / fast): {report['speedup']:.2f}x; memory fast / faithful: {mem}")
+    if "checkpoint_memory_ratio" in report:
+        ck = report["checkpoint_memory_ratio"]
+        lines.append(f"fast+checkpoint: speedup {report['checkpoint_speedup']:.2f}x, memory / faithful: "
+                     f"{'n/a' if ck is None else f'{ck:.2f}'}")
+    return "\n".join(lines)

@@ -1,0 +1,80 @@
+"""``cfin bench``: the fast path against the faithful one, side by side (time, memory, floor).
+
+    cfin bench --scale 4 --lr-size 180x320 --threads 2            # x4 inference at 720p output
+    cfin bench --scale 4 --train --grad-checkpoint                # training step, batch 16 of 48x48
+    cfin bench --scale 4 --device cuda --amp bf16 --compile --psnr --json
+
+Both paths run in one process with the same weights, input and allocator settings
+(:mod:`cfin.bench`); ``--json`` prints ``{"fast": {"median_s", "peak_mb", ...}, "faithful": {...},
+"speedup", "memory_ratio", "floor_s", ...}``.
+"""
+from __future__ import annotations
+
+import json
+
+from cfin.bench import ALLOCATORS, AMP_DTYPES, BenchSpec, render, run_bench, set5_psnr_delta
+from cfin.errors import CFINError
+
+
+def add_arguments(parser):
+    parser.add_argument("--scale", type=int, default=4, help="upscaling factor 2, 3 or 4 (preset x{scale}; default 4)")
+    parser.add_argument("--lr-size", metavar="HxW", default=None,
+                        help="LR input, rows x columns (default: the input of a 720x1280 output, 180x320 at x4; "
+                             "48x48 patches with --train)")
+    parser.add_argument("--batch", type=int, default=None, help="images per call (default 1; 16 with --train)")
+    parser.add_argument("--train", action="store_true", help="time a training step (forward, L1, backward, Adam)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cuda when available)")
+    parser.add_argument("--runs", type=int, default=None, help="timed calls per path (default 5 CPU, 30 CUDA)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls per path first (default 1 CPU, 5 CUDA)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--allocator", default="tuned", choices=list(ALLOCATORS),
+                        help="glibc malloc settings for every path alike (default tuned: no mmap, no trim)")
+    parser.add_argument("--grad-checkpoint", action="store_true",
+                        help="also time the fast path with activation checkpointing per CT block")
+    parser.add_argument("--amp", default=None, choices=list(AMP_DTYPES),
+                        help="also time the fast path under autocast (changes results)")
+    parser.add_argument("--compile", action="store_true", help="also time the fast path through torch.compile")
+    parser.add_argument("--psnr", action="store_true",
+                        help="Set5 PSNR of the fast path and of each --amp/--compile path (needs ../shared)")
+    parser.add_argument("--weights", metavar="OFFICIAL.pt", default=None,
+                        help="official state_dict to load (default: random weights, seed 0)")
+    parser.add_argument("--mask-eval", default=None, choices=["sample", "argmax"],
+                        help="the Gumbel mask at inference (default: the preset's 'sample', as the official code)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--output", metavar="FILE.json", default=None, help="also write the JSON object here")
+
+
+def run(args) -> int:
+    from cfin.complexity.conventions import parse_size
+    from cfin.config import SCALES
+    from cfin.device import resolve_device
+
+    if args.scale not in SCALES:
+        raise CFINError(f"--scale must be one of {', '.join(map(str, SCALES))}, got {args.scale}")
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    spec = BenchSpec(scale=args.scale, lr_size=parse_size(args.lr_size, "--lr-size") if args.lr_size else None,
+                     batch=args.batch, train=args.train, device=device,
+                     runs=args.runs if args.runs is not None else (30 if cuda else 5),
+                     warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
+                     threads=args.threads, allocator=args.allocator, grad_checkpoint=args.grad_checkpoint,
+                     amp=args.amp, compile=args.compile, memory=not args.no_memory, weights=args.weights,
+                     mask_eval=args.mask_eval)
+    report = run_bench(spec, progress=not args.json)
+    if args.psnr:
+        report["set5"] = set5_psnr_delta(spec, progress=not args.json)
+    if args.output:
+        from cfin.atomic import atomic_write_json
+
+        atomic_write_json(args.output, report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+        if "set5" in report:
+            s = report["set5"]
+            print("Set5 PSNR (dB): " + ", ".join(f"{k} {v:.3f}" for k, v in s["psnr"].items())
+                  + "; delta vs fast: " + (", ".join(f"{k} {v:+.4f}" for k, v in s["delta_db"].items()) or "-")
+                  + f" (weights: {s['weights']})")
+    return 0

@@ -1,0 +1,55 @@
+"""Honest complexity: the paper's Params / Multi-Adds reproduced, and what CFIN really costs.
+
+``count(model_or_config, lr_size=None, convention="paper")`` is the one entry point for counts:
+
+* ``paper``: the torchsummaryX rule as it applied to the official module tree
+  (:mod:`cfin.complexity.paper`): x4 698,826 / 31.18G at 320x180;
+* ``full``: every used parameter and every multiply-add (:mod:`cfin.complexity.full`):
+  x4 3,382,410 / 231.0G;
+* ``fvcore``, ``ptflops``, ``ptflops_aten``: what those libraries report on our model, with the
+  operators they skipped (:mod:`cfin.complexity.libraries`).
+
+Memory and latency on a device are in :mod:`cfin.complexity.memory` and
+:mod:`cfin.complexity.latency`; :mod:`cfin.complexity.report` puts everything side by side.
+Conventions, default sizes and the paper's printed numbers are pinned in
+:mod:`cfin.complexity.conventions`.
+"""
+from __future__ import annotations
+
+from cfin.complexity.conventions import (CONVENTIONS, PAPER_PRINTED, Convention, convention, default_lr_size,
+                                         resolve_lr_size)
+from cfin.complexity.counts import Counts, ModuleCount
+
+
+def count(model_or_config, lr_size=None, convention: str = "paper", batch: int = 1) -> Counts:
+    """Params and Multi-Adds (MACs) of a CFIN variant under one convention.
+
+    Args:
+        model_or_config: a :class:`cfin.CFINConfig` (any variant; nothing is allocated) or an
+            ``nn.Module`` (copied to the meta device; needs ``lr_size`` unless it has ``.config``).
+        lr_size: ``(H, W)`` or ``"HxW"`` of the LR input; default: the paper's size for the
+            config's scale (output 1280 x 720).
+        convention: ``paper``, ``full``, ``fvcore``, ``ptflops`` or ``ptflops_aten``.
+        batch: input batch size (the paper rule ignores it, as torchsummaryX does).
+
+    ``paper``, ``full`` and the ptflops ones run on meta tensors (seconds at 720p); ``fvcore``
+    traces the model on real CPU tensors (about a minute at 720p x4 on two cores).
+    """
+    from cfin.complexity.conventions import convention as _check
+
+    _check(convention)
+    if convention == "paper":
+        from cfin.complexity.paper import count_paper
+
+        return count_paper(model_or_config, lr_size, batch)
+    if convention == "full":
+        from cfin.complexity.full import count_full
+
+        return count_full(model_or_config, lr_size, batch)
+    from cfin.complexity.libraries import count_library
+
+    return count_library(model_or_config, lr_size, convention, batch)
+
+
+__all__ = ["count", "Counts", "ModuleCount", "CONVENTIONS", "Convention", "convention", "PAPER_PRINTED",
+           "default_lr_size", "resolve_lr_size"]

@@ -1,0 +1,121 @@
+"""Write the reports: ``reports/table_<ID>.md`` and ``.html`` with their plots, and ``reports/index.html``.
+
+Everything is generated from the records (:mod:`cfin.records`); nothing is edited by hand.
+The HTML is rendered from the jinja2 templates in ``cfin/report/templates`` (no network
+resources: styles and the one small script are inline, plots are PNG files beside the page).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from cfin.atomic import atomic_write_text
+from cfin.errors import CFINError
+from cfin.records import load_records, slug
+from cfin.report.compare import Section, build_sections
+from cfin.report.markdown import table_markdown
+from cfin.report.plots import curves_plot, psnr_params_plot, row_scale
+from cfin.tables import Table, get_table, table_ids
+
+DEFAULT_REPORTS = Path("reports")
+COMPLEXITY_DIR = "complexity"
+AUDIT_PAGE = "audit.html"
+
+
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("cfin.report", "templates"), undefined=StrictUndefined,
+                       autoescape=select_autoescape(enabled_extensions=("html.j2",)), trim_blocks=True,
+                       lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render_template(name: str, **context) -> str:
+    return _environment().get_template(name).render(**context)
+
+
+def table_stem(table_id: str) -> str:
+    return f"table_{slug(table_id)}"
+
+
+def write_plots(table: Table, sections: list[Section], out_dir: Path) -> None:
+    """Draw each section's figures beside the report and note their file names in the section."""
+    stem = table_stem(table.id)
+    for sec in sections:
+        ours_sets = list(dict.fromkeys(d for rr in sec.results for r in rr.records for d in r.get("metrics", {})))
+        dataset = next((d for d in table.datasets if d in ours_sets), ours_sets[0] if ours_sets else None)
+        # a mixed-scale table (Table I) gets one figure per scale, largest first (Fig. 8 is x4)
+        scales = [None] if table.scale else sorted({row_scale(table, r) for r in table.rows} - {None}, reverse=True)
+        for scale in scales:
+            tag = f"_x{scale}" if scale else ""
+            name = f"{stem}_{sec.key}_psnr_params{tag}.png"
+            if dataset and psnr_params_plot(table, sec.results, dataset, out_dir / name, scale):
+                sec.plots[f"PSNR against Params{f' at x{scale}' if scale else ''}, paper and ours "
+                          f"({sec.budget} budget, {sec.dataset})"] = name
+        name = f"{stem}_{sec.key}_curves.png"
+        if curves_plot(table, sec.results, out_dir / name):
+            sec.plots[f"Training curves per row ({sec.budget} budget, {sec.dataset})"] = name
+
+
+def write_table_report(table: Table, records: list[dict], out_dir: str | Path = DEFAULT_REPORTS,
+                       plots: bool = True) -> dict[str, Path]:
+    """``{"md": ..., "html": ...}`` for one table with records; plots beside them."""
+    out_dir = Path(out_dir)
+    if not records:
+        raise CFINError(f"no records for Table {table.id}; run python run_all.py --table {table.id} first")
+    sections = build_sections(table, records)
+    if plots:
+        write_plots(table, sections, out_dir)
+    stem = table_stem(table.id)
+    md = atomic_write_text(out_dir / f"{stem}.md", table_markdown(table, sections))
+    complexity = out_dir / COMPLEXITY_DIR / f"{stem}.md"
+    html = atomic_write_text(out_dir / f"{stem}.html", render_template(
+        "table.html.j2", table=table, sections=sections,
+        notes=[(r.id, r.note) for r in table.rows if r.note],
+        complexity_link=f"{COMPLEXITY_DIR}/{stem}.md" if complexity.is_file() else None))
+    return {"md": md, "html": html}
+
+
+def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS) -> Path:
+    """``index.html``: every table that has records, the committed complexity reports, the audit."""
+    out_dir = Path(out_dir)
+    entries = []
+    for tid in table_ids():
+        mine = [r for r in records if r["table"] == tid]
+        if not mine:
+            continue
+        table = get_table(tid)
+        stem = table_stem(tid)
+        sections = [{"key": s.key, "statement": s.statement, "done": sum(1 for rr in s.results if rr.records),
+                     "total": len(table.reproducible_rows)} for s in build_sections(table, mine)]
+        entries.append({"id": tid, "title": table.title, "html": f"{stem}.html", "md": f"{stem}.md",
+                        "sections": sections})
+    complexity = [(tid, f"{COMPLEXITY_DIR}/{table_stem(tid)}.md") for tid in table_ids()
+                  if (out_dir / COMPLEXITY_DIR / f"{table_stem(tid)}.md").is_file()]
+    audit = AUDIT_PAGE if (out_dir / AUDIT_PAGE).is_file() else None
+    return atomic_write_text(out_dir / "index.html",
+                             render_template("index.html.j2", entries=entries, complexity=complexity, audit=audit))
+
+
+def build_reports(results: str | Path, out_dir: str | Path = DEFAULT_REPORTS, tables: list[str] | None = None,
+                  require: bool = True) -> list[Path]:
+    """Rebuild the reports of ``tables`` (default: every table with records) and the index.
+
+    With ``require``, a CFINError when there are no records at all, or none for a table asked for.
+    """
+    records = load_records(results)
+    if require and not records:
+        raise CFINError(f"no records under {results}/: nothing to report; run python run_all.py --table VII "
+                        f"(or --table all) first")
+    wanted = tables if tables is not None else list(dict.fromkeys(r["table"] for r in records))
+    written = []
+    for tid in wanted:
+        table = get_table(tid)
+        mine = [r for r in records if r["table"] == table.id]
+        if not mine:
+            if require:
+                raise CFINError(f"no records for Table {table.id} under {results}/; run "
+                                f"python run_all.py --table {table.id} first")
+            continue
+        written += list(write_table_report(table, mine, out_dir).values())
+    written.append(write_index(records, out_dir))
+    return written

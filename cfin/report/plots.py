@@ -1,0 +1,137 @@
+"""Report figures (matplotlib, Agg): PSNR against Params in the style of the paper's Fig. 8, and
+training curves per row. Each is a PNG written atomically beside the report."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from cfin.atomic import atomic_write  # noqa: E402
+from cfin.report.compare import PAPER_CONVENTION, RowResult  # noqa: E402
+from cfin.tables import Table  # noqa: E402
+
+PAPER_STYLE = dict(marker="o", color="#1f4e9a", s=46, zorder=3)
+OURS_STYLE = dict(marker="*", color="#c0392b", s=110, zorder=4)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
+def row_scale(table: Table, row) -> int | None:
+    """A row's scale: its config's, the table's, or a quoted row's "x2 ..." label in a mixed-scale table."""
+    if row.config is not None:
+        return row.config.scale
+    if table.scale is not None:
+        return table.scale
+    m = re.match(r"x(\d+)\b", row.id)
+    return int(m[1]) if m else None
+
+
+def _paper_dataset(table: Table) -> str | None:
+    """Fig. 8 plots Set5; otherwise the table's first accuracy dataset."""
+    return "Set5" if "Set5" in table.datasets else (table.datasets[0] if table.datasets else None)
+
+
+def _points_paper(table: Table, results: list[RowResult], dataset: str | None):
+    pts = []
+    for rr in results:
+        m = rr.row.paper.metrics.get(dataset) if dataset else None
+        if rr.row.paper.params is not None and m and m[0] is not None:
+            pts.append((rr.row.paper.params / 1e3, m[0], rr.row.id))
+    return pts
+
+
+def _points_ours(results: list[RowResult], dataset: str):
+    pts = []
+    for rr in results:
+        params = rr.complexity(PAPER_CONVENTION, "params")
+        stat = rr.metric(dataset, "psnr")
+        if params is not None and stat is not None:
+            pts.append((params / 1e3, stat.mean, rr.row.id))
+    return pts
+
+
+def _scatter(ax, pts, style, label):
+    if not pts:
+        return
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
+    for x, y, name in pts:
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+
+
+def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, path: Path,
+                     scale: int | None = None) -> Path | None:
+    """PSNR against Params (K, paper rule): the paper's points and ours. On the paper's dataset
+    both share one axis; on another dataset (embedded) ours get a panel of their own, since
+    PSNR on different images does not compare. ``scale``: only the rows of that scale (for a
+    mixed-scale table such as Table I). None when there is nothing to plot."""
+    if scale is not None:
+        results = [rr for rr in results if row_scale(table, rr.row) == scale]
+    paper_set = _paper_dataset(table)
+    paper = _points_paper(table, results, paper_set)
+    ours = _points_ours(results, ours_dataset)
+    if not paper and not ours:
+        return None
+    shown = scale or table.scale
+    scale = f" (x{shown})" if shown else ""
+    if ours_dataset == paper_set or not paper or not ours:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        _scatter(ax, paper, PAPER_STYLE, f"paper ({paper_set})")
+        _scatter(ax, ours, OURS_STYLE, f"ours ({ours_dataset})")
+        axes = [ax]
+        ax.set_ylabel("PSNR (dB)")
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), sharex=True)
+        _scatter(axes[0], paper, PAPER_STYLE, f"paper ({paper_set})")
+        _scatter(axes[1], ours, OURS_STYLE, f"ours ({ours_dataset})")
+        axes[0].set_ylabel(f"PSNR on {paper_set} (dB), paper")
+        axes[1].set_ylabel(f"PSNR on {ours_dataset} (dB), ours")
+    for ax in axes:
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_xlabel("Params (K, paper counting rule)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        ax.margins(x=0.15, y=0.15)
+    fig.suptitle(f"Table {table.id}{scale}: PSNR against Params (as in the paper's Fig. 8)", fontsize=10)
+    return _save(fig, path)
+
+
+def curves_plot(table: Table, results: list[RowResult], path: Path) -> Path | None:
+    """Training loss and validation PSNR against iteration, one line per row and seed."""
+    series = [(rr.row.id, r["seed"], r.get("curve") or []) for rr in results for r in rr.records]
+    series = [s for s in series if s[2]]
+    if not series:
+        return None
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10.5, 4.0))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    rows = list(dict.fromkeys(s[0] for s in series))
+    for row_id, seed, curve in series:
+        c = colours[rows.index(row_id) % len(colours)]
+        label = row_id if len({s[1] for s in series if s[0] == row_id}) == 1 else f"{row_id} seed {seed}"
+        loss = [(p["iteration"], p["loss"]) for p in curve if p.get("loss") is not None]
+        val = [(p["iteration"], p["val_psnr"]) for p in curve if p.get("val_psnr") is not None]
+        if loss:
+            ax_loss.plot(*zip(*loss), color=c, label=label, lw=1.2)
+        if val:
+            ax_val.plot(*zip(*val), color=c, label=label, marker="o", ms=3, lw=1.0)
+    ax_loss.set_title("training loss (mean per logging window)", fontsize=9)
+    ax_loss.set_xlabel("iteration")
+    ax_loss.set_ylabel("loss")
+    ax_val.set_title("validation PSNR (Y)", fontsize=9)
+    ax_val.set_xlabel("iteration")
+    ax_val.set_ylabel("PSNR (dB)")
+    for ax in (ax_loss, ax_val):
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"Table {table.id}: training curves", fontsize=10)
+    return _save(fig, path)

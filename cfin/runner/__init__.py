@@ -1,0 +1,10 @@
+"""Reproduce paper tables: plan one job per (table, row, seed), train, evaluate, measure, record.
+
+``run_all.py`` is the command line; :func:`plan_jobs` and :func:`run_jobs` are the library.
+"""
+from cfin.runner.jobs import RowJob, budget_recipe, check_budget, dataset_label, plan_jobs
+from cfin.runner.parallel import run_jobs
+from cfin.runner.row import Outcome, run_row
+
+__all__ = ["RowJob", "Outcome", "budget_recipe", "check_budget", "dataset_label", "plan_jobs", "run_jobs",
+           "run_row"]

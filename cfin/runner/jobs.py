@@ -1,0 +1,114 @@
+"""What to run: one :class:`RowJob` per (table, reproducible row, seed) at one budget on one dataset.
+
+A budget is a training recipe name (:data:`cfin.train.RECIPES`: smoke, short, paper). At the
+``paper`` budget a row trains with its table's own recipe (``Table.recipe``); the shorter
+budgets shrink every table alike. The dataset is ``embedded`` (the bundled pictures: train
+split for training, test split for evaluation) without ``--data-root``, ``div2k`` with one
+(DIV2K 1-800 for training, the table's benchmarks for evaluation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfin.errors import CFINError, choice_error
+from cfin.records import RecordKey, row_slugs
+from cfin.tables import Row, Table
+from cfin.train import RECIPES, Recipe, recipe
+
+EMBEDDED = "embedded"
+DIV2K = "div2k"
+
+
+def check_budget(budget: str) -> str:
+    """``budget`` if it names a recipe; a CFINError listing the budgets otherwise."""
+    if budget not in RECIPES:
+        raise choice_error("budget", budget, RECIPES)
+    return budget
+
+
+def budget_recipe(table: Table, budget: str, seed: int) -> Recipe:
+    """The recipe a row of ``table`` trains with at ``budget`` (its table's own at ``paper``)."""
+    name = table.recipe if check_budget(budget) == "paper" else budget
+    return recipe(name, seed=seed)
+
+
+def dataset_label(data_root: str | Path | None) -> str:
+    return EMBEDDED if data_root is None else DIV2K
+
+
+def eval_dataset_names(table: Table, data_root: str | Path | None) -> tuple[str, ...]:
+    """The evaluation sets of a row: ``embedded`` without data, the table's benchmarks with it."""
+    return (EMBEDDED,) if data_root is None else tuple(table.datasets)
+
+
+@dataclass(frozen=True)
+class RowJob:
+    """One unit of work: train ``row`` of ``table`` with ``recipe``, evaluate, measure, record.
+
+    Everything a worker process needs travels in the job (it is pickled under ``--jobs``).
+
+    Args:
+        table, row: the paper table and the reproducible row.
+        recipe: the training recipe, its seed set to the job's seed.
+        budget: the budget name recorded (``smoke``, ``short``, ``paper``).
+        data_root: DIV2K and benchmarks folder; None for the embedded pictures.
+        results: the results folder (records).
+        runs: the training folder (checkpoints, logs; resumable).
+        device: ``cpu``, ``cuda``, ``cuda:N``; None: CUDA when present.
+        force: recompute even if the record exists (training starts over).
+        command: the command line that made the record.
+        slug: the row's folder name (:func:`cfin.records.row_slugs`).
+    """
+
+    table: Table
+    row: Row
+    recipe: Recipe
+    budget: str
+    data_root: str | None
+    results: Path
+    runs: Path
+    device: str | None = None
+    force: bool = False
+    command: str = ""
+    slug: str = ""
+
+    @property
+    def seed(self) -> int:
+        return self.recipe.seed
+
+    @property
+    def key(self) -> RecordKey:
+        return RecordKey(self.table.id, self.row.id, self.row.config.scale, self.seed, self.budget,
+                         dataset_label(self.data_root))
+
+    @property
+    def record_path(self) -> Path:
+        return self.key.path(self.results, self.slug)
+
+    @property
+    def run_dir(self) -> Path:
+        """The training folder of this job (``runs/<table>/<row>/x4_seed0_smoke_embedded``)."""
+        return self.key.path(self.runs, self.slug).with_suffix("")
+
+    @property
+    def name(self) -> str:
+        return f"Table {self.table.id} / {self.row.id} (x{self.row.config.scale}, seed {self.seed})"
+
+
+def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str | Path | None,
+              results: str | Path, runs: str | Path, device: str | None = None, force: bool = False,
+              command: str = "") -> list[RowJob]:
+    """Every (table, reproducible row, seed) job, tables and rows in the paper's order."""
+    check_budget(budget)
+    if not seeds:
+        raise CFINError("no seeds given; --seeds takes one or more integers, e.g. --seeds 0 1 2")
+    root = None if data_root is None else str(data_root)
+    jobs = []
+    for table in tables:
+        slugs = row_slugs(table)
+        for row in table.reproducible_rows:
+            for seed in seeds:
+                jobs.append(RowJob(table, row, budget_recipe(table, budget, seed), budget, root, Path(results),
+                                   Path(runs), device, force, command, slugs[row.id]))
+    return jobs

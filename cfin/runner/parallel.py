@@ -1,0 +1,73 @@
+"""Run row jobs one after another, or ``jobs`` at a time in spawned processes (one per GPU on CUDA).
+
+Rows are independent: each writes its own record and trains in its own run folder. On CPU
+the cores are shared out (``torch.set_num_threads(cores // jobs)`` in each worker); on CUDA
+with several GPUs the jobs are dealt round-robin to ``cuda:0 .. cuda:N-1`` unless the device
+names one GPU. A failing row is reported and the others go on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+
+from tqdm.auto import tqdm
+
+from cfin.errors import CFINError
+from cfin.runner.jobs import RowJob
+from cfin.runner.row import Outcome, needs_run, run_row
+
+
+def assign_devices(jobs: list[RowJob], device: str | None) -> list[RowJob]:
+    """Jobs with a GPU each (round-robin) when ``device`` is ``cuda``/None and several GPUs exist."""
+    import torch
+
+    if device not in (None, "auto", "cuda") or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return jobs
+    n = torch.cuda.device_count()
+    return [dataclasses.replace(job, device=f"cuda:{i % n}") for i, job in enumerate(jobs)]
+
+
+def _run_safely(job: RowJob, progress: bool, threads: int | None) -> Outcome:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        return run_row(job, progress)
+    except CFINError as e:
+        return Outcome(job.name, "failed", job.record_path, error=str(e))
+    except Exception as e:  # a bug or a crash in one row must not take the others down
+        tail = "".join(traceback.format_exception(e)[-3:]).strip()
+        return Outcome(job.name, "failed", job.record_path, error=f"{type(e).__name__}: {e}\n{tail}")
+
+
+def run_jobs(jobs: list[RowJob], n_jobs: int = 1, progress: bool = True) -> list[Outcome]:
+    """Run ``jobs`` (``n_jobs`` at a time); the outcomes in the jobs' order."""
+    if n_jobs < 1:
+        raise CFINError(f"--jobs must be a positive integer, got {n_jobs}")
+    todo = [(i, j) for i, j in enumerate(jobs) if needs_run(j)]
+    outcomes: dict[int, Outcome] = {i: Outcome(j.name, "skipped", j.record_path) for i, j in enumerate(jobs)}
+    bar = tqdm(total=len(todo), desc="rows", unit="row", disable=not progress or len(todo) < 2)
+    try:
+        if n_jobs == 1 or len(todo) <= 1:
+            for i, job in todo:
+                bar.set_postfix_str(job.name)
+                outcomes[i] = _run_safely(job, progress, None)
+                bar.update()
+        else:
+            workers = min(n_jobs, len(todo))
+            threads = None if todo[0][1].device and str(todo[0][1].device).startswith("cuda") \
+                else max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_run_safely, job, False, threads): i for i, job in todo}
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    outcomes[i] = fut.result()
+                    bar.set_postfix_str(outcomes[i].name)
+                    bar.update()
+    finally:
+        bar.close()
+    return [outcomes[i] for i in range(len(jobs))]

@@ -1,0 +1,141 @@
+"""Run one :class:`~cfin.runner.jobs.RowJob`: train, evaluate, measure, write the record.
+
+A record that exists is kept unless the job is forced. Training checkpoints to the job's
+run folder, so a row interrupted mid-training resumes from its ``last.pt`` on the next call;
+the record is written (atomically) only once everything is done.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfin.atomic import atomic_write_json
+from cfin.errors import CFINError
+from cfin.records import config_hash, read_record, write_record
+from cfin.runner.jobs import RowJob, dataset_label, eval_dataset_names
+from cfin.runner.measure import ALL_CONVENTIONS, complexity
+
+CURVE_POINTS = 1000  # at most this many training-log records are kept in a record
+RUN_MARKER = "job.json"  # in the run folder: which config and recipe it trains
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one job: ``done`` (record written), ``skipped`` (record existed) or ``failed``."""
+
+    name: str
+    status: str
+    path: Path
+    seconds: float = 0.0
+    error: str = ""
+
+
+def training_curve(run_dir: Path, max_points: int = CURVE_POINTS) -> list[dict]:
+    """The run's training log (iteration, loss, lr, val_psnr), thinned evenly to ``max_points``
+    (validation records and the last record always kept)."""
+    import pandas as pd
+
+    from cfin.train.log import read_log
+
+    log = read_log(run_dir)
+    if log.empty:
+        return []
+    cols = [c for c in ("iteration", "loss", "lr", "val_psnr", "time") if c in log.columns]
+    log = log[cols]
+    if len(log) > max_points:
+        step = -(-len(log) // max_points)
+        keep = (log.index % step == 0) | (log.index == log.index[-1])
+        if "val_psnr" in log.columns:
+            keep |= log["val_psnr"].notna()
+        log = log[keep]
+    return [{k: v for k, v in rec.items() if pd.notna(v)} for rec in log.to_dict("records")]
+
+
+def needs_run(job: RowJob) -> bool:
+    """Whether ``job`` must run: forced, no record yet, or a record of another config (the
+    row's definition changed since; such a record is stale and is replaced)."""
+    if job.force or not job.record_path.is_file():
+        return True
+    try:
+        return read_record(job.record_path).get("config_hash") != config_hash(job.row.config)
+    except CFINError:
+        return True  # unreadable (e.g. a foreign file): recompute and replace it
+
+
+def _prepare_run_dir(job: RowJob) -> None:
+    """Start training over when forced or when the folder holds a run of another config."""
+    marker = job.run_dir / RUN_MARKER
+    current = {"config_hash": config_hash(job.row.config), "recipe": json.loads(json.dumps(job.recipe.to_dict()))}
+    stale = False
+    if marker.is_file():
+        saved = json.loads(marker.read_text())
+        stale = any(saved.get(k) != v for k, v in current.items())
+    if job.run_dir.exists() and (job.force or stale):
+        shutil.rmtree(job.run_dir)
+    atomic_write_json(marker, {**current, "config": job.row.config.to_dict(), "table": job.table.id,
+                               "row": job.row.id})
+
+
+def run_row(job: RowJob, progress: bool = True) -> Outcome:
+    """Do ``job`` unless its record exists for the row's current config (and it is not forced)."""
+    path = job.record_path
+    if not needs_run(job):
+        return Outcome(job.name, "skipped", path)
+    t0 = time.perf_counter()
+    record = compute_record(job, progress)
+    record["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    write_record(path, record)
+    return Outcome(job.name, "done", path, record["wall_time_s"])
+
+
+def compute_record(job: RowJob, progress: bool = True) -> dict:
+    """Train and evaluate the job's row; the record as a dict (not yet written)."""
+    import torch
+
+    import cfin
+    from cfin.commands.train import build_data
+    from cfin.data import open_dataset
+    from cfin.device import resolve_device
+    from cfin.evaluate import evaluate_model
+    from cfin.provenance import environment
+    from cfin.runner.measure import memory_latency
+    from cfin.train import train
+
+    cfg, rec = job.row.config, job.recipe
+    device = resolve_device(job.device)
+    _prepare_run_dir(job)
+    torch.manual_seed(rec.seed)  # initial weights
+    model = cfin.CFIN(cfg)
+    train_set, val_set, data_desc = build_data(job.data_root, cfg.scale, rec, progress)
+    result = train(model, rec, train_set, job.run_dir, device=device, val_set=val_set, resume=True,
+                   progress=progress)
+    names = eval_dataset_names(job.table, job.data_root)
+    datasets = [open_dataset(job.data_root, name, cfg.scale) for name in names]
+    metrics = evaluate_model(model, cfg.scale, datasets, self_ensemble=job.row.self_ensemble, device=device,
+                             progress=progress, seed=rec.seed)
+    return {
+        **job.key.as_dict(),
+        "row_slug": job.slug,
+        "table_title": job.table.title,
+        "config": cfg.to_dict(),
+        "config_hash": config_hash(cfg),
+        "recipe": rec.to_dict(),
+        "data": {"label": dataset_label(job.data_root), "root": job.data_root, "train": data_desc,
+                 "eval": list(names)},
+        "self_ensemble": job.row.self_ensemble,
+        "metrics": metrics,
+        "complexity": complexity(cfg, ALL_CONVENTIONS),
+        **memory_latency(model, cfg, device, rec),
+        "training": {"iterations": result.iterations, "completed": result.completed,
+                     "resumed_from": result.resumed_from, "elapsed_s": round(result.elapsed, 3),
+                     "final_loss": result.final_loss, "best_val_psnr": result.best_psnr,
+                     "best_iteration": result.best_iteration, "run_dir": str(job.run_dir)},
+        "curve": training_curve(job.run_dir),
+        "env": environment(device),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": job.command,
+    }

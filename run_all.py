@@ -1,0 +1,190 @@
+#!/usr/bin/env python
+"""Reproduce the paper's tables: train and evaluate every row, record, report side by side.
+
+    python run_all.py --table VII                          # smoke budget on the bundled pictures, CPU minutes
+    python run_all.py --table VII VIII --budget short --data-root DATA --device cuda --jobs 4
+    python run_all.py --complexity-only --table all        # complexity of every row, no training
+    python run_all.py --report-only                        # rebuild reports/ from results/
+    python run_all.py --list                               # tables and rows
+
+Records: results/<table>/<row>/x<scale>_seed<seed>_<budget>_<dataset>.json (existing ones are
+kept unless --force; an interrupted row resumes from its checkpoint under runs/). Reports:
+reports/table_<ID>.md and .html, reports/index.html; --complexity-only writes
+reports/complexity/table_<ID>.md.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run_all.py", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[1:]))
+    p.add_argument("--table", nargs="+", metavar="ID", help="paper table ids (I .. X, V-A.2) or 'all'")
+    p.add_argument("--budget", default="smoke", help="training budget: smoke (CPU minutes; default), short "
+                                                     "(hours on a GPU) or paper (the paper's schedule)")
+    p.add_argument("--data-root", metavar="DIR", help="folder with DIV2K_train_HR and benchmark/<Set5>/HR "
+                                                      "(default: the bundled pictures, label 'embedded')")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--seeds", nargs="+", default=["0"], metavar="N", help="seeds (default 0), e.g. --seeds 0 1 2")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="rows in parallel: N processes (on several GPUs, rows are dealt one per GPU)")
+    p.add_argument("--force", action="store_true", help="recompute rows whose record exists (training starts over)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--report-only", action="store_true", help="rebuild reports from the records, no training")
+    mode.add_argument("--complexity-only", action="store_true",
+                      help="no training: the complexity of every row, written to reports/complexity/")
+    mode.add_argument("--list", action="store_true", help="list the tables and their rows")
+    p.add_argument("--results", default="results", metavar="DIR", help="records folder (default results/)")
+    p.add_argument("--runs", default="runs", metavar="DIR", help="training folder (default runs/)")
+    p.add_argument("--reports", default="reports", metavar="DIR", help="reports folder (default reports/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def parse_seeds(values: list[str]) -> list[int]:
+    from cfin.errors import CFINError
+
+    seeds = []
+    for v in values:
+        for part in str(v).split(","):
+            if not part.strip():
+                continue
+            try:
+                seed = int(part)
+            except ValueError:
+                raise CFINError(f"--seeds takes non-negative integers (e.g. --seeds 0 1 2), got {part!r}") from None
+            if seed < 0:
+                raise CFINError(f"--seeds takes non-negative integers, got {seed}")
+            seeds.append(seed)
+    if not seeds:
+        raise CFINError("--seeds needs at least one integer")
+    return list(dict.fromkeys(seeds))
+
+
+def resolve_tables(ids: list[str] | None, default_all: bool):
+    """Table objects for ``--table`` ("all" or ids); every table when absent and ``default_all``."""
+    from cfin.errors import CFINError
+    from cfin.tables import all_tables, get_table, table_ids
+
+    if not ids:
+        if default_all:
+            return all_tables()
+        raise CFINError(f"give --table with one or more of {', '.join(table_ids())}, or --table all "
+                        f"(e.g. python run_all.py --table VII)")
+    if any(i.lower() == "all" for i in ids):
+        return all_tables()
+    return list({t.id: t for t in (get_table(i) for i in ids)}.values())
+
+
+def list_tables(tables) -> None:
+    from cfin.report import fmt
+
+    for t in tables:
+        scale = f"x{t.scale}" if t.scale else "mixed scales"
+        print(f"Table {t.id}: {t.title} ({scale}; accuracy on {', '.join(t.datasets) or '-'}; "
+              f"paper-budget recipe {t.recipe})")
+        for r in t.rows:
+            kind = "quoted" if r.quoted else f"x{r.config.scale}" + (" +ensemble" if r.self_ensemble else "")
+            printed = f"paper {fmt.count_k(r.paper.params)} / {fmt.macs_g(r.paper.multi_adds)}"
+            print(f"    {r.id:<28} {kind:<14} {printed}")
+
+
+def check_data(tables, data_root: str | None) -> None:
+    """Fail before any training when --data-root lacks DIV2K or a table's benchmark."""
+    if data_root is None:
+        return
+    from cfin.data import div2k_pairs, open_dataset
+
+    for scale in sorted({r.config.scale for t in tables for r in t.reproducible_rows}):
+        div2k_pairs(data_root, scale, "train")
+        for name in sorted({d for t in tables for d in t.datasets}):
+            open_dataset(data_root, name, scale)
+
+
+def run(args) -> int:
+    from cfin.device import resolve_device
+    from cfin.runner import check_budget, plan_jobs, run_jobs
+
+    t0 = time.perf_counter()
+    check_budget(args.budget)
+    seeds = parse_seeds(args.seeds)
+    if args.jobs < 1:
+        from cfin.errors import CFINError
+
+        raise CFINError(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.list:
+        list_tables(resolve_tables(args.table, default_all=True))
+        return 0
+    if args.complexity_only:
+        from cfin.report import write_complexity_reports, write_index
+        from cfin.records import load_records
+        from cfin.tables import all_tables
+
+        tables = resolve_tables(args.table, default_all=True)
+        out = Path(args.reports) / "complexity"
+        written = write_complexity_reports(tables, out, index_tables=all_tables())
+        write_index(load_records(args.results), args.reports)
+        print(f"complexity of {sum(len(t.rows) for t in tables)} rows in {len(tables)} table(s) "
+              f"({time.perf_counter() - t0:.1f} s): {out}/ ({len(written)} files)")
+        return 0
+    if args.report_only:
+        from cfin.report import build_reports
+
+        tables = None if not args.table or any(i.lower() == "all" for i in args.table) else \
+            [t.id for t in resolve_tables(args.table, default_all=False)]
+        written = build_reports(args.results, args.reports, tables)
+        print(f"{len(written)} report files written under {args.reports}/ (index: {Path(args.reports) / 'index.html'})")
+        return 0
+
+    tables = resolve_tables(args.table, default_all=False)
+    device = str(resolve_device(args.device)) if args.device else None
+    check_data(tables, args.data_root)
+    command = "python run_all.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device, args.force,
+                     command)
+    if args.jobs > 1:
+        from cfin.runner.parallel import assign_devices
+
+        jobs = assign_devices(jobs, device)
+    outcomes = run_jobs(jobs, args.jobs, progress=not args.no_progress)
+    for o in outcomes:
+        detail = f"{o.seconds:.0f} s" if o.status == "done" else ("record exists" if o.status == "skipped" else o.error)
+        print(f"{o.status:>7}  {o.name}: {detail}")
+
+    from cfin.report import build_reports
+
+    written = build_reports(args.results, args.reports, [t.id for t in tables], require=False)
+    reports = [str(p) for p in written if p.suffix in (".md", ".html")]
+    print(f"reports: {', '.join(reports)} ({time.perf_counter() - t0:.0f} s in all)")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(f"run_all.py: {len(failed)} row(s) failed; fix the cause and run the same command again "
+              f"(finished rows are kept)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cfin.errors import CFINError
+
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return run(args)
+    except CFINError as e:
+        print(f"run_all.py: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("run_all.py: interrupted; run the same command again to resume (finished rows are kept, an "
+              "interrupted row resumes from its checkpoint)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""``cfin bench`` and :mod:`cfin.bench` at a tiny size: the report's keys, ratios and errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cfin.bench import BenchSpec, paths_for, peak_throughput, render, run_bench, summarize
+from cfin.config import preset
+from cfin.errors import CFINError
+from cfin.paths import REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_spec(**changes) -> BenchSpec:
+    # allocator "default": "tuned" would change this pytest process's malloc for good
+    base = dict(config=preset("tiny"), lr_size=(6, 7), runs=2, warmup=1, allocator="default", memory=False)
+    return BenchSpec(**{**base, **changes})
+
+
+def test_inference_report_has_both_paths_the_floor_and_the_ratios():
+    report = run_bench(tiny_spec(), progress=False)
+    for name in ("fast", "faithful"):
+        entry = report[name]
+        assert entry["runs"] == 2 and 0 < entry["min_s"] <= entry["median_s"] <= entry["max_s"]
+        assert entry["q1_s"] <= entry["median_s"] <= entry["q3_s"]
+    assert report["fast"]["equal"] and report["fast"]["max_abs_diff"] <= 1e-3
+    assert report["speedup"] == pytest.approx(report["faithful"]["median_s"] / report["fast"]["median_s"])
+    assert report["memory_ratio"] is None  # memory=False
+    peak = report["floor"]["peak"]
+    assert peak["peak_macs_per_s"] == max(peak["matmul"]["macs_per_s"], peak["conv3x3"]["macs_per_s"]) > 0
+    assert report["floor_s"] == pytest.approx(report["floor"]["multi_adds"] / peak["peak_macs_per_s"])
+    assert report["fast"]["config_changes"] == {"cgm_impl": "conv", "ciam_branch_impl": "1x1",
+                                                 "fused_attention": True, "channels_last": True}
+    json.dumps(report)  # JSON-ready
+    text = render(report)
+    assert "speedup (faithful / fast)" in text and "compute floor" in text
+
+
+def test_training_report_compares_gradients_and_checkpointing():
+    report = run_bench(tiny_spec(train=True, batch=2, grad_checkpoint=True), progress=False)
+    assert set(report["paths"]) == {"faithful", "fast", "fast+checkpoint"}
+    for name in ("fast", "fast+checkpoint"):
+        assert report["paths"][name]["grad_rel_diff"] <= 1e-4
+    assert report["floor"]["multi_adds"] % 3 == 0  # forward + backward = 3 x forward
+    assert report["checkpoint_speedup"] > 0
+
+
+def test_spec_errors_name_the_problem():
+    with pytest.raises(CFINError, match="grad_checkpoint only changes training"):
+        paths_for(tiny_spec(grad_checkpoint=True))
+    with pytest.raises(CFINError, match="unknown amp dtype 'fp8'"):
+        paths_for(tiny_spec(amp="fp8"))
+    with pytest.raises(CFINError, match="unknown allocator 'jemalloc'"):
+        run_bench(tiny_spec(allocator="jemalloc"), progress=False)
+    with pytest.raises(CFINError, match="runs must be an int >= 1"):
+        run_bench(tiny_spec(runs=0), progress=False)
+
+
+def test_bf16_autocast_path_is_reported_not_required_equal():
+    report = run_bench(tiny_spec(amp="bf16"), progress=False)
+    entry = report["paths"]["fast+bf16"]
+    assert entry["config_changes"]["autocast"] == "bf16"
+    assert entry["max_abs_diff"] > 0  # bfloat16 changes the numbers; it is an option, off by default
+
+
+def test_summarize_and_peak_throughput():
+    s = summarize([3.0, 1.0, 2.0, 4.0])
+    assert (s["min_s"], s["median_s"], s["max_s"], s["runs"]) == (1.0, 2.5, 4.0, 4)
+    peak = peak_throughput(torch.device("cpu"), small=True, repeats=1)
+    assert peak["matmul"]["macs_per_s"] > 0 and "3x3" not in peak["matmul"]["shape"]
+
+
+def test_cli_json_keys_with_memory():
+    """The command end to end in a fresh process (the tuned allocator, peak memory children)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-m", "cfin", "bench", "--scale", "4", "--lr-size", "6x7", "--runs", "1",
+                           "--warmup", "0", "--threads", "1", "--device", "cpu", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert {"fast", "faithful", "speedup", "memory_ratio", "floor_s"} <= set(report)
+    assert {"median_s", "peak_mb"} <= set(report["fast"]) and {"median_s", "peak_mb"} <= set(report["faithful"])
+    assert report["fast"]["peak_mb"] > 0 and report["memory_ratio"] > 0
+    assert report["allocator"]["name"] == "tuned"
+
+
+def test_cli_rejects_a_bad_scale():
+    from cfin.cli import main
+
+    assert main(["bench", "--scale", "5", "--device", "cpu"]) == 2

@@ -1,0 +1,206 @@
+"""The fast path computes the faithful path's function (issue 7).
+
+Every implementation switch of ``CFINConfig`` (and all of them at once, ``IMPLS["fast"]``)
+must give the faithful outputs within 1e-3 on the 0-255 scale and the faithful gradients
+within a relative 1e-4, at odd sizes and batch > 1, for x2, x3, x4 and the tiny preset;
+and the official golden outputs must still come out of the fast path.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cfin.config import IMPLS, preset
+from cfin.errors import CFINError
+from cfin.models import CFIN
+from cfin.models.cgm import modulated_conv
+from cfin.models.ciam import CIAM
+
+FAITHFUL = IMPLS["faithful"]
+# each switch alone, then all of the fast path together
+SWITCHES = {
+    "cgm_conv": dict(cgm_impl="conv"),
+    "ciam_1x1": dict(ciam_branch_impl="1x1"),
+    "fused_attention": dict(fused_attention=True),
+    "channels_last": dict(channels_last=True),
+    "fast": IMPLS["fast"],
+    "fast+checkpoint": dict(IMPLS["fast"], grad_checkpoint=True),
+}
+OUT_ATOL = 1e-3     # 0-255 scale
+GRAD_RTOL = 1e-4    # relative to the norm of all faithful gradients together
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is faster, and immune to OpenMP stalls when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pair(name: str, switch: dict, seed: int = 0, **changes):
+    """(faithful, switched) CFINs with identical weights."""
+    torch.manual_seed(seed)
+    ref = CFIN(preset(name, **FAITHFUL, **changes))
+    other = CFIN(preset(name, **FAITHFUL, **changes).replace(**switch))
+    other.load_state_dict(ref.state_dict())
+    return ref, other
+
+
+def lr_batch(batch: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
+    return torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 255
+
+
+def grads(model: CFIN, x: torch.Tensor, seed: int = 2) -> dict[str, torch.Tensor]:
+    """Parameter gradients of an L1 loss in training mode (Gumbel masks drawn from ``seed``)."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    out = model(x)
+    F.l1_loss(out, torch.full_like(out, 128.0)).backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_grads_close(ref: dict, got: dict):
+    """All gradients within GRAD_RTOL of the faithful ones, relative to the whole gradient's norm.
+
+    Per parameter, float32 rounding alone moves some small gradients by more than 1e-4 of
+    their own norm (the faithful path against float64: up to 1.5e-3 on a CGM's W in the
+    tiny preset), so the tolerance is on the concatenated gradient.
+    """
+    assert ref.keys() == got.keys()
+    diff = torch.sqrt(sum((got[n] - g).square().sum() for n, g in ref.items()))
+    scale = torch.sqrt(sum(g.square().sum() for g in ref.values()))
+    assert diff <= GRAD_RTOL * scale, f"relative gradient error {diff / scale:.3g}"
+
+
+@pytest.mark.parametrize("switch", SWITCHES.values(), ids=SWITCHES.keys())
+@pytest.mark.parametrize("batch", [1, 2])   # one image runs channels-last, a batch NCHW
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_forward_matches_faithful(scale, batch, switch):
+    ref, fast = pair(f"x{scale}", switch, mask_eval="argmax")
+    x = lr_batch(batch, 9, 11)
+    with torch.no_grad():
+        expected, got = ref.eval()(x), fast.eval()(x)
+    assert got.shape == (batch, 3, 9 * scale, 11 * scale)
+    assert got.is_contiguous()
+    torch.testing.assert_close(got, expected, atol=OUT_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("switch", SWITCHES.values(), ids=SWITCHES.keys())
+def test_sampled_masks_match_under_the_same_seed(switch):
+    """Official eval mode draws a Gumbel sample: the same seed gives the same draws on both paths."""
+    ref, fast = pair("tiny", switch)
+    x = lr_batch(1, 13, 7)
+    outs = []
+    for m in (ref.eval(), fast.eval()):
+        torch.manual_seed(5)
+        with torch.no_grad():
+            outs.append(m(x))
+    torch.testing.assert_close(outs[1], outs[0], atol=OUT_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("switch", SWITCHES.values(), ids=SWITCHES.keys())
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("name", ["tiny", "x4"])
+def test_gradients_match_faithful(name, batch, switch):
+    """Gradients with the softmax mask: the official hard Gumbel mask is a step function of
+    its logits, so where a sampled logit lands within float rounding of a tie, any
+    reordering of a sum can flip one pixel's mask and its straight-through gradient (x4,
+    batch 1, seed 2 here: a relative 2.5e-4). The switches do not touch the mask."""
+    ref, fast = pair(name, switch, mask="softmax")
+    x = lr_batch(batch, 9, 11)
+    assert_grads_close(grads(ref, x), grads(fast, x))
+
+
+@pytest.mark.parametrize("switch", SWITCHES.values(), ids=SWITCHES.keys())
+def test_gradients_with_gumbel_masks(switch):
+    ref, fast = pair("tiny", switch)
+    x = lr_batch(2, 9, 11)
+    assert_grads_close(grads(ref, x), grads(fast, x))
+
+
+def test_checkpoint_recomputes_the_same_masks():
+    """grad_checkpoint reruns each CT block in backward; its Gumbel draws must repeat exactly."""
+    ref, ckpt = pair("tiny", dict(grad_checkpoint=True))
+    x = lr_batch(3, 8, 8)
+    g_ref, g_ckpt = grads(ref, x), grads(ckpt, x)
+    for name in g_ref:
+        torch.testing.assert_close(g_ckpt[name], g_ref[name], atol=0, rtol=1e-6)
+
+
+def test_checkpoint_is_inactive_without_grad():
+    _, ckpt = pair("tiny", dict(grad_checkpoint=True), mask_eval="argmax")
+    x = lr_batch(1, 8, 8)
+    with torch.no_grad():
+        out = ckpt.train()(x)
+    assert out.shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("switch", [IMPLS["fast"], dict(IMPLS["fast"], grad_checkpoint=True)])
+def test_state_dict_keys_and_shapes_unchanged(switch):
+    ref, fast = pair("x4", switch)
+    a, b = ref.state_dict(), fast.state_dict()
+    assert list(a) == list(b)
+    assert all(a[k].shape == b[k].shape for k in a)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_modulated_conv_conv_equals_unfold(k, batch, channels_last):
+    gen = torch.Generator().manual_seed(k * 10 + batch)
+    x = torch.randn(batch, 16, 7, 9, generator=gen)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    kernel = torch.randn(batch, 24, 16, k, k, generator=gen)
+    torch.testing.assert_close(modulated_conv(x, kernel, "conv"), modulated_conv(x, kernel, "unfold"),
+                               atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="valid: unfold, conv"):
+        modulated_conv(x, kernel, "einsum")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 8), (9, 11)])
+def test_ciam_branch_1x1_is_the_deconv_branch(size):
+    torch.manual_seed(3)
+    official = CIAM(8, 12, mask_eval="argmax")
+    rewrite = CIAM(8, 12, mask_eval="argmax", branch_impl="1x1")
+    rewrite.load_state_dict(official.state_dict())
+    x = torch.randn(2, 8, *size, requires_grad=True)
+    a, b = official._branch(x), rewrite._branch(x)
+    torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
+    ga = torch.autograd.grad(a.square().sum(), [x, official.up.weight, official.up.bias, official.down.weight])
+    gb = torch.autograd.grad(b.square().sum(), [x, rewrite.up.weight, rewrite.up.bias, rewrite.down.weight])
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(v, u, atol=1e-5, rtol=1e-5)
+    dead = torch.ones(2, 2, dtype=torch.bool)
+    dead[0, 0] = False  # the three taps down never reads get no gradient on either path
+    assert ga[1][:, :, dead].abs().max() == 0 and gb[1][:, :, dead].abs().max() == 0
+
+
+def test_fast_path_reproduces_official_golden_outputs(shared):
+    import cfin
+
+    for scale in (2, 3, 4):
+        io = torch.load(shared / "reference" / f"official_x{scale}_io.pt", weights_only=True)
+        path = shared / "reference" / f"official_x{scale}_random_state_dict.pt"
+        model = cfin.load_official(path, scale, mask_eval="argmax", **IMPLS["fast"])
+        with torch.no_grad():
+            torch.testing.assert_close(model(io["lr"]), io["sr_mask_argmax"], atol=1e-4, rtol=0)
+        model = cfin.load_official(path, scale, mask_eval="sample", **IMPLS["fast"])
+        torch.manual_seed(1234)
+        with torch.no_grad():
+            torch.testing.assert_close(model(io["lr"]), io["sr_mask_gumbel_seed1234"], atol=1e-4, rtol=0)
+
+
+def test_config_validation_of_the_switches():
+    with pytest.raises(CFINError, match="ciam_branch_impl.*valid: deconv, 1x1"):
+        preset("tiny", ciam_branch_impl="tap00")
+    for field in ("fused_attention", "channels_last", "grad_checkpoint"):
+        with pytest.raises(CFINError, match=f"{field} must be True or False"):
+            preset("tiny", **{field: "yes"})
+    with pytest.raises(CFINError, match="implementation 'turbo'.*valid: faithful, fast"):
+        preset("tiny").with_impl("turbo")
+    assert preset("x4").with_impl("fast").replace(**FAITHFUL) == preset("x4")

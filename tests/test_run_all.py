@@ -1,0 +1,301 @@
+"""run_all.py end to end on a tiny fixture table and a micro budget; reports against a golden file;
+resume, force and the errors a user can make. The fixture table and budget: tests/fixture_tables.py."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cfin.tables
+import fixture_tables
+from cfin.paths import REPO_ROOT
+from cfin.records import load_records, read_record, records_frame
+from cfin.train import RECIPES
+
+DATA = Path(__file__).parent / "data" / "run_all"
+ROWS = ("KV off", "KV+Cross")
+
+
+def _load_run_all():
+    spec = importlib.util.spec_from_file_location("run_all", REPO_ROOT / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _patch(mp: pytest.MonkeyPatch) -> None:
+    """Only the fixture table exists; the micro budget is a recipe."""
+    mp.setattr(cfin.tables, "TABLE_MODULES", {"TINY": "fixture_tables"})
+    mp.setitem(RECIPES, "micro", fixture_tables.MICRO)
+
+
+class Runner:
+    def __init__(self, root: Path):
+        self.root = root
+        self.module = _load_run_all()
+
+    def dirs(self) -> list[str]:
+        return ["--results", str(self.root / "results"), "--runs", str(self.root / "runs"),
+                "--reports", str(self.root / "reports")]
+
+    def __call__(self, *argv: str) -> int:
+        return self.module.main([*argv, *self.dirs(), "--no-progress"])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """``--table TINY --budget micro --jobs 2`` once, after an interrupted start of row "KV off"."""
+    root = tmp_path_factory.mktemp("run_all")
+    with pytest.MonkeyPatch.context() as mp:
+        _patch(mp)
+        run = Runner(root)
+        # Interrupt "KV off" after 2 of its 4 iterations, as a killed run would leave it.
+        from cfin.runner import plan_jobs
+        from cfin.runner.row import _prepare_run_dir
+        from cfin.commands.train import build_data
+        from cfin.train import train
+        import torch
+        import cfin
+
+        job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, root / "results", root / "runs")[0]
+        assert job.row.id == "KV off"
+        _prepare_run_dir(job)
+        torch.manual_seed(0)
+        model = cfin.CFIN(job.row.config)
+        train_set, val_set, _ = build_data(None, 4, job.recipe, False)
+        train(model, job.recipe, train_set, job.run_dir, device="cpu", val_set=val_set, progress=False,
+              max_iterations=2)
+        rc = run("--table", "TINY", "--budget", "micro", "--device", "cpu", "--jobs", "2")
+        yield run, rc
+
+
+def test_end_to_end_records(tiny_run):
+    run, rc = tiny_run
+    assert rc == 0
+    records = {r["row"]: r for r in load_records(run.root / "results")}
+    assert set(records) == set(ROWS)  # the quoted row is never run
+    rec = records["KV+Cross"]
+    assert Path(rec["path"]) == run.root / "results" / "TINY" / "KV+Cross" / "x4_seed0_micro_embedded.json"
+    assert (rec["table"], rec["scale"], rec["seed"], rec["budget"], rec["dataset"]) == ("TINY", 4, 0, "micro",
+                                                                                       "embedded")
+    assert rec["config"]["kv_share"] is True and records["KV off"]["config"]["kv_share"] is False
+    assert len(rec["config_hash"]) == 16 and rec["config_hash"] != records["KV off"]["config_hash"]
+    assert rec["recipe"]["name"] == "micro" and rec["recipe"]["iterations"] == 4
+    m = rec["metrics"]["embedded"]
+    assert m["images"] == 4 and 5 < m["psnr"] < 40 and 0 < m["ssim"] < 1
+    from cfin.complexity import CONVENTIONS
+
+    assert set(rec["complexity"]) == set(CONVENTIONS)
+    assert rec["complexity"]["full"]["params"] >= rec["complexity"]["paper"]["params"] > 0
+    assert rec["memory"]["peak_mb"] >= 0 and "training step" in rec["memory"]["condition"]
+    assert rec["latency"]["seconds"] > 0
+    assert rec["env"]["torch"] and "git_commit" in rec["env"] and rec["env"]["device"] == "cpu"
+    assert rec["wall_time_s"] > 0 and rec["command"].startswith("python run_all.py --table TINY")
+    assert rec["training"]["completed"] and rec["training"]["iterations"] == 4
+    assert [p["iteration"] for p in rec["curve"]] == [1, 2, 3, 4]
+    # "KV off" was interrupted at iteration 2: it resumed from its checkpoint
+    assert records["KV off"]["training"]["resumed_from"] == 2 and rec["training"]["resumed_from"] is None
+
+
+def test_end_to_end_reports(tiny_run):
+    run, _ = tiny_run
+    reports = run.root / "reports"
+    md = (reports / "table_TINY.md").read_text()
+    assert "## micro budget on embedded images: accuracy not comparable to the paper" in md
+    assert "Reproduce: `python run_all.py --table TINY --budget micro --seeds 0`" in md
+    for row in ROWS:
+        assert f"| {row} |" in md
+    html = (reports / "table_TINY.html").read_text()
+    assert "<table" in html and 'class="num delta' in html
+    assert "http://" not in html and "https://" not in html  # readable offline
+    for kind in ("psnr_params", "curves"):
+        png = reports / f"table_TINY_micro_embedded_{kind}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f'src="{png.name}"' in html
+    index = (reports / "index.html").read_text()
+    assert 'href="table_TINY.html"' in index and "1/2" not in index and "2/2" in index
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (Debian package 'chromium'; "
+                                                "CI installs it in .ci/run)")
+def test_html_renders_in_headless_chromium(tiny_run, tmp_path):
+    run, _ = tiny_run
+    page = run.root / "reports" / "table_TINY.html"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    # the page's own script counts plots that loaded (naturalWidth > 0) after the load event
+    assert 'data-plots-loaded="2/2"' in dom, dom[-2000:]
+    assert dom.count('class="cmp"') >= 3
+    for row in ROWS:
+        assert f'<td class="row">{row}</td>' in dom.replace("&amp;", "&")
+
+
+def _copy_fixture_records(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    shutil.copytree(DATA / "results", results)
+    return results
+
+
+def test_report_from_fixture_records_matches_golden(tmp_path, monkeypatch):
+    _patch(monkeypatch)
+    run = Runner(tmp_path)
+    _copy_fixture_records(tmp_path)
+    assert run("--report-only") == 0
+    expected = (DATA / "expected_table_TINY.md").read_text()
+    assert (tmp_path / "reports" / "table_TINY.md").read_text() == expected
+    html = (tmp_path / "reports" / "table_TINY.html").read_text()
+    # deltas are coloured by status: out of tolerance, within it
+    assert '<td class="num delta off" title="off">-40.72%</td>' in html
+    assert '<td class="num delta ok" title="ok">-0.17%</td>' in html
+    assert "micro budget on embedded images: accuracy not comparable to the paper" in html
+
+
+def test_records_frame(tmp_path):
+    df = records_frame(DATA / "results")
+    assert len(df) == 3
+    assert set(df["row"]) == set(ROWS)
+    assert df.loc[df["row"] == "KV+Cross", "metrics.embedded.psnr"].item() == pytest.approx(15.16)
+    assert "complexity.paper.params" in df.columns and "curve" not in df.columns
+
+
+class _Counting:
+    """Stands in for compute_record: counts calls and returns a stored record of the row."""
+
+    def __init__(self, stored: dict[tuple, dict]):
+        self.stored, self.calls = stored, []
+
+    def __call__(self, job, progress=True):
+        self.calls.append((job.row.id, job.seed))
+        rec = dict(self.stored[(job.row.id, job.seed)])
+        rec.pop("path", None)
+        return rec
+
+
+def test_resume_skips_finished_rows(tmp_path, monkeypatch):
+    _patch(monkeypatch)
+    results = _copy_fixture_records(tmp_path)
+    stored = {(r["row"], r["seed"]): r for r in load_records(results)}
+    fake = _Counting(stored)
+    monkeypatch.setattr("cfin.runner.row.compute_record", fake)
+    run = Runner(tmp_path)
+    argv = ("--table", "TINY", "--budget", "micro", "--seeds", "0", "1", "--device", "cpu")
+    kept = results / "TINY" / "KV+Cross" / "x4_seed0_micro_embedded.json"
+    before = kept.stat().st_mtime_ns
+    # "KV+Cross" seed 1 is the only job without a record
+    stored[("KV+Cross", 1)] = {**stored[("KV+Cross", 0)], "seed": 1}
+    assert run(*argv) == 0
+    assert fake.calls == [("KV+Cross", 1)]
+    assert kept.stat().st_mtime_ns == before
+    # everything recorded now: nothing runs
+    assert run(*argv) == 0
+    assert fake.calls == [("KV+Cross", 1)]
+    # a record made from another config is stale and is recomputed
+    stale = read_record(kept)
+    stale["config_hash"] = "0" * 16
+    kept.write_text(json.dumps({k: v for k, v in stale.items() if k != "path"}))
+    assert run(*argv) == 0
+    assert fake.calls[1:] == [("KV+Cross", 0)]
+    # --force recomputes every row
+    assert run(*argv, "--force") == 0
+    assert sorted(fake.calls[2:]) == sorted(stored)
+
+
+def _one_line_error(capsys, rc: int, *needles: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("run_all.py: error: ")
+    for n in needles:
+        assert n in err, err
+
+
+def test_report_only_without_records(tmp_path, monkeypatch, capsys):
+    _patch(monkeypatch)
+    _one_line_error(capsys, Runner(tmp_path)("--report-only"), "no records")
+
+
+def test_unknown_table(tmp_path, monkeypatch, capsys):
+    _patch(monkeypatch)
+    _one_line_error(capsys, Runner(tmp_path)("--table", "XIV"), "unknown table 'XIV'", "TINY")
+
+
+def test_unknown_budget(tmp_path, monkeypatch, capsys):
+    _patch(monkeypatch)
+    _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--budget", "huge"), "unknown budget 'huge'",
+                    "smoke", "short", "paper")
+
+
+def test_bad_seeds_and_missing_table(tmp_path, monkeypatch, capsys):
+    _patch(monkeypatch)
+    run = Runner(tmp_path)
+    _one_line_error(capsys, run("--table", "TINY", "--seeds", "x"), "--seeds")
+    _one_line_error(capsys, run(), "--table")
+
+
+def test_data_root_checked_before_training(tmp_path, monkeypatch, capsys):
+    _patch(monkeypatch)
+    _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "nope")),
+                    "does not exist")
+
+
+def test_list(tmp_path, monkeypatch, capsys):
+    _patch(monkeypatch)
+    assert Runner(tmp_path)("--list") == 0
+    out = capsys.readouterr().out
+    assert "Table TINY: Fixture" in out
+    for row in (*ROWS, "Other net"):
+        assert row in out
+    assert "quoted" in out
+
+
+def test_complexity_only(tmp_path, monkeypatch):
+    _patch(monkeypatch)
+    assert Runner(tmp_path)("--complexity-only", "--table", "all") == 0
+    out = tmp_path / "reports" / "complexity"
+    text = (out / "table_TINY.md").read_text()
+    assert "| KV+Cross | 60.0K |" in text and "| Other net (quoted) | 50.0K | quoted |" in text
+    assert "[Table TINY](table_TINY.md)" in (out / "README.md").read_text()
+    assert not (tmp_path / "results").exists()  # no training, no records
+
+
+def test_script_runs_as_a_program():
+    """The command a user types: ``python run_all.py --list`` with the real tables."""
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_all.py"), "--table", "nope"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 2 and "unknown table 'nope'" in proc.stderr
+
+
+def test_training_curve_is_thinned_keeping_validations(tmp_path):
+    from cfin.runner.row import training_curve
+
+    lines = [{"iteration": i, "loss": 1.0 / i, "lr": 1e-4, "time": i * 0.01,
+              **({"val_psnr": 20.0} if i % 700 == 0 else {})} for i in range(1, 2501)]
+    (tmp_path / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    curve = training_curve(tmp_path, max_points=100)
+    its = [p["iteration"] for p in curve]
+    assert len(curve) <= 110 and its == sorted(its) and its[-1] == 2500
+    assert [p["iteration"] for p in curve if "val_psnr" in p] == [700, 1400, 2100]
+    assert all("val_psnr" not in p for p in curve if p["iteration"] % 700)
+
+
+def test_row_slugs_must_be_unique():
+    import dataclasses
+
+    from cfin.errors import CFINError
+    from cfin.records import row_slugs, slug
+
+    assert slug("x4 CFIN+") == "x4_CFIN+" and slug("KV+Cross") == "KV+Cross"
+    t = fixture_tables.TABLE
+    clash = dataclasses.replace(t, rows=(*t.rows, dataclasses.replace(t.rows[1], id="KV/off")))
+    with pytest.raises(CFINError, match="same file name"):
+        row_slugs(clash)
