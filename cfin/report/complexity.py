@@ -12,7 +12,7 @@ from pathlib import Path
 from cfin.atomic import atomic_write_text
 from cfin.complexity import CONVENTIONS, default_lr_size
 from cfin.report.compare import RowResult, complexity_grid, conventions_grid
-from cfin.report.markdown import LEGEND, grid_markdown
+from cfin.report.markdown import LEGEND, grid_markdown, notes_markdown
 from cfin.runner.measure import REPORT_CONVENTIONS, complexity
 from cfin.tables import Table
 
@@ -58,13 +58,7 @@ def complexity_markdown(table: Table, conventions=REPORT_CONVENTIONS) -> str:
     if skipped:
         out.append(f"Not computed here: {', '.join(skipped)} (it traces real tensors at 720p, about a minute "
                    "a model on a CPU); every training record (`results/`) has it.\n")
-    notes = [f"- {r.id}: {r.note}" for r in table.rows if r.note]
-    if table.notes or notes:
-        out.append("## Notes\n")
-        if table.notes:
-            out.append(table.notes.strip() + "\n")
-        if notes:
-            out.append("\n".join(notes) + "\n")
+    out += notes_markdown(table)
     return "\n".join(out)
 
 

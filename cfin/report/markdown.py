@@ -60,11 +60,18 @@ def table_markdown(table: Table, sections: list[Section]) -> str:
             out += [f"![{title}]({name})\n" for title, name in sec.plots.items()]
         out.append("### Environment\n")
         out.append("\n".join(f"- {line}" for line in sec.environment) + "\n")
-    notes = [f"- {r.id}: {r.note}" for r in table.rows if r.note]
-    if table.notes or notes:
-        out.append("## Notes\n")
-        if table.notes:
-            out.append(table.notes.strip() + "\n")
-        if notes:
-            out.append("\n".join(notes) + "\n")
+    out += notes_markdown(table)
     return "\n".join(out)
+
+
+def notes_markdown(table: Table) -> list[str]:
+    """The "## Notes" section of a table report: the table's notes, then each row's."""
+    notes = [f"- {r.id}: {r.note}" for r in table.rows if r.note]
+    if not (table.notes or notes):
+        return []
+    out = ["## Notes\n"]
+    if table.notes:
+        out.append(table.notes.strip() + "\n")
+    if notes:
+        out.append("\n".join(notes) + "\n")
+    return out
