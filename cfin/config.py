@@ -65,8 +65,9 @@ class CFINConfig:
             2x2 stride-2 transposed conv, then a 1x1 stride-2 conv) or "1x1" (the same
             function from the same parameters: tap (0, 0) of the transposed conv and the
             1x1 conv at input resolution; see REFERENCE.md).
-        fused_attention: compute each CGA with fewer passes over the pixels (the norms
-            divide the d x d product q k^T; no copies of q, k, v); the same function.
+        fused_attention: compute each CGA with fewer passes over the pixels (q k^T and
+            the norms from the input's Gram matrix, attn v as one 1x1 conv of the input);
+            the same function.
         channels_last: run the CT body of a single image (batch 1) in channels-last memory
             layout (faster oneDNN convolutions and LayerNorms on CPU); batches stay NCHW, as
             the per-sample convolutions fold them into grouped convs. The same function,

@@ -204,3 +204,53 @@ def test_config_validation_of_the_switches():
     with pytest.raises(CFINError, match="implementation 'turbo'.*valid: faithful, fast"):
         preset("tiny").with_impl("turbo")
     assert preset("x4").with_impl("fast").replace(**FAITHFUL) == preset("x4")
+
+
+@pytest.mark.parametrize("kernels", [(1, 1), (1, 3), (3, 1)])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last):
+    """Both CGAs of a CFGT, fused (Gram matrices where the CGM is 1x1, keys handed over as a
+    map) against the official computation: outputs, the keys and values each CGA returns
+    (also when eq. (17)'s second CGA is asked for them), and gradients."""
+    from cfin.models.cfgt import CGA
+
+    torch.manual_seed(kernels[0] * 7 + kernels[1])
+    dim, heads = 16, 4
+    ref = [CGA(dim, heads, k, impl="unfold") for k in kernels]
+    fused = [CGA(dim, heads, k, impl="conv", fused=True) for k in kernels]
+    for r, f in zip(ref, fused):
+        f.load_state_dict(r.state_dict())
+    x = torch.randn(batch, dim, 7, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    n = torch.randn(batch, dim, 7, 9)
+
+    def run(cgas, x):
+        x = x.detach().clone().requires_grad_(True)
+        out1, k1, v1 = cgas[0](x)
+        x2 = x + out1 + n
+        out2, k2, v2 = cgas[1](x2, k1, v1)
+        k1 = k1.materialise("unfold") if hasattr(k1, "materialise") else k1
+        v1 = v1.materialise("unfold") if hasattr(v1, "materialise") else v1
+        as_map = [t.reshape(batch, dim, 7, 9) for t in (out1, k1, v1, out2, k2, v2)]
+        (out2.square().sum() + out1.sum()).backward()
+        return as_map, x.grad
+
+    (expected, grad_ref), (got, grad_got) = run(ref, x), run(fused, x)
+    for name, a, b in zip(("out1", "k1", "v1", "out2", "k2", "v2"), expected, got):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+    torch.testing.assert_close(grad_got, grad_ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gram_is_the_pixel_sum_of_outer_products(layout, batch):
+    from cfin.models.cfgt import gram
+
+    gen = torch.Generator().manual_seed(batch)
+    a, b = torch.randn(batch, 12, 5, 7, generator=gen), torch.randn(batch, 8, 5, 7, generator=gen)
+    if layout == "channels_last":
+        a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    expected = torch.einsum("bchw,bdhw->bcd", a.double(), b.double()).float()
+    torch.testing.assert_close(gram(a, b), expected, atol=1e-5, rtol=1e-5)

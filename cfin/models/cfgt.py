@@ -44,12 +44,13 @@ class CGA(nn.Module):
     (elementwise, where eq. 13 divides by a scalar); out ``= attn v``. Returns
     ``(out, k, v)`` with k normalised and v raw, for the next CGA.
 
-    ``fused=True`` computes the same function with fewer passes over the pixels: the
-    L2 norms divide the d x d product ``q k^T`` instead of q and k; the heads are views
-    of the projection in either memory layout (no copies); and with a 1x1 CGM the value
-    projection is never materialised: ``attn v = (blockdiag(attn) W_v) x`` is one
-    per-sample 1x1 conv of x, and the v handed to the next CGA is that pair
-    (:class:`ValueMap`), so ``attn2 (v2 + v1)`` is two such convs.
+    ``fused=True`` computes the same function with fewer passes over the pixels. With a 1x1
+    CGM (the released model) q and k are never materialised: every product and norm the
+    attention needs comes from the C x C Gram matrix of the input (``q k^T = Wq x x^T
+    Wk^T``), and the first CGA hands its normalised keys over as that map (:class:`KeyMap`);
+    ``attn v = (blockdiag(attn) W_v) x`` is one per-sample 1x1 conv of x, and the values
+    handed over are the pair (:class:`ValueMap`), so ``attn2 (v2 + v1)`` is two such convs.
+    Otherwise the L2 norms divide the d x d product ``q k^T`` instead of q and k.
     """
 
     def __init__(self, dim: int, heads: int, k: int = 1, mixer: str = "cgm", impl: str = "unfold",
@@ -78,8 +79,10 @@ class CGA(nn.Module):
         return t.flatten(2).unflatten(1, (self.heads, t.shape[1] // self.heads))
 
     def _forward_fused(self, x, k1, v1, return_kv):
-        b, c, h, w = x.shape
         folded = isinstance(self.qkv, CGM) and self.qkv.k == 1
+        if folded and (k1 is None or isinstance(k1, KeyMap)):
+            return self._forward_gram(x, k1, v1, return_kv)
+        b, c, h, w = x.shape
         if folded:  # q and k as a conv; v stays a 1x1 kernel on x
             kernel = self.qkv.kernel(x)
             q, k = (self._heads(t) for t in modulated_conv(x, kernel[:, :2 * c], self.qkv.impl).chunk(2, dim=1))
@@ -87,7 +90,7 @@ class CGA(nn.Module):
         else:
             q, k, v = (self._heads(t) for t in self.qkv(x).chunk(3, dim=1))
         if k1 is not None:
-            k = k + k1
+            k = k + (self._heads(k1.materialise(self.qkv.impl)) if isinstance(k1, KeyMap) else k1)
         # F.normalize divides by max(||.||, eps); dividing q k^T by the outer product of
         # the two norms is the same function without normalising the full q and k
         nq = _l2_norm(q).clamp_min(_NORM_EPS)
@@ -98,7 +101,7 @@ class CGA(nn.Module):
             out = v.apply(attn, self.qkv.impl)
             if v1 is not None:  # into the fresh conv output (its backward does not read it)
                 out = out.add_(v1.apply(attn, self.qkv.impl) if isinstance(v1, ValueMap)
-                               else self._attend(attn, self._heads(v1), x))
+                               else self._attend(attn, v1, x))
         else:
             if v1 is not None:
                 v = v + (self._heads(v1.materialise(self.qkv.impl)) if isinstance(v1, ValueMap) else v1)
@@ -109,6 +112,45 @@ class CGA(nn.Module):
             v = v.materialise(self.qkv.impl) + (v1.materialise(self.qkv.impl) if isinstance(v1, ValueMap) else
                                                 v1.reshape(b, c, h, w))
         return out, k / nk.unsqueeze(-1), v
+
+    def _forward_gram(self, x, k1, v1, return_kv):
+        """The folded CGA from Gram matrices: q and k are never materialised.
+
+        With ``q = Wq x`` and ``k = Wk x`` per pixel (the gated 1x1 kernel), ``q k^T = Wq G Wk^T``
+        and ``||q_i||^2 = (Wq G Wq^T)_ii`` with ``G = x x^T`` summed over pixels (C x C). With
+        eq. (17)'s ``k = Wk x + K1 x1`` (``K1``: the first CGA's normalised key kernel) the
+        same holds on the stacked input ``[x; x1]`` and its 2C x 2C Gram matrix.
+        """
+        b, c = x.shape[:2]
+        kernel = self.qkv.kernel(x).flatten(2)                          # B x 3C x C
+        wq, wk, wv = kernel.split(c, dim=1)
+        xg = gram_layout(x)
+        g = gram(xg, xg)
+        if k1 is None:
+            q_of, k_of, g_all = wq, wk, g
+        else:
+            g21 = gram(xg, k1.x)
+            g_all = torch.cat([torch.cat([g, g21], dim=2), torch.cat([g21.transpose(1, 2), k1.gram], dim=2)], dim=1)
+            q_of = torch.cat([wq, torch.zeros_like(wq)], dim=2)
+            k_of = torch.cat([wk, k1.normalised_kernel()], dim=2)
+        qg, kg = q_of @ g_all, k_of @ g_all                             # B x C x (C or 2C)
+        nq = _norm_from_quadratic(qg, q_of)
+        nk = _norm_from_quadratic(kg, k_of)
+        heads, d = self.heads, c // self.heads
+        products = (qg @ k_of.transpose(1, 2)).view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3)
+        scores = products.permute(0, 3, 1, 2) / (nq.view(b, heads, d, 1) * nk.view(b, heads, 1, d))
+        attn = (scores * self.omega).softmax(dim=-1)
+        v = ValueMap(x, wv)
+        out = v.apply(attn, self.qkv.impl)
+        if v1 is not None:  # into the fresh conv output (its backward does not read it)
+            out = out.add_(v1.apply(attn, self.qkv.impl))
+        if not return_kv:
+            return out, None, None
+        if k1 is None:
+            return out, KeyMap(xg, wk, nk, g), v
+        k = (modulated_conv(x, wk[..., None, None], self.qkv.impl) + k1.materialise(self.qkv.impl))
+        v = v.materialise(self.qkv.impl) + v1.materialise(self.qkv.impl)
+        return out, self._heads(k) / nk.view(b, heads, d, 1), v
 
     @staticmethod
     def _attend(attn: torch.Tensor, v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -139,6 +181,25 @@ class ValueMap(NamedTuple):
         return modulated_conv(self.x, self.kernel[..., None, None], impl)
 
 
+class KeyMap(NamedTuple):
+    """The first CGA's normalised keys kept as a map: ``k = (kernel x) / norm`` at every pixel.
+
+    ``x``: B x C x H x W; ``kernel``: B x C x C (the gated 1x1 key kernel); ``norm``: B x C,
+    each key's L2 norm over the pixels (clamped as F.normalize does); ``gram``: ``x x^T``.
+    """
+
+    x: torch.Tensor
+    kernel: torch.Tensor
+    norm: torch.Tensor
+    gram: torch.Tensor
+
+    def normalised_kernel(self) -> torch.Tensor:
+        return self.kernel / self.norm.unsqueeze(-1)
+
+    def materialise(self, impl: str) -> torch.Tensor:
+        return modulated_conv(self.x, self.normalised_kernel()[..., None, None], impl)
+
+
 _NORM_EPS = 1e-12  # F.normalize's default
 
 
@@ -146,6 +207,30 @@ def _l2_norm(t: torch.Tensor) -> torch.Tensor:
     """L2 norm over the last (pixel) axis; on a channels-last view a sum of squares is ~3x
     faster than ``torch.linalg.vector_norm`` (which reduces the strided axis slowly)."""
     return t.square().sum(dim=-1).sqrt()
+
+
+def gram_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the layout :func:`gram` is fastest on: NCHW for one image on the CPU (a copy
+    from channels-last costs less than the slower matmul), as it is otherwise."""
+    return x.contiguous() if x.shape[0] == 1 and x.device.type == "cpu" else x
+
+
+def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a b^T`` summed over pixels: B x C x H x W, B x C' x H x W -> B x C x C'.
+
+    One image in NCHW goes through oneDNN as a convolution whose kernel is the whole image
+    (the C planes of ``a`` as a batch, those of ``b`` as C' filters), about twice the speed
+    of the MKL matmul that serves the other layouts here.
+    """
+    if a.shape[0] == 1 and a.is_contiguous() and b.is_contiguous() and a.device.type == "cpu":
+        h, w = a.shape[2:]
+        return F.conv2d(a.view(-1, 1, h, w), b.view(-1, 1, h, w)).view(1, a.shape[1], b.shape[1])
+    return a.flatten(2) @ b.flatten(2).transpose(1, 2)
+
+
+def _norm_from_quadratic(wg: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``max(sqrt((W G W^T)_ii), eps)`` from ``W G`` and ``W``: the L2 norms of ``W x`` over pixels."""
+    return (wg * w).sum(dim=-1).clamp_min(_NORM_EPS ** 2).sqrt()
 
 
 class IGP(nn.Module):
