@@ -126,19 +126,19 @@ class CGA(nn.Module):
         wq, wk, wv = kernel.split(c, dim=1)
         xg = gram_layout(x)
         g = gram(xg, xg)
-        if k1 is None:
-            q_of, k_of, g_all = wq, wk, g
-        else:
+        if k1 is None:  # q and k of x alone
+            g_q, g_k, k_of = g, g, wk
+        else:           # q of x; k of the stacked [x; x1]
             g21 = gram(xg, k1.x)
-            g_all = torch.cat([torch.cat([g, g21], dim=2), torch.cat([g21.transpose(1, 2), k1.gram], dim=2)], dim=1)
-            q_of = torch.cat([wq, torch.zeros_like(wq)], dim=2)
+            g_q = torch.cat([g, g21], dim=2)                            # B x C x 2C
+            g_k = torch.cat([g_q, torch.cat([g21.transpose(1, 2), k1.gram], dim=2)], dim=1)
             k_of = torch.cat([wk, k1.normalised_kernel()], dim=2)
-        qg, kg = q_of @ g_all, k_of @ g_all                             # B x C x (C or 2C)
-        nq = _norm_from_quadratic(qg, q_of)
+        qg, kg = wq @ g_q, k_of @ g_k                                   # B x C x (C or 2C)
+        nq = _norm_from_quadratic(qg[..., :c], wq)
         nk = _norm_from_quadratic(kg, k_of)
         heads, d = self.heads, c // self.heads
-        products = (qg @ k_of.transpose(1, 2)).view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3)
-        scores = products.permute(0, 3, 1, 2) / (nq.view(b, heads, d, 1) * nk.view(b, heads, 1, d))
+        products = qg.view(b, heads, d, -1) @ k_of.view(b, heads, d, -1).transpose(-2, -1)   # per head: q k^T
+        scores = products / (nq.view(b, heads, d, 1) * nk.view(b, heads, 1, d))
         attn = (scores * self.omega).softmax(dim=-1)
         v = ValueMap(x, wv)
         out = v.apply(attn, self.qkv.impl)
@@ -172,10 +172,10 @@ class ValueMap(NamedTuple):
     kernel: torch.Tensor
 
     def apply(self, attn: torch.Tensor, impl: str) -> torch.Tensor:
+        """``attn v``."""
         b, heads, d, _ = attn.shape
-        eye = torch.eye(heads, dtype=attn.dtype, device=attn.device)
-        blocks = (attn[:, :, :, None, :] * eye[None, :, None, :, None]).reshape(b, heads * d, heads * d)
-        return modulated_conv(self.x, (blocks @ self.kernel)[..., None, None], impl)
+        mixed = (attn @ self.kernel.view(b, heads, d, -1)).view(b, heads * d, -1)   # blockdiag(attn) @ kernel
+        return modulated_conv(self.x, mixed[..., None, None], impl)
 
     def materialise(self, impl: str) -> torch.Tensor:
         return modulated_conv(self.x, self.kernel[..., None, None], impl)
@@ -234,14 +234,20 @@ def _norm_from_quadratic(wg: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 class IGP(nn.Module):
-    """Interactive Guidance Perceptron: CGM (k = 1), GELU, CGM (k = 3)."""
+    """Interactive Guidance Perceptron: CGM (k = 1), GELU, CGM (k = 3).
 
-    def __init__(self, dim: int, mixer: str = "cgm", impl: str = "unfold", groups: int = 4):
+    ``fused``: the GELU runs inside the first CGM's convolution where it can (the same function).
+    """
+
+    def __init__(self, dim: int, mixer: str = "cgm", impl: str = "unfold", groups: int = 4, fused: bool = False):
         super().__init__()
         self.fc1 = token_mixer(mixer, dim, dim, 1, impl, groups)
         self.fc2 = token_mixer(mixer, dim, dim, 3, impl, groups)
+        self.fused = fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and isinstance(self.fc1, CGM):
+            return self.fc2(self.fc1(x, act="gelu"))
         return self.fc2(F.gelu(self.fc1(x)))
 
 
@@ -263,7 +269,7 @@ class CFGT(nn.Module):
         self.norm1 = LayerNorm2d(dim)
         self.cga2 = CGA(dim, heads, kernels[1], mixer, impl, fused, gconv_groups)
         self.norm2 = LayerNorm2d(dim)
-        self.igp = IGP(dim, mixer, impl, gconv_groups)
+        self.igp = IGP(dim, mixer, impl, gconv_groups, fused)
         self.norm3 = LayerNorm2d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -275,4 +281,8 @@ class CFGT(nn.Module):
 
     def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
         # fused: into the LayerNorm's fresh output (its backward reads the input, not the output)
-        return branch.add_(x) if self.fused else x + branch
+        # where both share a layout; else in x's layout, so an NCHW batch is not copied later
+        if self.fused and branch.is_contiguous(memory_format=torch.channels_last) == \
+                x.is_contiguous(memory_format=torch.channels_last):
+            return branch.add_(x)
+        return x + branch

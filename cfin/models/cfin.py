@@ -18,7 +18,8 @@ from cfin.models.common import MeanShift, Scale, conv
 def conv_stage(cfg: CFINConfig) -> nn.Module:
     """The conv-stage block F_C of eq. (2): CIAM or a Table V alternative (same contract)."""
     if cfg.conv_block == "ciam":
-        return CIAM(cfg.n_feats, cfg.deconv_feats, cfg.mask, cfg.mask_eval, cfg.ciam_branch, cfg.ciam_branch_impl)
+        return CIAM(cfg.n_feats, cfg.deconv_feats, cfg.mask, cfg.mask_eval, cfg.ciam_branch, cfg.ciam_branch_impl,
+                    cfg.fused_conv_stage)
     from cfin.models.blocks import CONV_BLOCKS
 
     return CONV_BLOCKS[cfg.conv_block](cfg.n_feats)

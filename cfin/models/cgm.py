@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfin.models.postops import activation, conv_act
 
-def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold") -> torch.Tensor:
+
+def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold", act: str | None = None) -> torch.Tensor:
     """Convolve each sample of ``x`` (B x Cin x H x W) with its own kernel (B x Cout x Cin x k x k).
 
     Padding ``k // 2``, stride 1, no bias. ``unfold`` is the official computation (F.unfold
@@ -20,19 +22,22 @@ def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold") 
     function without that tensor: one sample is a plain ``F.conv2d`` (it keeps a
     channels-last layout); a batch is a batched matmul at k = 1 and one grouped convolution
     with the batch folded into the groups at k > 1, both NCHW (an elementwise op whose
-    input and gradient differ in layout runs several times slower).
+    input and gradient differ in layout runs several times slower). An activation ``act``
+    (relu, gelu, leaky_relu) follows, fused into the conv where :mod:`cfin.models.postops` can.
     """
     b, cin, h, w = x.shape
     cout, k = kernel.shape[1], kernel.shape[-1]
     if impl == "unfold":
         cols = F.unfold(x, k, padding=k // 2)                       # B x Cin*k*k x HW
-        return torch.matmul(kernel.reshape(b, cout, cin * k * k), cols).view(b, cout, h, w)
+        y = torch.matmul(kernel.reshape(b, cout, cin * k * k), cols).view(b, cout, h, w)
+        return y if act is None else activation(y, act)
     if impl != "conv":
         raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: unfold, conv")
     if b == 1:
-        return F.conv2d(x, kernel[0], padding=k // 2)
+        return F.conv2d(x, kernel[0], padding=k // 2) if act is None else conv_act(x, kernel[0], None, act)
     y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k), padding=k // 2, groups=b)
-    return y.view(b, cout, h, w)
+    y = y.view(b, cout, h, w)
+    return y if act is None else activation(y, act)
 
 
 class CGM(nn.Module):
@@ -80,8 +85,9 @@ class CGM(nn.Module):
         """The per-sample kernel ``gate(x) * W``: B x Cout x Cin x k x k."""
         return self.gate(x) * self.weight
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return modulated_conv(x, self.kernel(x), self.impl)
+    def forward(self, x: torch.Tensor, act: str | None = None) -> torch.Tensor:
+        """The CGM's output, followed by the activation ``act`` (see :func:`modulated_conv`)."""
+        return modulated_conv(x, self.kernel(x), self.impl, act)
 
     def extra_repr(self) -> str:
         return f"{self.in_ch}, {self.out_ch}, k={self.k}, impl={self.impl}"

@@ -29,11 +29,14 @@ class ECA(nn.Module):
         nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
         self.k = k
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-channel factor in (0, 1): B x C x 1 x 1."""
         y = x.mean(dim=(2, 3))                                    # B x C
         windows = F.pad(y, (self.k // 2, self.k // 2)).unfold(1, self.k, 1)  # B x C x k
-        y = (windows * self.weight.squeeze(1)).sum(-1)
-        return x * torch.sigmoid(y)[:, :, None, None]
+        return torch.sigmoid((windows * self.weight.squeeze(1)).sum(-1))[:, :, None, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
 
 
 class RIFUMask(nn.Module):
@@ -43,24 +46,38 @@ class RIFUMask(nn.Module):
     ``softmax`` (channel 1 of a plain softmax), ``maxpool`` (sigmoid of the max over the M
     channels: our reading of Table IV's "max-pooling operation"). ``mask_eval`` picks what
     the Gumbel mask does in eval mode: ``sample`` (official: a fresh hard sample, so outputs
-    depend on the RNG) or ``argmax`` (noiseless).
+    depend on the RNG) or ``argmax`` (noiseless). ``fused``: where no gradient is taken, the
+    hard sample is the one-hot of the same draw's softmax, without the straight-through
+    ``y_hard - y_soft + y_soft`` (which leaves the ones off by a rounding error).
     """
 
-    def __init__(self, channels: int, kind: str = "gumbel", mask_eval: str = "sample", m: int = 3):
+    def __init__(self, channels: int, kind: str = "gumbel", mask_eval: str = "sample", m: int = 3,
+                 fused: bool = False):
         super().__init__()
         self.spatial_mask = nn.Conv2d(channels, m, 1, bias=False)
         self.kind = kind
         self.mask_eval = mask_eval
+        self.fused = fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.spatial_mask(x)
         if self.kind == "gumbel":
             if self.training or self.mask_eval == "sample":
+                if self.fused and not (torch.is_grad_enabled() and logits.requires_grad):
+                    return hard_gumbel_sample(logits)
                 return F.gumbel_softmax(logits, tau=1.0, hard=True, dim=1)[:, 1:2]
             return (logits.argmax(dim=1, keepdim=True) == 1).to(x.dtype)
         if self.kind == "softmax":
             return logits.softmax(dim=1)[:, 1:2]
         return torch.sigmoid(logits.amax(dim=1, keepdim=True))  # maxpool
+
+
+def hard_gumbel_sample(logits: torch.Tensor) -> torch.Tensor:
+    """Channel 1 of ``F.gumbel_softmax(logits, tau=1, hard=True, dim=1)``'s forward value,
+    from the same random draws (the same RNG calls on a tensor of the same layout)."""
+    gumbels = -torch.empty_like(logits, memory_format=torch.legacy_contiguous_format).exponential_().log()
+    index = (logits + gumbels).softmax(dim=1).max(dim=1, keepdim=True)[1]  # argmax is 40x slower channels-last
+    return (index == 1).to(logits.dtype)
 
 
 class RIFU(nn.Module):
@@ -69,18 +86,28 @@ class RIFU(nn.Module):
     ``h = lrelu(wn_conv3x3(x))`` (eq. 5); ``h = h * mask(h)`` (eq. 6-8);
     ``h = ECA(lrelu(wn_conv3x3(h)))`` (eq. 9); out ``= s1 * h + s2 * x``. The official code
     applies a LeakyReLU (0.05) after the second conv too and scales both residual paths.
+    ``fused`` computes the same function in fewer passes: the activations in place on the
+    conv outputs, and ECA's gate with both scalars in one multiply-add,
+    ``addcmul(s2 * x, h, s1 * gate)``.
     """
 
-    def __init__(self, n_feats: int, mask: str = "gumbel", mask_eval: str = "sample"):
+    def __init__(self, n_feats: int, mask: str = "gumbel", mask_eval: str = "sample", fused: bool = False):
         super().__init__()
         self.conv1 = conv(n_feats, n_feats, 3, wn=True)
-        self.mask = RIFUMask(n_feats, mask, mask_eval) if mask != "none" else None
+        self.mask = RIFUMask(n_feats, mask, mask_eval, fused=fused) if mask != "none" else None
         self.conv2 = conv(n_feats, n_feats, 3, wn=True)
         self.eca = ECA(n_feats)
         self.scale_res = Scale(1.0)
         self.scale_skip = Scale(1.0)
+        self.fused = fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:  # conv outputs are fresh and their backward does not read them
+            h = F.leaky_relu_(self.conv1(x), LRELU_SLOPE)
+            if self.mask is not None:
+                h = h * self.mask(h)
+            h = F.leaky_relu_(self.conv2(h), LRELU_SLOPE)
+            return torch.addcmul(self.scale_skip(x), h, self.eca.gate(h) * self.scale_res.scale)
         h = F.leaky_relu(self.conv1(x), LRELU_SLOPE)
         if self.mask is not None:
             h = h * self.mask(h)
@@ -105,17 +132,20 @@ class CIAM(nn.Module):
             input resolution (tap (0, 0) of ``up``, then ``down`` without stride),
             skipping the 4x upsampled tensor. The other three taps get no gradient
             either way.
+        fused: RIFUs and the gate and residual in fewer elementwise passes (same function).
     """
 
     def __init__(self, n_feats: int, deconv_feats: int = 64, mask: str = "gumbel",
-                 mask_eval: str = "sample", branch: bool = True, branch_impl: str = "deconv"):
+                 mask_eval: str = "sample", branch: bool = True, branch_impl: str = "deconv",
+                 fused: bool = False):
         super().__init__()
         if branch_impl not in BRANCH_IMPLS:
             raise ValueError(f"unknown CIAM branch_impl {branch_impl!r}; valid: {', '.join(BRANCH_IMPLS)}")
         self.branch_impl = branch_impl
-        self.rifu1 = RIFU(n_feats, mask, mask_eval)
-        self.rifu2 = RIFU(n_feats, mask, mask_eval)
-        self.rifu3 = RIFU(n_feats, mask, mask_eval)
+        self.fused = fused
+        self.rifu1 = RIFU(n_feats, mask, mask_eval, fused)
+        self.rifu2 = RIFU(n_feats, mask, mask_eval, fused)
+        self.rifu3 = RIFU(n_feats, mask, mask_eval, fused)
         if branch:
             self.up = nn.ConvTranspose2d(n_feats, deconv_feats, 2, stride=2)
             self.down = nn.Conv2d(deconv_feats, n_feats, 1, stride=2)
@@ -127,9 +157,12 @@ class CIAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.rifu2(self.rifu1(x))
         if self.up is not None:
-            g = torch.sigmoid(self._branch(x) + x)
+            # fused: in place on the branch's fresh output (sigmoid's backward reads its result)
+            g = torch.sigmoid_(self._branch(x).add_(x)) if self.fused else torch.sigmoid(self._branch(x) + x)
             b = g * b
         c = self.rifu3(b)
+        if self.fused:
+            return torch.addcmul(self.scale_skip(x), c, self.scale_res.scale)
         return self.scale_res(c) + self.scale_skip(x)
 
     def _branch(self, x: torch.Tensor) -> torch.Tensor:
