@@ -255,3 +255,48 @@ def test_gram_is_the_pixel_sum_of_outer_products(layout, batch):
         a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
     expected = torch.einsum("bchw,bdhw->bcd", a.double(), b.double()).float()
     torch.testing.assert_close(gram(a, b), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_hard_gumbel_sample_is_gumbel_softmax_forward(layout):
+    """The fused eval-mode mask consumes the same random draws as F.gumbel_softmax and gives
+    its forward value: the one-hot of the same argmax (ones exact, where the straight-through
+    form leaves them off by a rounding error)."""
+    from cfin.models.ciam import hard_gumbel_sample
+
+    logits = torch.randn(2, 3, 17, 23, generator=torch.Generator().manual_seed(4))
+    if layout == "channels_last":
+        logits = logits.contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(9)
+    expected = F.gumbel_softmax(logits, tau=1.0, hard=True, dim=1)[:, 1:2]
+    after_official = torch.rand(1)
+    torch.manual_seed(9)
+    got = hard_gumbel_sample(logits)
+    assert torch.equal(torch.rand(1), after_official)  # the generator advanced alike
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert set(got.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("act", ["relu", "gelu", "leaky_relu"])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_conv_act_post_op_is_conv_then_activation(act, k, layout):
+    """The oneDNN post-op (taken without gradients) and the plain ops (with them) agree."""
+    from cfin.models.postops import activation, conv_act, fusable
+
+    gen = torch.Generator().manual_seed(k)
+    x = torch.randn(1, 16, 9, 11, generator=gen) * 4
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(24, 16, k, k, generator=gen), torch.randn(24, generator=gen)
+    expected = activation(F.conv2d(x, w, b, padding=k // 2), act, 0.05)
+    with torch.no_grad():
+        got = conv_act(x, w, b, act, 0.05)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+    assert got.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
+    w.requires_grad_(True)
+    assert not fusable(x, w)  # a gradient to take: the plain ops, which autograd can follow
+    conv_act(x, w, b, act, 0.05).sum().backward()
+    assert w.grad is not None
+    with pytest.raises(ValueError, match="valid: relu, gelu, leaky_relu"):
+        conv_act(x, w, b, "swish")

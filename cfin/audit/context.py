@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfin.config import CFINConfig, preset
+from cfin.config import IMPLS, CFINConfig, preset
 from cfin.device import resolve_device
 from cfin.errors import CFINError
 from cfin.models import CFIN
@@ -22,8 +22,7 @@ from cfin.paths import shared_dir
 
 
 # the official computation for every "same function, faster" switch of CFINConfig
-_OFFICIAL_FORM = {"cgm_impl": "unfold", "ciam_branch_impl": "deconv", "fused_attention": False,
-                  "channels_last": False, "grad_checkpoint": False}
+_OFFICIAL_FORM = {**IMPLS["faithful"], "grad_checkpoint": False}
 
 
 def official_form(cfg: CFINConfig) -> CFINConfig:
