@@ -53,6 +53,16 @@ def metrics(datasets: tuple[str, ...], texts: list[str] | tuple[str, ...]) -> di
     return {d: m for d, t in zip(datasets, texts) if (m := metric(t)) is not None}
 
 
+def printed(datasets: tuple[str, ...], metric_texts: str, params: str = MISSING, multi_adds: str = MISSING,
+            memory: str = MISSING, time: str = MISSING) -> PaperNumbers:
+    """A row's printed numbers: ``printed(("Set14",), "32.49/0.8985", "177.8K", "4.1105G")``.
+
+    ``metric_texts``: one printed metric per dataset, whitespace-separated ("-" where blank).
+    """
+    return PaperNumbers(params=count(params), multi_adds=count(multi_adds), memory_mb=memory_mb(memory),
+                        time_s=seconds(time), metrics=metrics(datasets, metric_texts.split()))
+
+
 def quoted_rows(block: str, datasets: tuple[str, ...], prefix: str = "", note: str = "") -> tuple[Row, ...]:
     """Rows of other methods from a whitespace-separated block, one method per line.
 
@@ -62,8 +72,6 @@ def quoted_rows(block: str, datasets: tuple[str, ...], prefix: str = "", note: s
     rows = []
     for line in block.strip().splitlines():
         name, params, multi_adds, *rest = line.split()
-        rows.append(Row(prefix + name, None,
-                        PaperNumbers(params=count(params), multi_adds=count(multi_adds),
-                                     metrics=metrics(datasets, rest)),
+        rows.append(Row(prefix + name, None, printed(datasets, " ".join(rest), params, multi_adds),
                         quoted=True, note=note))
     return tuple(rows)

@@ -7,9 +7,9 @@ other method is a quoted row: the paper's numbers, shown beside ours, never repr
     python -m ablations.fit --table I     # nothing to fit: the presets are the paper's models
 """
 from cfin.config import preset
-from cfin.tables import PaperNumbers, Row, Table
+from cfin.tables import Row, Table
 
-from ablations.printed import count, metrics, quoted_rows
+from ablations.printed import printed, quoted_rows
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
 
@@ -95,8 +95,7 @@ def _rows():
         for suffix, texts, ens in (("", plain, False), ("+", ensemble, True)):
             rows.append(Row(
                 f"x{s} CFIN{suffix}", preset(s),
-                PaperNumbers(params=count(params), multi_adds=count(multi_adds),
-                             metrics=metrics(DATASETS, texts.split())),
+                printed(DATASETS, texts, params, multi_adds),
                 self_ensemble=ens,
                 note=("the official CFINx%d.py network; " % s)
                      + ("evaluated with the x8 self-ensemble (flips and rotations)" if ens else

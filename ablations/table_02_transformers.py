@@ -7,10 +7,10 @@ more CIAM, shared by two more CFGTs, with its expand/squeeze pair).
     python -m ablations.fit --table II
 """
 from cfin.config import preset
-from cfin.tables import PaperNumbers, Row, Table
+from cfin.tables import Row, Table
 
 from ablations.fit import Search, cfin_heads
-from ablations.printed import count, memory_mb, metrics, seconds
+from ablations.printed import printed
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
 
@@ -47,8 +47,7 @@ def _row(name):
     params, multi_adds, memory, time, texts, average = _PRINTED[name]
     note = _NOTES[name] + f". Average over the five sets as printed: {average.replace('/', ' / ')}"
     return Row(name, _CONFIGS.get(name),
-               PaperNumbers(params=count(params), multi_adds=count(multi_adds), memory_mb=memory_mb(memory),
-                            time_s=seconds(time), metrics=metrics(DATASETS, texts.split())),
+               printed(DATASETS, texts, params, multi_adds, memory, time),
                quoted=name not in _CONFIGS, note=note)
 
 

@@ -8,10 +8,10 @@ without CIAM's up/down-sampling branch is section V-A.2 (``table_05a_branch``).
     python -m ablations.fit --table IV
 """
 from cfin.config import CFINConfig
-from cfin.tables import PaperNumbers, Row, Table
+from cfin.tables import Row, Table
 
 from ablations.fit import Search
-from ablations.printed import count, metrics
+from ablations.printed import printed
 
 DATASETS = ("Set5",)
 
@@ -32,14 +32,11 @@ TABLE = Table(
     scale=4,
     rows=(
         Row("RIFU+Maxpool", SKELETON.replace(mask="maxpool"),
-            PaperNumbers(params=count("165K"), multi_adds=count("4.89G"),
-                         metrics=metrics(DATASETS, ["31.70/0.8876"])), note=_MASK_NOTE["maxpool"]),
+            printed(DATASETS, "31.70/0.8876", "165K", "4.89G"), note=_MASK_NOTE["maxpool"]),
         Row("RIFU+Softmax", SKELETON.replace(mask="softmax"),
-            PaperNumbers(params=count("165K"), multi_adds=count("4.89G"),
-                         metrics=metrics(DATASETS, ["31.71/0.8877"])), note=_MASK_NOTE["softmax"]),
+            printed(DATASETS, "31.71/0.8877", "165K", "4.89G"), note=_MASK_NOTE["softmax"]),
         Row("RIFU+Gumbel-Softmax", SKELETON,
-            PaperNumbers(params=count("165K"), multi_adds=count("4.89G"),
-                         metrics=metrics(DATASETS, ["31.75/0.8886"])), note=_MASK_NOTE["gumbel"]),
+            printed(DATASETS, "31.75/0.8886", "165K", "4.89G"), note=_MASK_NOTE["gumbel"]),
     ),
     datasets=DATASETS,
     recipe="paper",

@@ -12,10 +12,10 @@ parameters and an HPB or WDIB several times an RCAB's. So each row was fitted on
     python -m ablations.fit --table V --search CFIN+WDIB --top 10
 """
 from cfin.config import CFINConfig
-from cfin.tables import PaperNumbers, Row, Table, Tolerance
+from cfin.tables import Row, Table, Tolerance
 
 from ablations.fit import Search, cfin_heads
-from ablations.printed import count, metrics
+from ablations.printed import printed
 from ablations.table_03_mask import SKELETON as CIAM_MODEL
 
 DATASETS = ("Set5", "Set14", "Urban100")
@@ -72,8 +72,7 @@ _TOLERANCE = {"CFIN+WDIB": Tolerance(params=0.10, multi_adds=0.04)}
 def _row(name):
     params, multi_adds, texts = _PRINTED[name]
     return Row(name, CONFIGS[name],
-               PaperNumbers(params=count(params), multi_adds=count(multi_adds),
-                            metrics=metrics(DATASETS, texts.split())),
+               printed(DATASETS, texts, params, multi_adds),
                tolerance=_TOLERANCE.get(name, Tolerance()), note=_NOTES[name])
 
 

@@ -5,9 +5,9 @@ model (165K) with and without the upsampling-downsampling branch is 31.75dB and 
 31.75 is Table IV's Gumbel row, so the model is Table IV's; the other row switches the
 branch off (``CFINConfig.ciam_branch=False``: the gate g = 1).
 """
-from cfin.tables import PaperNumbers, Row, Table
+from cfin.tables import Row, Table
 
-from ablations.printed import count, metrics
+from ablations.printed import printed
 from ablations.table_04_gumbel import SKELETON
 
 DATASETS = ("Set5",)
@@ -18,10 +18,10 @@ TABLE = Table(
     scale=4,
     rows=(
         Row("with branch", SKELETON,
-            PaperNumbers(params=count("165K"), metrics=metrics(DATASETS, ["31.75"])),
+            printed(DATASETS, "31.75", "165K"),
             note="Table IV's RIFU+Gumbel-Softmax model; the paper prints its size (165K) only"),
         Row("without branch", SKELETON.replace(ciam_branch=False),
-            PaperNumbers(metrics=metrics(DATASETS, ["31.63"])),
+            printed(DATASETS, "31.63"),
             note="no counts printed; ours drops the transposed conv and the stride-2 1x1 conv "
                  "(most of the model's paper-rule Multi-Adds)"),
     ),

@@ -12,9 +12,9 @@ terms, although the paper presents KV+Cross as its design. The model is Table VI
 
     python -m ablations.fit --table VII     # the joint fit with Table VI
 """
-from cfin.tables import PaperNumbers, Row, Table
+from cfin.tables import Row, Table
 
-from ablations.printed import count, metrics
+from ablations.printed import printed
 from ablations.table_06_cgm import SKELETON
 
 DATASETS = ("Set5",)
@@ -25,18 +25,15 @@ TABLE = Table(
     scale=4,
     rows=(
         Row("Cross", SKELETON.replace(kv_share=False),
-            PaperNumbers(params=count("177.8K"), multi_adds=count("4.1105G"),
-                         metrics=metrics(DATASETS, ["32.05/0.8928"])),
+            printed(DATASETS, "32.05/0.8928", "177.8K", "4.1105G"),
             note="Cross without KV: the second CGA does not add the first CGA's K, V (no parameters "
                  "change): 178,791 / 4.1059G (+0.6%, -0.1%)"),
         Row("KV", SKELETON.replace(cga_kernels=(1, 1)),
-            PaperNumbers(params=count("177.5K"), multi_adds=count("4.1104G"),
-                         metrics=metrics(DATASETS, ["31.93/0.8904"])),
+            printed(DATASETS, "31.93/0.8904", "177.5K", "4.1104G"),
             note="KV without Cross: both CGAs' CGMs at k = 1, as the official code builds them: "
                  "178,659 / 4.1059G (+0.7%, -0.1%)"),
         Row("KV+Cross", SKELETON,
-            PaperNumbers(params=count("177.8K"), multi_adds=count("4.1105G"),
-                         metrics=metrics(DATASETS, ["32.14/0.8940"])),
+            printed(DATASETS, "32.14/0.8940", "177.8K", "4.1105G"),
             note="the paper's CFGT, the same model as Table VI's CFIN+CGM: 178,791 / 4.1059G "
                  "(+0.6%, -0.1%)"),
     ),

@@ -7,10 +7,10 @@ exists only for the CIAMs whose blocks keep a CFGT. CFGT-8 is CFIN.
     python -m ablations.fit --table VIII
 """
 from cfin.config import preset
-from cfin.tables import PaperNumbers, Row, Table
+from cfin.tables import Row, Table
 
 from ablations.fit import Search
-from ablations.printed import count, memory_mb, metrics
+from ablations.printed import printed
 
 DATASETS = ("Set5", "Manga109")
 
@@ -27,8 +27,7 @@ _OURS = {0: "630,410 / 27.998G (+0.07%, -0.01%)", 4: "664,618 / 29.590G (-0.06%,
 def _row(n):
     params, multi_adds, texts, memory = _PRINTED[n]
     return Row(f"CFGT-{n}", preset(4, num_cfgt=n),
-               PaperNumbers(params=count(params), multi_adds=count(multi_adds), memory_mb=memory_mb(memory),
-                            metrics=metrics(DATASETS, texts.split())),
+               printed(DATASETS, texts, params, multi_adds, memory),
                note=f"{n} CFGTs, in blocks 1-{n}" if n else "no CFGT and no expand/squeeze: CNN-only CFIN")
 
 

@@ -11,10 +11,10 @@
     python -m ablations.fit --table X
 """
 from cfin.config import preset
-from cfin.tables import PaperNumbers, Row, Table
+from cfin.tables import Row, Table
 
 from ablations.fit import Search
-from ablations.printed import count, memory_mb, metrics, seconds
+from ablations.printed import printed
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
 
@@ -41,8 +41,7 @@ _NOTES = {
 def _row(name):
     params, memory, time, texts = _PRINTED[name]
     return Row(name, _CONFIGS[name],
-               PaperNumbers(params=count(params), memory_mb=memory_mb(memory), time_s=seconds(time),
-                            metrics=metrics(DATASETS, texts.split())),
+               printed(DATASETS, texts, params, memory=memory, time=time),
                note=_NOTES[name])
 
 

@@ -95,6 +95,8 @@ class BenchSpec:
         amp: add a ``fast+<amp>`` autocast path ("bf16" or "fp16").
         compile: add a ``fast+compile`` path (torch.compile).
         memory: measure peak memory.
+        memory_runs: CPU peak-memory children per path; the median is reported (one child's
+            peak RSS moves by up to 30% from run to run with the heap's layout).
         weights: an official state_dict to load (default: random weights, seed 0).
         mask_eval: override the config's Gumbel mask at inference ("sample", the official
             default, draws noise every forward; "argmax" does not).
@@ -114,6 +116,7 @@ class BenchSpec:
     amp: str | None = None
     compile: bool = False
     memory: bool = True
+    memory_runs: int = 3
     weights: str | None = None
     mask_eval: str | None = None
 
@@ -349,9 +352,13 @@ def peak_memory(path: Variant, spec: BenchSpec, call=None) -> dict:
                                            "alone (no autocast or compile there)"}
     from cfin.complexity.memory import measure_memory
 
-    mem = measure_memory(path.config, spec.device, "training" if spec.train else "inference",
-                         spec.lr_size, spec.batch)
-    return {"peak_mb": mem["call_bytes"] / MIB, "total_mb": mem["peak_bytes"] / MIB, "method": mem["method"]}
+    runs = [measure_memory(path.config, spec.device, "training" if spec.train else "inference",
+                           spec.lr_size, spec.batch) for _ in range(spec.memory_runs)]
+    peaks = [m["call_bytes"] / MIB for m in runs]
+    median = statistics.median(peaks)
+    total = statistics.median(m["peak_bytes"] / MIB for m in runs)
+    return {"peak_mb": median, "total_mb": total, "peak_mb_runs": peaks,
+            "method": f"median of {len(runs)} children, each a {runs[0]['method']}"}
 
 
 def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
@@ -366,7 +373,8 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
     spec.lr_size = check_lr_size(spec.lr_size, base.scale)
     if spec.batch is None:
         spec.batch = TRAIN_BATCH if spec.train else 1
-    for name, value, low in (("runs", spec.runs, 1), ("warmup", spec.warmup, 0), ("batch", spec.batch, 1)):
+    for name, value, low in (("runs", spec.runs, 1), ("warmup", spec.warmup, 0), ("batch", spec.batch, 1),
+                             ("memory_runs", spec.memory_runs, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise CFINError(f"{name} must be an int >= {low}, got {value!r}")
     if spec.device.type not in ("cpu", "cuda"):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import cfin
-from ablations.fit import Search, all_searches, cfin_heads
+from ablations.fit import all_searches, cfin_heads
 from ablations.printed import count, metric, metrics
 from cfin.cli import main as cli_main
 from cfin.complexity import count as complexity_count

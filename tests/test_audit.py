@@ -3,7 +3,6 @@
 The tests run the same functions as ``cfin audit`` on the official-format random-weight
 fixture (../shared/reference) with small image crops.
 """
-import dataclasses
 import json
 import re
 

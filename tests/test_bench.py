@@ -67,6 +67,8 @@ def test_spec_errors_name_the_problem():
         run_bench(tiny_spec(allocator="jemalloc"), progress=False)
     with pytest.raises(CFINError, match="runs must be an int >= 1"):
         run_bench(tiny_spec(runs=0), progress=False)
+    with pytest.raises(CFINError, match="memory_runs must be an int >= 1"):
+        run_bench(tiny_spec(memory_runs=0), progress=False)
 
 
 def test_bf16_autocast_path_is_reported_not_required_equal():
@@ -87,13 +89,15 @@ def test_cli_json_keys_with_memory():
     """The command end to end in a fresh process (the tuned allocator, peak memory children)."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.run([sys.executable, "-m", "cfin", "bench", "--scale", "4", "--lr-size", "6x7", "--runs", "1",
-                           "--warmup", "0", "--threads", "1", "--device", "cpu", "--json"],
+                           "--warmup", "0", "--threads", "1", "--device", "cpu", "--memory-runs", "2", "--json"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert {"fast", "faithful", "speedup", "memory_ratio", "floor_s"} <= set(report)
     assert {"median_s", "peak_mb"} <= set(report["fast"]) and {"median_s", "peak_mb"} <= set(report["faithful"])
     assert report["fast"]["peak_mb"] > 0 and report["memory_ratio"] > 0
+    runs = report["fast"]["peak_mb_runs"]
+    assert len(runs) == 2 and report["fast"]["peak_mb"] == pytest.approx(sum(runs) / 2)  # the median of two
     assert report["allocator"]["name"] == "tuned"
 
 

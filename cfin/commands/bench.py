@@ -41,6 +41,8 @@ def add_arguments(parser):
     parser.add_argument("--mask-eval", default=None, choices=["sample", "argmax"],
                         help="the Gumbel mask at inference (default: the preset's 'sample', as the official code)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--memory-runs", type=int, default=3,
+                        help="CPU peak-memory children per path, median reported (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--output", metavar="FILE.json", default=None, help="also write the JSON object here")
 
@@ -59,7 +61,8 @@ def run(args) -> int:
                      runs=args.runs if args.runs is not None else (30 if cuda else 5),
                      warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
                      threads=args.threads, allocator=args.allocator, grad_checkpoint=args.grad_checkpoint,
-                     amp=args.amp, compile=args.compile, memory=not args.no_memory, weights=args.weights,
+                     amp=args.amp, compile=args.compile, memory=not args.no_memory, memory_runs=args.memory_runs,
+                     weights=args.weights,
                      mask_eval=args.mask_eval)
     report = run_bench(spec, progress=not args.json)
     if args.psnr:

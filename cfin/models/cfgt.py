@@ -130,6 +130,7 @@ class CGA(nn.Module):
             g_q, g_k, k_of = g, g, wk
         else:           # q of x; k of the stacked [x; x1]
             g21 = gram(xg, k1.x)
+            xg = None                                                   # the copy is done with: free it
             g_q = torch.cat([g, g21], dim=2)                            # B x C x 2C
             g_k = torch.cat([g_q, torch.cat([g21.transpose(1, 2), k1.gram], dim=2)], dim=1)
             k_of = torch.cat([wk, k1.normalised_kernel()], dim=2)
@@ -276,6 +277,8 @@ class CFGT(nn.Module):
         y, k1, v1 = self.cga1(x)
         x = self._residual(x, self.norm1(y))
         y = self.cga2(x, k1, v1, return_kv=False)[0] if self.kv_share else self.cga2(x, return_kv=False)[0]
+        if self.fused:  # release the first CGA's keys and values before the IGP (the official code holds them)
+            del k1, v1
         x = self._residual(x, self.norm2(y))
         return self._residual(x, self.norm3(self.igp(x)))
 

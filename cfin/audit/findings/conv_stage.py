@@ -13,7 +13,6 @@ from cfin.audit.probes import capture_inputs, gradients, relative_difference, re
 from cfin.audit.record import Finding
 from cfin.metrics import psnr
 from cfin.models.ciam import CIAM, RIFU
-from cfin.models.common import Scale
 
 
 def _psnr_rgb(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -103,7 +103,6 @@ def reconstruction_tail(ctx: AuditContext) -> Finding:
     model = ctx.model("argmax")
     x = ctx.probe(16).clone().requires_grad_(True)
     out = model.lr_upsample(model.lr_conv(x))
-    s = ctx.scale
     c = out.shape[-1] // 2
     out[0, :, c, c].sum().backward()
     lr_rf = int((x.grad.abs().sum(1)[0] != 0).sum())

@@ -7,7 +7,7 @@ import re
 import torch
 
 from cfin.audit.context import AuditContext, golden_compare
-from cfin.audit.findings._fmt import g, m, n, sci, test_name
+from cfin.audit.findings._fmt import g, m, n, test_name
 from cfin.audit.paper import cga_attention
 from cfin.audit.probes import capture_inputs, relative_difference, replace_forward
 from cfin.audit.record import Finding
