@@ -276,3 +276,20 @@ def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     assert main(argv) == 0 and "resumed from iteration 3" in capsys.readouterr().out
     assert main(["train", "--preset", "tiny", "--recipe", "weekly", "--out", str(out)]) == 2
     assert "smoke, short, paper" in capsys.readouterr().err
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    """Not the private 0600 of the temporary file: 0666 less the umask, like open(path, 'w')."""
+    import os
+
+    from cfin.atomic import atomic_write_json
+
+    old = os.umask(0o027)
+    try:
+        path = atomic_write_json(tmp_path / "r.json", {"a": 1})
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777) == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -124,13 +124,11 @@ class CGA(nn.Module):
         b, c = x.shape[:2]
         kernel = self.qkv.kernel(x).flatten(2)                          # B x 3C x C
         wq, wk, wv = kernel.split(c, dim=1)
-        xg = gram_layout(x)
-        g = gram(xg, xg)
+        g = gram(x, x)
         if k1 is None:  # q and k of x alone
             g_q, g_k, k_of = g, g, wk
         else:           # q of x; k of the stacked [x; x1]
-            g21 = gram(xg, k1.x)
-            xg = None                                                   # the copy is done with: free it
+            g21 = gram(x, k1.x)
             g_q = torch.cat([g, g21], dim=2)                            # B x C x 2C
             g_k = torch.cat([g_q, torch.cat([g21.transpose(1, 2), k1.gram], dim=2)], dim=1)
             k_of = torch.cat([wk, k1.normalised_kernel()], dim=2)
@@ -148,7 +146,7 @@ class CGA(nn.Module):
         if not return_kv:
             return out, None, None
         if k1 is None:
-            return out, KeyMap(xg, wk, nk, g), v
+            return out, KeyMap(x, wk, nk, g), v
         k = (modulated_conv(x, wk[..., None, None], self.qkv.impl) + k1.materialise(self.qkv.impl))
         v = v.materialise(self.qkv.impl) + v1.materialise(self.qkv.impl)
         return out, self._heads(k) / nk.view(b, heads, d, 1), v
@@ -210,22 +208,23 @@ def _l2_norm(t: torch.Tensor) -> torch.Tensor:
     return t.square().sum(dim=-1).sqrt()
 
 
-def gram_layout(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in the layout :func:`gram` is fastest on: NCHW for one image on the CPU (a copy
-    from channels-last costs less than the slower matmul), as it is otherwise."""
-    return x.contiguous() if x.shape[0] == 1 and x.device.type == "cpu" else x
-
-
 def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a b^T`` summed over pixels: B x C x H x W, B x C' x H x W -> B x C x C'.
 
-    One image in NCHW goes through oneDNN as a convolution whose kernel is the whole image
-    (the C planes of ``a`` as a batch, those of ``b`` as C' filters), about twice the speed
-    of the MKL matmul that serves the other layouts here.
+    One image on the CPU goes through oneDNN, at about twice the speed of the MKL matmul
+    that serves batches and other devices: in NCHW as a convolution whose kernel is the
+    whole image (the planes of ``a`` as a batch, those of ``b`` as filters); channels-last,
+    where each operand is a pixels x channels matrix, as a 1x1 transposed convolution with
+    the pixels as its input channels (no copy into NCHW).
     """
-    if a.shape[0] == 1 and a.is_contiguous() and b.is_contiguous() and a.device.type == "cpu":
+    if a.shape[0] == 1 and a.device.type == "cpu":
         h, w = a.shape[2:]
-        return F.conv2d(a.view(-1, 1, h, w), b.view(-1, 1, h, w)).view(1, a.shape[1], b.shape[1])
+        if a.is_contiguous() and b.is_contiguous():
+            return F.conv2d(a.view(-1, 1, h, w), b.view(-1, 1, h, w)).view(1, a.shape[1], b.shape[1])
+        if a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous(memory_format=torch.channels_last):
+            pa, pb = a.permute(0, 2, 3, 1).reshape(h * w, -1), b.permute(0, 2, 3, 1).reshape(h * w, -1)
+            g = F.conv_transpose2d(pa.view(1, h * w, -1, 1), pb.view(h * w, -1, 1, 1))   # 1 x C' x C x 1: b a^T
+            return g.view(1, b.shape[1], a.shape[1]).transpose(1, 2)
     return a.flatten(2) @ b.flatten(2).transpose(1, 2)
 
 
