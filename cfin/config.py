@@ -66,11 +66,15 @@ class CFINConfig:
             function from the same parameters: tap (0, 0) of the transposed conv and the
             1x1 conv at input resolution; see REFERENCE.md).
         fused_attention: compute each CGA with fewer passes over the pixels (q k^T and
-            the norms from the input's Gram matrix, attn v as one 1x1 conv of the input);
+            the norms from the input's Gram matrix, attn v as one 1x1 conv of the input),
+            and the expand's ReLU and the IGP's GELU inside their convs where oneDNN can;
             the same function.
         fused_conv_stage: RIFU and CIAM in fewer elementwise passes (activations in place,
             ECA's gate and the residual scalars in one multiply-add; without gradients, the
             hard Gumbel sample without its straight-through arithmetic); the same function.
+        fused_tail: the reconstruction (eq. 4) with one pixel shuffle and no mean-shift
+            conv at the output size: ``PS(a) + PS(b) = PS(a + b)``, and the add-mean 1x1
+            conv folded into both upsampling convs' weights; the same function.
         channels_last: run the CT body of a single image (batch 1) in channels-last memory
             layout (faster oneDNN convolutions and LayerNorms on CPU); batches stay NCHW, as
             the per-sample convolutions fold them into grouped convs. The same function,
@@ -104,6 +108,7 @@ class CFINConfig:
     ciam_branch_impl: str = "deconv"
     fused_attention: bool = False
     fused_conv_stage: bool = False
+    fused_tail: bool = False
     channels_last: bool = False
     grad_checkpoint: bool = False
 
@@ -155,7 +160,7 @@ class CFINConfig:
             raise CFINError(f"cga_kernels must be two odd kernel sizes from 1, 3, 5, 7, got {self.cga_kernels}")
         if len(self.rgb_mean) != 3:
             raise CFINError(f"rgb_mean needs three values (R, G, B), got {self.rgb_mean}")
-        for n in ("fused_attention", "fused_conv_stage", "channels_last", "grad_checkpoint"):
+        for n in ("fused_attention", "fused_conv_stage", "fused_tail", "channels_last", "grad_checkpoint"):
             if not isinstance(getattr(self, n), bool):
                 raise CFINError(f"{n} must be True or False, got {getattr(self, n)!r}")
 
@@ -253,7 +258,7 @@ def preset(name: str | int, **changes) -> CFINConfig:
 # separate opt-in that trades training time for memory.
 IMPLS: dict[str, dict[str, Any]] = {
     "faithful": dict(cgm_impl="unfold", ciam_branch_impl="deconv", fused_attention=False, fused_conv_stage=False,
-                     channels_last=False),
+                     fused_tail=False, channels_last=False),
     "fast": dict(cgm_impl="conv", ciam_branch_impl="1x1", fused_attention=True, fused_conv_stage=True,
-                 channels_last=True),
+                 fused_tail=True, channels_last=True),
 }

@@ -43,7 +43,7 @@ def test_inference_report_has_both_paths_the_floor_and_the_ratios():
     assert report["floor_s"] == pytest.approx(report["floor"]["multi_adds"] / peak["peak_macs_per_s"])
     assert report["fast"]["config_changes"] == {"cgm_impl": "conv", "ciam_branch_impl": "1x1",
                                                  "fused_attention": True, "fused_conv_stage": True,
-                                                 "channels_last": True}
+                                                 "fused_tail": True, "channels_last": True}
     json.dumps(report)  # JSON-ready
     text = render(report)
     assert "speedup (faithful / fast)" in text and "compute floor" in text

@@ -24,6 +24,7 @@ SWITCHES = {
     "ciam_1x1": dict(ciam_branch_impl="1x1"),
     "fused_attention": dict(fused_attention=True),
     "fused_conv_stage": dict(fused_conv_stage=True),
+    "fused_tail": dict(fused_tail=True),
     "channels_last": dict(channels_last=True),
     "fast": IMPLS["fast"],
     "fast+checkpoint": dict(IMPLS["fast"], grad_checkpoint=True),

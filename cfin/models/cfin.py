@@ -6,6 +6,7 @@ is a field of :class:`cfin.config.CFINConfig`.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -13,6 +14,7 @@ from cfin.config import CFINConfig
 from cfin.models.cfgt import CFGT
 from cfin.models.ciam import CIAM
 from cfin.models.common import MeanShift, Scale, conv
+from cfin.models.postops import conv_act
 
 
 def conv_stage(cfg: CFINConfig) -> nn.Module:
@@ -26,10 +28,17 @@ def conv_stage(cfg: CFINConfig) -> nn.Module:
 
 
 class Expand(nn.Sequential):
-    """F_ce of eq. (2): 1x1 conv n_feats -> dim, ReLU (weight-normed at x2 in the official code)."""
+    """F_ce of eq. (2): 1x1 conv n_feats -> dim, ReLU (weight-normed at x2 in the official code).
 
-    def __init__(self, n_feats: int, dim: int, wn: bool):
+    ``fused``: the ReLU inside the convolution where :mod:`cfin.models.postops` can.
+    """
+
+    def __init__(self, n_feats: int, dim: int, wn: bool, fused: bool = False):
         super().__init__(conv(n_feats, dim, 1, wn=wn), nn.ReLU(inplace=True))
+        self.fused = fused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return conv_act(x, self[0].weight, self[0].bias, "relu") if self.fused else super().forward(x)
 
 
 class Squeeze(nn.Sequential):
@@ -57,7 +66,8 @@ class CTBody(nn.Module):
         self.num_cfgt = cfg.num_transformer_blocks
         if self.num_cfgt:
             pairs = cfg.num_expand_pairs
-            self.expands = nn.ModuleList(Expand(cfg.n_feats, cfg.dim, cfg.expand_weight_norm) for _ in range(pairs))
+            self.expands = nn.ModuleList(Expand(cfg.n_feats, cfg.dim, cfg.expand_weight_norm, cfg.fused_attention)
+                                         for _ in range(pairs))
             self.cfgts = nn.ModuleList(CFGT(cfg.dim, h, cfg.cga_kernels, cfg.kv_share, cfg.token_mixer, cfg.cgm_impl,
                                             cfg.fused_attention, gconv_groups=cfg.gconv_groups)
                                        for h in cfg.heads[:self.num_cfgt])
@@ -128,5 +138,24 @@ class CFIN(nn.Module):
             h = self.body(h.contiguous(memory_format=torch.channels_last)).contiguous()
         else:
             h = self.body(h)
+        if self.config.fused_tail:
+            return self._fused_tail(self.body_conv(h), self.lr_conv(x))
         y = self.upsample(self.body_conv(h))
         return self.add_mean(y + self.lr_upsample(self.lr_conv(x)))
+
+    def _fused_tail(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``add_mean(PS(conv_u(a)) + PS(conv_l(b)))`` as ``PS(conv(a, K W_u) + conv(b, K W_l))``.
+
+        The pixel shuffle is linear, and the add-mean conv mixes the 3 colours of every output
+        pixel, i.e. channels ``c * s^2 + r`` of the shuffle's input for each ``r``: the matrix
+        ``K = M (x) I_{s^2}`` (Kronecker) applied to the upsampling convs' outputs, hence to
+        their weights and biases.
+        """
+        s2 = self.config.scale ** 2
+        k = torch.kron(self.add_mean.weight[:, :, 0, 0], torch.eye(s2, dtype=a.dtype, device=a.device))
+        up, lr_up = self.upsample[0], self.lr_upsample[0]
+        w_up = (k @ up.weight.flatten(1)).view_as(up.weight)
+        w_lr = (k @ lr_up.weight.flatten(1)).view_as(lr_up.weight)
+        bias = k @ (up.bias + lr_up.bias) + self.add_mean.bias.repeat_interleave(s2)
+        z = F.conv2d(a, w_up, bias, padding=up.padding).add_(F.conv2d(b, w_lr, None, padding=lr_up.padding))
+        return F.pixel_shuffle(z, self.config.scale)
