@@ -27,9 +27,17 @@ as "never trim", and 64 GiB in the children's environment, where it must be posi
 paths alike: by ``mallopt`` in this process and by ``MALLOC_MMAP_MAX_`` /
 ``MALLOC_TRIM_THRESHOLD_`` in the memory children. ``"default"`` leaves glibc alone.
 
-Options that change results (``amp="bf16"``: autocast; ``compile=True``: ``torch.compile``)
-are extra paths beside ``fast``, never the default; :func:`set5_psnr_delta` measures how
-far they move Set5 PSNR.
+CUDA. Each call is timed with CUDA events around it; ``cudnn.benchmark`` is on for every
+path (fixed shapes: cuDNN picks its fastest algorithm in the warm-up). TF32 is off for
+every path but ``fast+tf32``: PyTorch's default runs cuDNN convolutions in TF32 (10-bit
+mantissa), which is not the float32 function the equality targets are about.
+
+Options that change results (``amp="bf16"``: autocast; ``tf32=True``: TF32 matmuls and
+convolutions on CUDA; ``compile=True``: ``torch.compile``, with inductor's ``fallback_random``
+so that the Gumbel noise comes from the same random stream as in eager mode) are extra paths
+beside ``fast``, never the default; :func:`set5_psnr_delta` measures how far they move
+Set5 PSNR. Each path's ``over_floor`` is against the float32 floor; ``over_own_floor`` is
+against the peak MAC rate of its own precision (bf16 or TF32 matmul), measured the same way.
 """
 from __future__ import annotations
 
@@ -71,11 +79,17 @@ class Variant:
     config: CFINConfig
     amp: str | None = None
     compile: bool = False
+    tf32: bool = False
 
     @property
     def exact(self) -> bool:
         """Whether it must compute the faithful function (float32, no compiler rewrites)."""
-        return self.amp is None and not self.compile
+        return self.amp is None and not self.compile and not self.tf32
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic its matmuls and convolutions run in: float32, tf32, bf16 or fp16."""
+        return self.amp or ("tf32" if self.tf32 else "float32")
 
 
 @dataclass
@@ -94,6 +108,7 @@ class BenchSpec:
         grad_checkpoint: add a ``fast+checkpoint`` path (training).
         amp: add a ``fast+<amp>`` autocast path ("bf16" or "fp16").
         compile: add a ``fast+compile`` path (torch.compile).
+        tf32: add a ``fast+tf32`` path (CUDA only: TF32 matmuls and cuDNN convolutions).
         memory: measure peak memory.
         memory_runs: CPU peak-memory children per path; the median is reported (one child's
             peak RSS moves by up to 30% from run to run with the heap's layout).
@@ -115,6 +130,7 @@ class BenchSpec:
     grad_checkpoint: bool = False
     amp: str | None = None
     compile: bool = False
+    tf32: bool = False
     memory: bool = True
     memory_runs: int = 3
     weights: str | None = None
@@ -161,35 +177,58 @@ def paths_for(spec: BenchSpec) -> list[Variant]:
         if spec.amp not in AMP_DTYPES:
             raise choice_error("amp dtype", spec.amp, AMP_DTYPES)
         paths.append(Variant(f"fast+{spec.amp}", fast, amp=spec.amp))
+    if spec.tf32:
+        if spec.device.type != "cuda":
+            raise CFINError(f"tf32 is a CUDA option (TF32 tensor-core arithmetic), got device {spec.device}")
+        paths.append(Variant("fast+tf32", fast, tf32=True))
     if spec.compile:
         paths.append(Variant("fast+compile", fast, compile=True))
     return paths
 
 
-def peak_throughput(device: torch.device, small: bool = False, repeats: int = 3) -> dict:
-    """Best MAC/s of a large float32 matmul and a large 3x3 convolution through torch."""
+def peak_throughput(device: torch.device, small: bool = False, repeats: int = 3,
+                    precision: str = "float32") -> dict:
+    """Best MAC/s of a large matmul and a large 3x3 convolution through torch.
+
+    ``precision``: float32 (on CUDA with TF32 off), or the arithmetic of an option path:
+    bf16 or fp16 (tensors of that dtype), tf32 (CUDA: TF32 on).
+    """
     cuda = device.type == "cuda"
     n = 512 if small else (8192 if cuda else 2048)
     conv_shape = (1, 64, 32, 32) if small else ((32, 256, 128, 128) if cuda else (1, 256, 90, 160))
+    dtype = AMP_DTYPES.get(precision, torch.float32)
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device)
-    b = torch.randn(n, n, generator=gen).to(device)
+    a = torch.randn(n, n, generator=gen).to(device, dtype)
+    b = torch.randn(n, n, generator=gen).to(device, dtype)
     c = conv_shape[1]
-    x = torch.randn(conv_shape, generator=gen).to(device).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(c, c, 3, 3, generator=gen).to(device)
+    x = torch.randn(conv_shape, generator=gen).to(device, dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(c, c, 3, 3, generator=gen).to(device, dtype)
     runs = {
         "matmul": (lambda: a @ b, n ** 3, f"{n}x{n} @ {n}x{n}"),
         "conv3x3": (lambda: F.conv2d(x, w, padding=1), c * c * 9 * conv_shape[0] * conv_shape[2] * conv_shape[3],
                     f"{'x'.join(map(str, conv_shape))} channels-last, {c} -> {c}"),
     }
     out = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), _tf32(device, precision == "tf32"):
         for name, (fn, macs, shape) in runs.items():
             fn()
             best = min(_timed(fn, device) for _ in range(repeats))
             out[name] = {"macs_per_s": macs / best, "shape": shape, "best_s": best}
     out["peak_macs_per_s"] = max(v["macs_per_s"] for v in out.values())
+    out["precision"] = precision
     return out
+
+
+def best_peak(device: torch.device, precision: str = "float32", rounds: int = 2) -> dict:
+    """:func:`peak_throughput`, each kernel's best over ``rounds`` measurements."""
+    peak = peak_throughput(device, precision=precision)
+    for _ in range(rounds - 1):
+        again = peak_throughput(device, precision=precision)
+        for k in ("matmul", "conv3x3"):
+            if again[k]["macs_per_s"] > peak[k]["macs_per_s"]:
+                peak[k] = again[k]
+    peak["peak_macs_per_s"] = max(peak["matmul"]["macs_per_s"], peak["conv3x3"]["macs_per_s"])
+    return peak
 
 
 def forward_macs(config: CFINConfig, lr_size: tuple[int, int], batch: int) -> int:
@@ -241,10 +280,29 @@ def build_models(paths: list[Variant], device: torch.device, weights: str | None
     return models
 
 
+@contextlib.contextmanager
+def _tf32(device: torch.device, on: bool):
+    """TF32 for CUDA matmuls and cuDNN convolutions on or off inside, restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
 def _autocast(path: Variant, device: torch.device):
-    if path.amp is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=AMP_DTYPES[path.amp])
+    """The path's arithmetic: its autocast dtype, if any, and TF32 on CUDA only where it asks."""
+    with _tf32(device, path.tf32):
+        if path.amp is None:
+            yield
+        else:
+            with torch.autocast(device.type, dtype=AMP_DTYPES[path.amp]):
+                yield
 
 
 def _inputs(spec: BenchSpec, config: CFINConfig):
@@ -255,9 +313,18 @@ def _inputs(spec: BenchSpec, config: CFINConfig):
     return x.to(spec.device), y.to(spec.device)
 
 
-def runners(paths: list[Variant], models: dict) -> dict:
-    """What each path calls: its model, or that model through torch.compile."""
-    return {p.name: torch.compile(models[p.name]) if p.compile else models[p.name] for p in paths}
+def runners(paths: list[Variant], models: dict, dynamic: bool | None = None) -> dict:
+    """What each path calls: its model, or that model through torch.compile.
+
+    The compiled model draws its Gumbel noise from the eager random stream (inductor's
+    ``fallback_random``), so that it can be checked against the faithful path.
+    """
+    if any(p.compile for p in paths):
+        import torch._inductor.config as inductor_config
+
+        inductor_config.fallback_random = True
+    return {p.name: torch.compile(models[p.name], dynamic=dynamic) if p.compile else models[p.name]
+            for p in paths}
 
 
 def _callable(path: Variant, model, runner, x, y, train: bool):
@@ -383,7 +450,10 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
         if spec.threads < 1:
             raise CFINError(f"threads must be >= 1, got {spec.threads}")
         torch.set_num_threads(spec.threads)
-    allocator = set_allocator(spec.allocator) if spec.device.type == "cpu" else {"name": "cuda caching allocator"}
+    cuda = spec.device.type == "cuda"
+    allocator = set_allocator(spec.allocator) if not cuda else {"name": "cuda caching allocator"}
+    if cuda:
+        torch.backends.cudnn.benchmark = True
     if spec.compile:
         spec.warmup = max(spec.warmup, 2)  # the first calls compile
 
@@ -401,24 +471,37 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
         if peak_after[k]["macs_per_s"] > peak[k]["macs_per_s"]:
             peak[k] = peak_after[k]
     peak["peak_macs_per_s"] = max(peak["matmul"]["macs_per_s"], peak["conv3x3"]["macs_per_s"])
+    peaks = {"float32": peak}
+    for precision in sorted({p.precision for p in paths} - {"float32"}):
+        peaks[precision] = best_peak(spec.device, precision)
 
     macs = forward_macs(base, spec.lr_size, spec.batch) * (TRAIN_MAC_FACTOR if spec.train else 1)
     floor_s = macs / peak["peak_macs_per_s"]
     report = {"mode": "training step" if spec.train else "inference", "scale": base.scale,
               "mask_eval": base.mask_eval,
               "lr_size": list(spec.lr_size), "batch": spec.batch, "runs": spec.runs, "warmup": spec.warmup,
-              "threads": torch.get_num_threads() if spec.device.type == "cpu" else None,
+              "threads": torch.get_num_threads() if not cuda else None,
               "allocator": allocator, "environment": environment(spec.device),
+              "timing": "CUDA events around each call" if cuda else "time.perf_counter around each call",
               "floor_s": floor_s,
               "floor": {"multi_adds": macs, "peak": peak,
                         "rule": ("full-count multiply-adds" + (" x 3 (forward + backward)" if spec.train else "")
-                                 + " / the best of the matmul and conv3x3 MAC rates")},
+                                 + " / the best of the matmul and conv3x3 MAC rates"),
+                        "by_precision": {k: {"peak_macs_per_s": v["peak_macs_per_s"],
+                                             "floor_s": macs / v["peak_macs_per_s"]}
+                                         for k, v in peaks.items()}},
               "paths": {}}
+    if cuda:
+        report["cuda"] = {"cudnn_benchmark": True,
+                          "tf32": "off, except in the fast+tf32 path" if spec.tf32 else "off",
+                          "peaks": {k: v for k, v in peaks.items() if k != "float32"}}
     for p in paths:
         entry = {**summarize(times[p.name]), "config_changes": _changes(base, p), **equality[p.name]}
         if spec.memory:
             entry.update(peak_memory(p, spec, calls[p.name]))
         entry["over_floor"] = entry["median_s"] / floor_s
+        entry["precision"] = p.precision
+        entry["over_own_floor"] = entry["median_s"] / (macs / peaks[p.precision]["peak_macs_per_s"])
         report["paths"][p.name] = entry
     fast, faithful = report["paths"]["fast"], report["paths"]["faithful"]
     report["fast"], report["faithful"] = fast, faithful
@@ -439,8 +522,10 @@ def _changes(base: CFINConfig, path: Variant) -> dict:
     diff = {k: v for k, v in path.config.to_dict().items() if base.to_dict()[k] != v}
     if path.amp:
         diff["autocast"] = path.amp
+    if path.tf32:
+        diff["tf32"] = True
     if path.compile:
-        diff["torch.compile"] = True
+        diff["torch.compile"] = "default mode, inductor fallback_random (eager random stream)"
     return diff
 
 
@@ -462,9 +547,10 @@ def set5_psnr_delta(spec: BenchSpec, progress: bool = True) -> dict:
     models = build_models([paths_for(spec)[0], *paths], spec.device, spec.weights)
     data = open_dataset(root / "datasets", "Set5", spec.base_config().scale)
     psnr = {}
+    run = runners(paths, models, dynamic=True)  # five image sizes: one graph for all
     for p in paths:
-        model = models[p.name].eval()
-        runner = torch.compile(model, dynamic=True) if p.compile else model
+        models[p.name].eval()
+        runner = run[p.name]
 
         def fn(x, runner=runner, p=p):
             with _autocast(p, x.device):
@@ -499,6 +585,11 @@ def render(report: dict) -> str:
                  f"MAC/s = {report['floor_s']:.3f} s (matmul {fl['peak']['matmul']['shape']}: "
                  f"{fl['peak']['matmul']['macs_per_s'] / 1e9:.0f}G MAC/s; conv3x3 {fl['peak']['conv3x3']['shape']}: "
                  f"{fl['peak']['conv3x3']['macs_per_s'] / 1e9:.0f}G MAC/s)")
+    for name, e in report["paths"].items():
+        if e.get("precision", "float32") != "float32":
+            own = fl["by_precision"][e["precision"]]
+            lines.append(f"{name}: {e['precision']} peak {own['peak_macs_per_s'] / 1e9:.0f}G MAC/s, floor "
+                         f"{own['floor_s']:.4f} s; {e['over_own_floor']:.2f}x its own floor")
     mem = "n/a" if report["memory_ratio"] is None else f"{report['memory_ratio']:.2f}"
     lines.append(f"speedup (faithful / fast): {report['speedup']:.2f}x; memory fast / faithful: {mem}")
     if "checkpoint_memory_ratio" in report:

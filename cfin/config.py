@@ -58,7 +58,9 @@ class CFINConfig:
             paper's "Cross" (Table VII: the two CGAs' CGMs use different k), so the released
             CFIN is "KV without Cross" in the paper's terms.
         cgm_impl: how the CGM's per-sample convolution runs: "unfold" (the official
-            unfold + matmul) or "conv" (a grouped convolution, same function).
+            unfold + matmul) or "conv" (a plain or grouped convolution, same function; on
+            CUDA, without gradients, the context pooling runs as two reductions:
+            :func:`cfin.models.cgm.context_pool`).
         rgb_range: pixel range of input and output (255).
         rgb_mean: the mean the mean shift subtracts, per channel, as a fraction of rgb_range.
         ciam_branch_impl: how CIAM's up/down-sampling branch runs: "deconv" (official: a
@@ -75,10 +77,10 @@ class CFINConfig:
         fused_tail: the reconstruction (eq. 4) with one pixel shuffle and no mean-shift
             conv at the output size: ``PS(a) + PS(b) = PS(a + b)``, and the add-mean 1x1
             conv folded into both upsampling convs' weights; the same function.
-        channels_last: run the CT body of a single image (batch 1) in channels-last memory
-            layout (faster oneDNN convolutions and LayerNorms on CPU); batches stay NCHW, as
-            the per-sample convolutions fold them into grouped convs. The same function,
-            output in NCHW.
+        channels_last: on CPU, run the CT body of a single image (batch 1) in channels-last
+            memory layout (faster oneDNN convolutions and LayerNorms); batches stay NCHW, as
+            the per-sample convolutions fold them into grouped convs, and so does CUDA, whose
+            float32 cuDNN convs are NCHW kernels. The same function, output in NCHW.
         grad_checkpoint: recompute each CT block in the backward pass instead of storing
             its activations (torch.utils.checkpoint, RNG state restored, so the Gumbel
             masks match); training only, the same gradients with less memory.

@@ -69,6 +69,8 @@ def test_spec_errors_name_the_problem():
         run_bench(tiny_spec(runs=0), progress=False)
     with pytest.raises(CFINError, match="memory_runs must be an int >= 1"):
         run_bench(tiny_spec(memory_runs=0), progress=False)
+    with pytest.raises(CFINError, match="tf32 is a CUDA option"):
+        paths_for(tiny_spec(tf32=True))
 
 
 def test_bf16_autocast_path_is_reported_not_required_equal():
@@ -76,6 +78,8 @@ def test_bf16_autocast_path_is_reported_not_required_equal():
     entry = report["paths"]["fast+bf16"]
     assert entry["config_changes"]["autocast"] == "bf16"
     assert entry["max_abs_diff"] > 0  # bfloat16 changes the numbers; it is an option, off by default
+    assert entry["precision"] == "bf16" and report["paths"]["fast"]["precision"] == "float32"
+    assert report["paths"]["fast"]["over_own_floor"] == report["paths"]["fast"]["over_floor"]
 
 
 def test_summarize_and_peak_throughput():

@@ -301,3 +301,18 @@ def test_conv_act_post_op_is_conv_then_activation(act, k, layout):
     assert w.grad is not None
     with pytest.raises(ValueError, match="valid: relu, gelu, leaky_relu"):
         conv_act(x, w, b, "swish")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 5), (7, 7), (180, 320), (13, 8)])
+@pytest.mark.parametrize("k", [1, 3])
+def test_separable_max_pool_is_adaptive_max_pool(size, k):
+    """The CGM's context pooling as the fast path runs it on CUDA, here on the CPU."""
+    from cfin.models.cgm import _bins, context_pool, separable_max_pool
+
+    x = torch.randn(2, 4, *size, generator=torch.Generator().manual_seed(0))
+    want = F.adaptive_max_pool2d(x, k)
+    assert torch.equal(separable_max_pool(x, k), want)
+    assert torch.equal(separable_max_pool(x.contiguous(memory_format=torch.channels_last), k), want)
+    bins = _bins(size[1], k)
+    assert bins[0][0] == 0 and bins[-1][1] == size[1] and all(lo < hi for lo, hi in bins)
+    assert torch.equal(context_pool(x, k, "conv"), want)  # on the CPU: ATen's own

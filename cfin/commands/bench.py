@@ -2,7 +2,7 @@
 
     cfin bench --scale 4 --lr-size 180x320 --threads 2            # x4 inference at 720p output
     cfin bench --scale 4 --train --grad-checkpoint                # training step, batch 16 of 48x48
-    cfin bench --scale 4 --device cuda --amp bf16 --compile --psnr --json
+    cfin bench --scale 4 --device cuda --amp bf16 --tf32 --compile --psnr --json
 
 Both paths run in one process with the same weights, input and allocator settings
 (:mod:`cfin.bench`); ``--json`` prints ``{"fast": {"median_s", "peak_mb", ...}, "faithful": {...},
@@ -34,8 +34,11 @@ def add_arguments(parser):
     parser.add_argument("--amp", default=None, choices=list(AMP_DTYPES),
                         help="also time the fast path under autocast (changes results)")
     parser.add_argument("--compile", action="store_true", help="also time the fast path through torch.compile")
+    parser.add_argument("--tf32", action="store_true",
+                        help="CUDA: also time the fast path with TF32 matmuls and convolutions (changes results; "
+                             "every other path runs with TF32 off)")
     parser.add_argument("--psnr", action="store_true",
-                        help="Set5 PSNR of the fast path and of each --amp/--compile path (needs ../shared)")
+                        help="Set5 PSNR of the fast path and of each --amp/--tf32/--compile path (needs ../shared)")
     parser.add_argument("--weights", metavar="OFFICIAL.pt", default=None,
                         help="official state_dict to load (default: random weights, seed 0)")
     parser.add_argument("--mask-eval", default=None, choices=["sample", "argmax"],
@@ -61,7 +64,8 @@ def run(args) -> int:
                      runs=args.runs if args.runs is not None else (30 if cuda else 5),
                      warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
                      threads=args.threads, allocator=args.allocator, grad_checkpoint=args.grad_checkpoint,
-                     amp=args.amp, compile=args.compile, memory=not args.no_memory, memory_runs=args.memory_runs,
+                     amp=args.amp, compile=args.compile, tf32=args.tf32,
+                     memory=not args.no_memory, memory_runs=args.memory_runs,
                      weights=args.weights,
                      mask_eval=args.mask_eval)
     report = run_bench(spec, progress=not args.json)

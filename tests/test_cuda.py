@@ -1,0 +1,115 @@
+"""The fast path on a CUDA device computes the faithful function (issue 7).
+
+The CPU suite (``test_fast_path.py``) checks every switch; here the whole fast path runs on
+the GPU against the faithful path on the same GPU, and against the faithful path on the
+CPU, with TF32 off (PyTorch runs cuDNN convolutions in TF32 by default, which is not the
+float32 function). Skipped where torch sees no CUDA device, as in CI.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cfin.config import IMPLS, preset
+from cfin.models import CFIN
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="no CUDA device: torch.cuda.is_available() is False")
+
+OUT_ATOL = 1e-3     # 0-255 scale
+GRAD_RTOL = 1e-4    # relative to the norm of all faithful gradients together
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(autouse=True)
+def float32_arithmetic():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def pair(name: str, seed: int = 0, **changes):
+    """(faithful, fast) CFINs with identical weights, on the CPU."""
+    torch.manual_seed(seed)
+    ref = CFIN(preset(name, **IMPLS["faithful"], **changes))
+    fast = CFIN(preset(name, **IMPLS["fast"], **changes))
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+def lr_batch(batch: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
+    return torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 255
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fast_on_cuda_matches_faithful_on_cuda_and_cpu(scale, batch):
+    ref, fast = pair(f"x{scale}", mask_eval="argmax")
+    x = lr_batch(batch, 13, 17)
+    with torch.no_grad():
+        on_cpu = ref.eval()(x)
+        faithful = ref.to(CUDA)(x.to(CUDA))
+        got = fast.to(CUDA).eval()(x.to(CUDA))
+    assert got.shape == (batch, 3, 13 * scale, 17 * scale) and got.device.type == CUDA.type
+    torch.testing.assert_close(got, faithful, atol=OUT_ATOL, rtol=0)
+    torch.testing.assert_close(got.cpu(), on_cpu, atol=OUT_ATOL, rtol=0)
+
+
+def test_sampled_masks_match_under_the_same_cuda_seed():
+    ref, fast = pair("x4")
+    x = lr_batch(1, 16, 24).to(CUDA)
+    outs = []
+    for m in (ref.to(CUDA).eval(), fast.to(CUDA).eval()):
+        torch.manual_seed(5)
+        with torch.no_grad():
+            outs.append(m(x))
+    torch.testing.assert_close(outs[1], outs[0], atol=OUT_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("grad_checkpoint", [False, True])
+@pytest.mark.parametrize("name, mask", [("x4", "softmax"), ("tiny", "gumbel")])
+def test_gradients_on_cuda_match_faithful(name, mask, grad_checkpoint):
+    """x4 with the softmax mask: a hard Gumbel mask can flip a pixel whose sampled logits tie
+    within float rounding (see ``test_fast_path.test_gradients_match_faithful``)."""
+    ref, fast = pair(name, mask=mask)
+    fast = CFIN(fast.config.replace(grad_checkpoint=grad_checkpoint)).to(CUDA)
+    fast.load_state_dict(ref.state_dict())
+    x = lr_batch(2, 12, 16).to(CUDA)
+    grads = []
+    for m in (ref.to(CUDA), fast):
+        m.train()
+        torch.manual_seed(2)
+        out = m(x)
+        F.l1_loss(out, torch.full_like(out, 128.0)).backward()
+        grads.append({n: p.grad for n, p in m.named_parameters() if p.grad is not None})
+    g_ref, g_fast = grads
+    assert g_ref.keys() == g_fast.keys()
+    diff = torch.sqrt(sum((g_fast[n] - g).square().sum() for n, g in g_ref.items()))
+    scale = torch.sqrt(sum(g.square().sum() for g in g_ref.values()))
+    assert diff <= GRAD_RTOL * scale, f"relative gradient error {diff / scale:.3g}"
+
+
+def test_fast_path_on_cuda_reproduces_official_golden_outputs(shared):
+    """The argmax golden outputs (the sampled ones come from the CPU's random stream)."""
+    import cfin
+
+    for scale in (2, 3, 4):
+        io = torch.load(shared / "reference" / f"official_x{scale}_io.pt", weights_only=True)
+        path = shared / "reference" / f"official_x{scale}_random_state_dict.pt"
+        model = cfin.load_official(path, scale, mask_eval="argmax", **IMPLS["fast"]).to(CUDA)
+        with torch.no_grad():
+            got = model(io["lr"].to(CUDA)).cpu()
+        torch.testing.assert_close(got, io["sr_mask_argmax"], atol=1e-3, rtol=0)
+
+
+def test_bench_runs_on_cuda():
+    from cfin.bench import BenchSpec, run_bench
+
+    report = run_bench(BenchSpec(config=preset("tiny"), lr_size=(16, 16), runs=2, warmup=1, device=CUDA,
+                                 amp="bf16", tf32=True), progress=False)
+    assert report["timing"] == "CUDA events around each call"
+    assert report["fast"]["equal"] and report["fast"]["peak_mb"] > 0
+    assert set(report["floor"]["by_precision"]) == {"float32", "bf16", "tf32"}
+    assert torch.backends.cudnn.allow_tf32 is False  # the tf32 path restored the setting
