@@ -219,16 +219,15 @@ def peak_throughput(device: torch.device, small: bool = False, repeats: int = 3,
     return out
 
 
-def best_peak(device: torch.device, precision: str = "float32", rounds: int = 2) -> dict:
-    """:func:`peak_throughput`, each kernel's best over ``rounds`` measurements."""
-    peak = peak_throughput(device, precision=precision)
-    for _ in range(rounds - 1):
-        again = peak_throughput(device, precision=precision)
+def best_of(*peaks: dict) -> dict:
+    """Several :func:`peak_throughput` measurements as one: each kernel's best."""
+    best = dict(peaks[0])
+    for again in peaks[1:]:
         for k in ("matmul", "conv3x3"):
-            if again[k]["macs_per_s"] > peak[k]["macs_per_s"]:
-                peak[k] = again[k]
-    peak["peak_macs_per_s"] = max(peak["matmul"]["macs_per_s"], peak["conv3x3"]["macs_per_s"])
-    return peak
+            if again[k]["macs_per_s"] > best[k]["macs_per_s"]:
+                best[k] = again[k]
+    best["peak_macs_per_s"] = max(best["matmul"]["macs_per_s"], best["conv3x3"]["macs_per_s"])
+    return best
 
 
 def forward_macs(config: CFINConfig, lr_size: tuple[int, int], batch: int) -> int:
@@ -295,7 +294,7 @@ def _tf32(device: torch.device, on: bool):
 
 
 @contextlib.contextmanager
-def _autocast(path: Variant, device: torch.device):
+def _arithmetic(path: Variant, device: torch.device):
     """The path's arithmetic: its autocast dtype, if any, and TF32 on CUDA only where it asks."""
     with _tf32(device, path.tf32):
         if path.amp is None:
@@ -333,7 +332,7 @@ def _callable(path: Variant, model, runner, x, y, train: bool):
         model.eval()
 
         def infer():
-            with torch.inference_mode(), _autocast(path, x.device):
+            with torch.inference_mode(), _arithmetic(path, x.device):
                 return runner(x)
         return infer
     model.train()
@@ -341,7 +340,7 @@ def _callable(path: Variant, model, runner, x, y, train: bool):
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(path, x.device):
+        with _arithmetic(path, x.device):
             out = runner(x)
         F.l1_loss(out.float(), y).backward()
         optimizer.step()
@@ -361,7 +360,7 @@ def compare(paths: list[Variant], models: dict, run: dict, x, y, train: bool, se
         model.zero_grad(set_to_none=True)
         with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            with torch.set_grad_enabled(train), _autocast(p, x.device):
+            with torch.set_grad_enabled(train), _arithmetic(p, x.device):
                 out = runner(x).float()
         entry = {}
         if train:
@@ -464,16 +463,12 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
     equality = compare(paths, models, run, x, y, spec.train)
     calls = {p.name: _callable(p, models[p.name], run[p.name], x, y, spec.train) for p in paths}
 
-    peak = peak_throughput(spec.device)
+    peak = peak_throughput(spec.device)  # before and after the paths: the best of both
     times = time_paths(calls, spec.runs, spec.warmup, spec.device, progress)
-    peak_after = peak_throughput(spec.device)
-    for k in ("matmul", "conv3x3"):
-        if peak_after[k]["macs_per_s"] > peak[k]["macs_per_s"]:
-            peak[k] = peak_after[k]
-    peak["peak_macs_per_s"] = max(peak["matmul"]["macs_per_s"], peak["conv3x3"]["macs_per_s"])
+    peak = best_of(peak, peak_throughput(spec.device))
     peaks = {"float32": peak}
     for precision in sorted({p.precision for p in paths} - {"float32"}):
-        peaks[precision] = best_peak(spec.device, precision)
+        peaks[precision] = best_of(*(peak_throughput(spec.device, precision=precision) for _ in range(2)))
 
     macs = forward_macs(base, spec.lr_size, spec.batch) * (TRAIN_MAC_FACTOR if spec.train else 1)
     floor_s = macs / peak["peak_macs_per_s"]
@@ -553,7 +548,7 @@ def set5_psnr_delta(spec: BenchSpec, progress: bool = True) -> dict:
         runner = run[p.name]
 
         def fn(x, runner=runner, p=p):
-            with _autocast(p, x.device):
+            with _arithmetic(p, x.device):
                 return runner(x).float()
         psnr[p.name] = evaluate_model(fn, spec.base_config().scale, [data], device=spec.device,
                                       progress=progress)["Set5"]["psnr"]

@@ -19,7 +19,8 @@ def context_pool(x: torch.Tensor, k: int, impl: str = "unfold") -> torch.Tensor:
     same maxima off the CPU as two reductions (rows, then columns, over the same bins:
     max is separable and exact). CUDA's adaptive max pool runs one thread per output
     value, each scanning its whole bin: with k x k outputs per channel over a whole image
-    that is 2.7 ms per layer at 180 x 320 on an H200, 70% of the forward. With gradients
+    that is 2.5 ms for a 48-channel layer with k = 1 at 180 x 320 on an H200, and the
+    32 layers were 72% of the x4 forward's GPU time. With gradients
     ATen's stays: its backward routes each bin's gradient to one maximum, ``amax``'s splits
     it among tied maxima.
     """
