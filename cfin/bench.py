@@ -48,6 +48,7 @@ import ctypes.util
 import os
 import statistics
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -352,35 +353,65 @@ def compare(paths: list[Variant], models: dict, run: dict, x, y, train: bool, se
 
     Inference: the largest absolute output difference. Training: also the relative
     difference of all parameter gradients of one L1 step (no optimizer step taken).
+    The faithful entry gets ``float32_noise``: the same differences between the faithful
+    path and itself with its convolutions from another float32 implementation
+    (:func:`other_conv_kernels`), a yardstick for how far rounding alone moves them.
     """
-    results, ref_out, ref_grads = {}, None, None
+    results, ref = {}, None
     for p in paths:
-        model, runner = models[p.name], run[p.name]
-        model.train(train)
-        model.zero_grad(set_to_none=True)
-        with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            with torch.set_grad_enabled(train), _arithmetic(p, x.device):
-                out = runner(x).float()
-        entry = {}
-        if train:
-            F.l1_loss(out, y).backward()
-            grads = [q.grad.detach().clone() if q.grad is not None else torch.zeros_like(q)
-                     for q in model.parameters()]
-            model.zero_grad(set_to_none=True)
-        out = out.detach()
-        if ref_out is None:
-            ref_out, ref_grads = out, (grads if train else None)
+        got = _one_pass(p, models[p.name], run[p.name], x, y, train, seed)
+        if ref is None:
+            ref = got
+            with other_conv_kernels(x.device) as method:
+                noise = _differences(_one_pass(p, models[p.name], run[p.name], x, y, train, seed), ref)
+            results[p.name] = {"float32_noise": {**noise, "method": f"the faithful path with {method}"}}
         else:
-            entry["max_abs_diff"] = float((out - ref_out).abs().max())
-            if train:
-                diff = torch.sqrt(sum((g - r).double().square().sum() for g, r in zip(grads, ref_grads)))
-                norm = torch.sqrt(sum(r.double().square().sum() for r in ref_grads))
-                entry["grad_rel_diff"] = float(diff / norm)
+            entry = _differences(got, ref)
             entry["equal"] = (entry["max_abs_diff"] <= OUT_ATOL
                               and (not train or entry["grad_rel_diff"] <= GRAD_RTOL))
-        results[p.name] = entry
+            results[p.name] = entry
     return results
+
+
+@contextlib.contextmanager
+def other_conv_kernels(device: torch.device):
+    """Convolutions by another float32 implementation inside: ATen's own kernels instead of
+    oneDNN (CPU) or cuDNN (CUDA); yields what it switched."""
+    if device.type == "cuda":
+        with torch.backends.cudnn.flags(enabled=False):
+            yield "cuDNN off (ATen's CUDA convolutions)"
+        return
+    with warnings.catch_warnings():  # the flag's setter warns about oneDNN TF32 on Intel GPUs
+        warnings.simplefilter("ignore", UserWarning)
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield "oneDNN off (ATen's CPU convolutions)"
+
+
+def _one_pass(path: Variant, model, runner, x, y, train: bool, seed: int):
+    """One forward (and, training, one L1 backward) from ``seed``: output and gradients."""
+    model.train(train)
+    model.zero_grad(set_to_none=True)
+    with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        with torch.set_grad_enabled(train), _arithmetic(path, x.device):
+            out = runner(x).float()
+    grads = None
+    if train:
+        F.l1_loss(out, y).backward()
+        grads = [q.grad.detach().clone() if q.grad is not None else torch.zeros_like(q) for q in model.parameters()]
+        model.zero_grad(set_to_none=True)
+    return out.detach(), grads
+
+
+def _differences(got, ref) -> dict:
+    """Largest absolute output difference and, with gradients, their relative difference."""
+    (out, grads), (ref_out, ref_grads) = got, ref
+    entry = {"max_abs_diff": float((out - ref_out).abs().max())}
+    if grads is not None:
+        diff = torch.sqrt(sum((g - r).double().square().sum() for g, r in zip(grads, ref_grads)))
+        norm = torch.sqrt(sum(r.double().square().sum() for r in ref_grads))
+        entry["grad_rel_diff"] = float(diff / norm)
+    return entry
 
 
 def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progress: bool = True) -> dict:
@@ -580,6 +611,10 @@ def render(report: dict) -> str:
                  f"MAC/s = {report['floor_s']:.3f} s (matmul {fl['peak']['matmul']['shape']}: "
                  f"{fl['peak']['matmul']['macs_per_s'] / 1e9:.0f}G MAC/s; conv3x3 {fl['peak']['conv3x3']['shape']}: "
                  f"{fl['peak']['conv3x3']['macs_per_s'] / 1e9:.0f}G MAC/s)")
+    noise = report["paths"]["faithful"].get("float32_noise")
+    if noise:
+        lines.append(f"float32 noise ({noise['method']}): max|diff| {noise['max_abs_diff']:.2e}"
+                     + (f", grad rel {noise['grad_rel_diff']:.2e}" if "grad_rel_diff" in noise else ""))
     for name, e in report["paths"].items():
         if e.get("precision", "float32") != "float32":
             own = fl["by_precision"][e["precision"]]

@@ -36,6 +36,8 @@ def test_inference_report_has_both_paths_the_floor_and_the_ratios():
         assert entry["runs"] == 2 and 0 < entry["min_s"] <= entry["median_s"] <= entry["max_s"]
         assert entry["q1_s"] <= entry["median_s"] <= entry["q3_s"]
     assert report["fast"]["equal"] and report["fast"]["max_abs_diff"] <= 1e-3
+    noise = report["faithful"]["float32_noise"]
+    assert "oneDNN off" in noise["method"] and 0 <= noise["max_abs_diff"] <= 1e-3
     assert report["speedup"] == pytest.approx(report["faithful"]["median_s"] / report["fast"]["median_s"])
     assert report["memory_ratio"] is None  # memory=False
     peak = report["floor"]["peak"]
@@ -54,6 +56,7 @@ def test_training_report_compares_gradients_and_checkpointing():
     assert set(report["paths"]) == {"faithful", "fast", "fast+checkpoint"}
     for name in ("fast", "fast+checkpoint"):
         assert report["paths"][name]["grad_rel_diff"] <= 1e-4
+    assert 0 <= report["faithful"]["float32_noise"]["grad_rel_diff"] <= 1e-4
     assert report["floor"]["multi_adds"] % 3 == 0  # forward + backward = 3 x forward
     assert report["checkpoint_speedup"] > 0
 
