@@ -13,7 +13,9 @@ path: median, quartiles, min and max seconds; peak memory; and beside them
   through torch (both printed). A training step counts 3x the forward's multiply-adds
   (forward, and a backward of twice the forward: the usual convention);
 * equality: the outputs' largest absolute difference from the faithful path (0-255 scale;
-  target 1e-3) and, for training, the gradients' relative difference (target 1e-4).
+  target 1e-3) and, for training, the gradients' relative difference (target 1e-4); beside
+  them ``float32_noise``, the same differences for the faithful path against itself with
+  its convolutions from ATen's own kernels (oneDNN or cuDNN off).
 
 Memory. CPU: each path in a fresh child process (:func:`cfin.complexity.memory.measure_memory`:
 the peak resident set over the call, above the baseline after building model and input).
