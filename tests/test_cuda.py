@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from cfin.config import IMPLS, preset
-from cfin.models import CFIN
+from test_fast_path import OUT_ATOL, assert_grads_close, grads, lr_batch
+from test_fast_path import pair as switched_pair
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device: torch.cuda.is_available() is False")
 
-OUT_ATOL = 1e-3     # 0-255 scale
-GRAD_RTOL = 1e-4    # relative to the norm of all faithful gradients together
 CUDA = torch.device("cuda")
 
 
@@ -30,17 +28,9 @@ def float32_arithmetic():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def pair(name: str, seed: int = 0, **changes):
+def pair(name: str, **changes):
     """(faithful, fast) CFINs with identical weights, on the CPU."""
-    torch.manual_seed(seed)
-    ref = CFIN(preset(name, **IMPLS["faithful"], **changes))
-    fast = CFIN(preset(name, **IMPLS["fast"], **changes))
-    fast.load_state_dict(ref.state_dict())
-    return ref, fast
-
-
-def lr_batch(batch: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
-    return torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 255
+    return switched_pair(name, IMPLS["fast"], **changes)
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -73,22 +63,9 @@ def test_sampled_masks_match_under_the_same_cuda_seed():
 def test_gradients_on_cuda_match_faithful(name, mask, grad_checkpoint):
     """x4 with the softmax mask: a hard Gumbel mask can flip a pixel whose sampled logits tie
     within float rounding (see ``test_fast_path.test_gradients_match_faithful``)."""
-    ref, fast = pair(name, mask=mask)
-    fast = CFIN(fast.config.replace(grad_checkpoint=grad_checkpoint)).to(CUDA)
-    fast.load_state_dict(ref.state_dict())
+    ref, fast = switched_pair(name, dict(IMPLS["fast"], grad_checkpoint=grad_checkpoint), mask=mask)
     x = lr_batch(2, 12, 16).to(CUDA)
-    grads = []
-    for m in (ref.to(CUDA), fast):
-        m.train()
-        torch.manual_seed(2)
-        out = m(x)
-        F.l1_loss(out, torch.full_like(out, 128.0)).backward()
-        grads.append({n: p.grad for n, p in m.named_parameters() if p.grad is not None})
-    g_ref, g_fast = grads
-    assert g_ref.keys() == g_fast.keys()
-    diff = torch.sqrt(sum((g_fast[n] - g).square().sum() for n, g in g_ref.items()))
-    scale = torch.sqrt(sum(g.square().sum() for g in g_ref.values()))
-    assert diff <= GRAD_RTOL * scale, f"relative gradient error {diff / scale:.3g}"
+    assert_grads_close(grads(ref.to(CUDA), x), grads(fast.to(CUDA), x))
 
 
 def test_fast_path_on_cuda_reproduces_official_golden_outputs(shared):
