@@ -247,15 +247,34 @@ def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last):
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_gram_is_the_pixel_sum_of_outer_products(layout, batch):
+@pytest.mark.parametrize("with_grad", [False, True], ids=["no_grad", "grad"])
+def test_gram_is_the_pixel_sum_of_outer_products(layout, batch, with_grad):
     from cfin.models.cfgt import gram
 
     gen = torch.Generator().manual_seed(batch)
     a, b = torch.randn(batch, 12, 5, 7, generator=gen), torch.randn(batch, 8, 5, 7, generator=gen)
     if layout == "channels_last":
         a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
-    expected = torch.einsum("bchw,bdhw->bcd", a.double(), b.double()).float()
-    torch.testing.assert_close(gram(a, b), expected, atol=1e-5, rtol=1e-5)
+    a64, b64 = a.double().requires_grad_(with_grad), b.double().requires_grad_(with_grad)
+    a.requires_grad_(with_grad), b.requires_grad_(with_grad)
+    expected, got = torch.einsum("bchw,bdhw->bcd", a64, b64), gram(a, b)
+    torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=1e-5)
+    if with_grad:
+        weights = torch.randn(expected.shape, generator=gen)
+        (got * weights).sum().backward()
+        (expected * weights.double()).sum().backward()
+        torch.testing.assert_close(a.grad, a64.grad.float(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(b.grad, b64.grad.float(), atol=1e-5, rtol=1e-5)
+
+
+def test_gram_of_a_tensor_with_itself():
+    """The fast path's commonest call, ``gram(x, x)`` (one tensor as both operands), channels-last."""
+    from cfin.models.cfgt import gram
+
+    x = torch.randn(1, 16, 9, 11, generator=torch.Generator().manual_seed(3)).contiguous(
+        memory_format=torch.channels_last)
+    expected = torch.einsum("bchw,bdhw->bcd", x.double(), x.double()).float()
+    torch.testing.assert_close(gram(x, x), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])

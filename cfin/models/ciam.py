@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfin.models.common import Scale, conv
+from cfin.models.rng import exponential_like
 
 LRELU_SLOPE = 0.05
 BRANCH_IMPLS = ("deconv", "1x1")
@@ -74,8 +75,9 @@ class RIFUMask(nn.Module):
 
 def hard_gumbel_sample(logits: torch.Tensor) -> torch.Tensor:
     """Channel 1 of ``F.gumbel_softmax(logits, tau=1, hard=True, dim=1)``'s forward value,
-    from the same random draws (the same RNG calls on a tensor of the same layout)."""
-    gumbels = -torch.empty_like(logits, memory_format=torch.legacy_contiguous_format).exponential_().log()
+    from the same random draws (the same exponential draws on a tensor of the same layout,
+    vectorised on the CPU by :func:`cfin.models.rng.exponential_like`)."""
+    gumbels = -exponential_like(logits).log()
     index = (logits + gumbels).softmax(dim=1).max(dim=1, keepdim=True)[1]  # argmax is 40x slower channels-last
     return (index == 1).to(logits.dtype)
 
