@@ -267,6 +267,19 @@ def test_gram_is_the_pixel_sum_of_outer_products(layout, batch, with_grad):
         torch.testing.assert_close(b.grad, b64.grad.float(), atol=1e-5, rtol=1e-5)
 
 
+def test_gram_under_bf16_autocast_takes_mixed_operands():
+    """``cfin bench --amp bf16``: a bf16 conv output against a float32 map (eq. 17's ``[x2; x1]``)."""
+    from cfin.models.cfgt import gram
+
+    gen = torch.Generator().manual_seed(5)
+    a, b = (torch.randn(1, 16, 9, 11, generator=gen).contiguous(memory_format=torch.channels_last) for _ in range(2))
+    expected = torch.einsum("bchw,bdhw->bcd", a.double(), b.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = gram(a.bfloat16(), b)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), expected, atol=0.5, rtol=0.02)
+
+
 def test_gram_of_a_tensor_with_itself():
     """The fast path's commonest call, ``gram(x, x)`` (one tensor as both operands), channels-last."""
     from cfin.models.cfgt import gram

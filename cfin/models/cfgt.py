@@ -225,7 +225,7 @@ def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.is_contiguous() and b.is_contiguous():
             return F.conv2d(a.view(-1, 1, h, w), b.view(-1, 1, h, w)).view(1, a.shape[1], b.shape[1])
         if a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous(memory_format=torch.channels_last):
-            if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
+            if _weight_gradient_gram(a, b):
                 weight = a.new_empty(a.shape[1], b.shape[1], 1, 1)
                 return torch.ops.aten.convolution_backward(a, b, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0],
                                                            1, [False, True, False])[1].view(1, a.shape[1], b.shape[1])
@@ -233,6 +233,21 @@ def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             g = F.conv_transpose2d(pa.view(1, h * w, -1, 1), pb.view(h * w, -1, 1, 1))   # 1 x C' x C x 1: b a^T
             return g.view(1, b.shape[1], a.shape[1]).transpose(1, 2)
     return a.flatten(2) @ b.flatten(2).transpose(1, 2)
+
+
+def _weight_gradient_gram(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether :func:`gram` may call the conv weight gradient: float32 operands, no gradient
+    to take through it, and no autocast (which casts the transposed convolution's operands
+    to one dtype, where the weight gradient would get a mix)."""
+    return a.dtype == b.dtype == torch.float32 and not _autocast_on(a.device.type) \
+        and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def _norm_from_quadratic(wg: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
