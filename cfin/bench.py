@@ -17,8 +17,11 @@ path: median, quartiles, min and max seconds; peak memory; and beside them
   them ``float32_noise``, the same differences for the faithful path against itself with
   its convolutions from ATen's own kernels (oneDNN or cuDNN off).
 
-Memory. CPU: each path in a fresh child process (:func:`cfin.complexity.memory.measure_memory`:
-the peak resident set over the call, above the baseline after building model and input).
+Memory. CPU: each path in fresh child processes (:func:`cfin.complexity.memory.measure_memory`:
+the peak resident set over the call, above the baseline after building model and input; the
+median of ``memory_runs`` children), and beside it ``tensor_peak_mb``, the peak of live
+tensors from torch's CPU allocator over a second call in the first child (the same in every
+run, where the resident set moves with the heap's layout) and ``tensor_memory_ratio``.
 CUDA: ``torch.cuda.max_memory_allocated`` over one call, above what was allocated before it.
 
 Allocator. glibc malloc serves every buffer above its mmap threshold (at most 32 MiB) with a
@@ -452,12 +455,15 @@ def peak_memory(path: Variant, spec: BenchSpec, call=None) -> dict:
     from cfin.complexity.memory import measure_memory
 
     runs = [measure_memory(path.config, spec.device, "training" if spec.train else "inference",
-                           spec.lr_size, spec.batch) for _ in range(spec.memory_runs)]
+                           spec.lr_size, spec.batch, tensors=i == 0) for i in range(spec.memory_runs)]
     peaks = [m["call_bytes"] / MIB for m in runs]
     median = statistics.median(peaks)
     total = statistics.median(m["peak_bytes"] / MIB for m in runs)
+    tensors = runs[0]["tensor_bytes"]
     return {"peak_mb": median, "total_mb": total, "peak_mb_runs": peaks,
-            "method": f"median of {len(runs)} children, each a {runs[0]['method']}"}
+            "method": f"median of {len(runs)} children, each a {runs[0]['method']}",
+            "tensor_peak_mb": None if tensors is None else tensors / MIB,
+            "tensor_method": f"first child: {runs[0]['tensor_method']}"}
 
 
 def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
@@ -535,10 +541,12 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
     report["fast"], report["faithful"] = fast, faithful
     report["speedup"] = faithful["median_s"] / fast["median_s"]
     report["memory_ratio"] = _ratio(fast.get("peak_mb"), faithful.get("peak_mb"))
+    report["tensor_memory_ratio"] = _ratio(fast.get("tensor_peak_mb"), faithful.get("tensor_peak_mb"))
     if "fast+checkpoint" in report["paths"]:
         ckpt = report["paths"]["fast+checkpoint"]
         report["checkpoint_speedup"] = faithful["median_s"] / ckpt["median_s"]
         report["checkpoint_memory_ratio"] = _ratio(ckpt.get("peak_mb"), faithful.get("peak_mb"))
+        report["checkpoint_tensor_memory_ratio"] = _ratio(ckpt.get("tensor_peak_mb"), faithful.get("tensor_peak_mb"))
     return report
 
 
@@ -624,6 +632,11 @@ def render(report: dict) -> str:
                          f"{own['floor_s']:.4f} s; {e['over_own_floor']:.2f}x its own floor")
     mem = "n/a" if report["memory_ratio"] is None else f"{report['memory_ratio']:.2f}"
     lines.append(f"speedup (faithful / fast): {report['speedup']:.2f}x; memory fast / faithful: {mem}")
+    if report.get("tensor_memory_ratio") is not None:
+        held = ", ".join(f"{name} {e['tensor_peak_mb']:.0f}" for name, e in report["paths"].items()
+                         if e.get("tensor_peak_mb") is not None)
+        lines.append(f"live tensors at the peak (MB, torch's CPU allocator, a second call): {held}; "
+                     f"fast / faithful: {report['tensor_memory_ratio']:.2f}")
     if "checkpoint_memory_ratio" in report:
         ck = report["checkpoint_memory_ratio"]
         lines.append(f"fast+checkpoint: speedup {report['checkpoint_speedup']:.2f}x, memory / faithful: "

@@ -103,6 +103,10 @@ def test_cli_json_keys_with_memory():
     assert {"fast", "faithful", "speedup", "memory_ratio", "floor_s"} <= set(report)
     assert {"median_s", "peak_mb"} <= set(report["fast"]) and {"median_s", "peak_mb"} <= set(report["faithful"])
     assert report["fast"]["peak_mb"] > 0 and report["memory_ratio"] > 0
+    for name in ("fast", "faithful"):  # the live-tensor peak from the first child, and its ratio
+        assert report[name]["tensor_peak_mb"] > 0 and "torch.profiler" in report[name]["tensor_method"]
+    assert report["tensor_memory_ratio"] == pytest.approx(
+        report["fast"]["tensor_peak_mb"] / report["faithful"]["tensor_peak_mb"])
     runs = report["fast"]["peak_mb_runs"]
     assert len(runs) == 2 and report["fast"]["peak_mb"] == pytest.approx(sum(runs) / 2)  # the median of two
     assert report["allocator"]["name"] == "tuned"

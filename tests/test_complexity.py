@@ -136,6 +136,31 @@ def test_memory_and_latency_on_cpu():
     assert lat["input"] == [1, 3, 12, 12]
 
 
+def test_tensor_peak_counts_what_is_live_at_once():
+    """4 MiB held while 8 MiB more is allocated, then both freed: the peak is their sum, and
+    tensors live before the call do not count."""
+    from cfin.complexity.memory import tensor_peak
+
+    before = torch.ones(1 << 22)  # 16 MiB, live throughout
+
+    def call():
+        a = torch.ones(1 << 20)
+        b = torch.ones(1 << 21)
+        return float(a.sum() + b.sum() + before[0])
+
+    m = tensor_peak(call)
+    assert 12 << 20 <= m["tensor_bytes"] < (12 << 20) + 1024, m   # and the sums' scalars
+    assert "profile_memory" in m["tensor_method"]
+
+
+def test_memory_child_reports_the_tensor_peak_on_request():
+    from cfin.complexity.memory import measure_memory
+
+    m = measure_memory(cfin.preset("tiny"), torch.device("cpu"), "inference", (12, 12), tensors=True)
+    assert 0 < m["tensor_bytes"] < 50 << 20 and "second call" in m["tensor_method"]
+    assert "tensor_bytes" not in measure_memory(cfin.preset("tiny"), torch.device("cpu"), "inference", (12, 12))
+
+
 # --- the command and its errors ---
 
 def test_cli_json(capsys):

@@ -21,6 +21,13 @@ peak-RSS counter (writing 5 to ``/proc/self/clear_refs``), reads ``VmRSS`` as th
 the call and reads ``VmHWM`` (the peak resident set since the reset). Reported: the peak RSS
 and the peak above the baseline (what the call itself needed). Where ``clear_refs`` is not
 available the peak is ``ru_maxrss``, which also covers imports and model construction.
+
+The resident set is what the machine gives the process, and the call is its first: it also
+holds the allocator's fragmentation, code pages and kernels built on first use, and it
+moves by up to 30% from one child to the next. With ``tensors=True`` the child then runs the
+call a second time under ``torch.profiler`` (``profile_memory``) and reports the peak of the
+bytes torch's CPU allocator has handed out and not yet taken back, above those live before
+the call: the CPU counterpart of ``torch.cuda.max_memory_allocated``, the same in every run.
 """
 from __future__ import annotations
 
@@ -161,12 +168,37 @@ def _cpu_child(spec: dict) -> dict:
         peak = _maxrss_bytes()
         method = ("fresh child process; peak = ru_maxrss after the call (includes imports and "
                   "construction), baseline = ru_maxrss before it")
-    return {"peak_bytes": int(peak), "baseline_bytes": int(baseline), "call_bytes": int(max(0, peak - baseline)),
-            "method": method}
+    result = {"peak_bytes": int(peak), "baseline_bytes": int(baseline), "call_bytes": int(max(0, peak - baseline)),
+              "method": method}
+    if spec.get("tensors"):
+        result.update(tensor_peak(call))
+    return result
+
+
+def tensor_peak(call) -> dict:
+    """Peak bytes of live tensors from torch's CPU allocator over ``call()``, above those live
+    before it (module docstring), from the profiler's allocation records in time order."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        call()
+    try:   # the time-ordered records sit in the profiler's kineto results
+        records = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                         if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+    except AttributeError:
+        return {"tensor_bytes": None, "tensor_method": "not measured: this torch's profiler keeps no "
+                                                       "allocation records"}
+    live = peak = 0
+    for _, nbytes in records:
+        live += nbytes
+        peak = max(peak, live)
+    return {"tensor_bytes": int(peak),
+            "tensor_method": "a second call under torch.profiler (profile_memory): peak of the bytes "
+                             "torch's CPU allocator holds, above those live before the call"}
 
 
 def measure_memory(model_or_config, device: torch.device, mode: str = "inference", lr_size=None,
-                   batch: int | None = None, dtype: str = "float32") -> dict:
+                   batch: int | None = None, dtype: str = "float32", tensors: bool = False) -> dict:
     """Peak memory of one inference forward or one training step (module docstring), labelled.
 
     Args:
@@ -176,6 +208,8 @@ def measure_memory(model_or_config, device: torch.device, mode: str = "inference
             (default: the paper's batch 16 of 48 x 48 LR patches).
         lr_size: (H, W) of the LR input; batch: its batch size (default 1 for inference, 16 for training).
         dtype: ``float32``, ``float16`` or ``bfloat16``.
+        tensors: CPU only: also the peak of live tensors over a second call (``tensor_bytes``,
+            module docstring); CUDA's figure is that kind already.
     """
     from cfin.complexity.conventions import check_lr_size, default_lr_size
 
@@ -204,7 +238,7 @@ def measure_memory(model_or_config, device: torch.device, mode: str = "inference
             raise CFINError("CPU memory is measured in a child process that builds the model from its "
                             "CFINConfig: pass a config or a CFIN")
         result = _run_child({"config": cfg.to_dict(), "mode": mode, "lr_size": list(lr_size), "batch": batch,
-                             "dtype": dtype, "threads": torch.get_num_threads()})
+                             "dtype": dtype, "threads": torch.get_num_threads(), "tensors": tensors})
     else:
         raise CFINError(f"memory measurement supports cpu and cuda devices, got {device}")
     what = ("one forward (inference_mode)" if mode == "inference"
