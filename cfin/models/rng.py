@@ -12,7 +12,9 @@ the generator's state, torch joins and transforms them on all threads, and the a
 state is written back. Whether this torch build lays out its generator state and
 transforms the bits as described is checked once per process against ``exponential_``
 itself on a copy of the generator (:func:`supported`); where it does not, or for another
-dtype, device or generator, the call is ``exponential_``.
+dtype, device or generator, the call is ``exponential_``. Unlike ``exponential_``, which
+holds the generator's lock, reading and writing back the state is not atomic: a thread that
+draws from the default CPU generator at the same moment would see the same numbers.
 """
 from __future__ import annotations
 
@@ -74,5 +76,5 @@ def _matches_exponential(n: int = 4099) -> bool:
         values, after = draw(state, n)
         expected = torch.empty(n).exponential_(generator=twin)
         return torch.equal(values, expected) and torch.equal(after, twin.get_state())
-    except (RuntimeError, ValueError, TypeError, struct.error):
+    except (AttributeError, RuntimeError, ValueError, TypeError, struct.error):
         return False
