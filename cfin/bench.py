@@ -639,6 +639,8 @@ def render(report: dict) -> str:
                      f"fast / faithful: {report['tensor_memory_ratio']:.2f}")
     if "checkpoint_memory_ratio" in report:
         ck = report["checkpoint_memory_ratio"]
+        ckt = report.get("checkpoint_tensor_memory_ratio")
         lines.append(f"fast+checkpoint: speedup {report['checkpoint_speedup']:.2f}x, memory / faithful: "
-                     f"{'n/a' if ck is None else f'{ck:.2f}'}")
+                     f"{'n/a' if ck is None else f'{ck:.2f}'}"
+                     + ("" if ckt is None else f" (live tensors {ckt:.2f})"))
     return "\n".join(lines)
