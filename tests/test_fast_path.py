@@ -164,6 +164,23 @@ def test_modulated_conv_conv_equals_unfold(k, batch, channels_last):
         modulated_conv(x, kernel, "einsum")
 
 
+def test_per_sample_pointwise_is_the_grouped_conv_forward_and_backward():
+    """The batched-matmul form the CUDA path takes for a batch at k = 1 (run here on the CPU)."""
+    from cfin.models.cgm import per_sample_pointwise
+
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(3, 16, 7, 9, generator=gen, requires_grad=True)
+    kernel = torch.randn(3, 24, 16, 1, 1, generator=gen, requires_grad=True)
+    weights = torch.randn(3, 24, 7, 9, generator=gen)
+    results = []
+    for fn in (lambda: per_sample_pointwise(x, kernel), lambda: modulated_conv(x, kernel, "unfold")):
+        y = fn()
+        grads = torch.autograd.grad((y * weights).sum(), (x, kernel))
+        results.append((y, *grads))
+    for got, expected in zip(*results):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (5, 8), (9, 11)])
 def test_ciam_branch_1x1_is_the_deconv_branch(size):
     torch.manual_seed(3)

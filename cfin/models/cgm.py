@@ -48,7 +48,12 @@ def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold", 
     then a batched matmul: it materialises B x Cin*k*k x H*W). ``conv`` computes the same
     function without that tensor: one sample is a plain ``F.conv2d`` (it keeps a
     channels-last layout); a batch is one grouped convolution with the batch folded into
-    the groups, NCHW (faster than a batched matmul at k = 1 too, forward and backward).
+    the groups, NCHW (on the CPU faster than a batched matmul at k = 1 too, forward and
+    backward). Off the CPU a batch at k = 1 is that batched matmul
+    (:func:`per_sample_pointwise`): cuDNN computes a grouped convolution's weight gradient
+    one group per launch: in the H200 profile of the fast path's training step (batch 16),
+    512 of the 571 launches of the weight-gradient kernel that took 21% of the step's GPU
+    time (this form is checked on the CPU and in ``tests/test_cuda.py``, not yet timed).
     An activation ``act`` (relu, gelu, leaky_relu) follows, fused into the conv where
     :mod:`cfin.models.postops` can.
     """
@@ -62,9 +67,19 @@ def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold", 
         raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: unfold, conv")
     if b == 1:
         return F.conv2d(x, kernel[0], padding=k // 2) if act is None else conv_act(x, kernel[0], None, act)
-    y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k), padding=k // 2, groups=b)
-    y = y.view(b, cout, h, w)
+    if k == 1 and x.device.type != "cpu":
+        y = per_sample_pointwise(x, kernel)
+    else:
+        y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k), padding=k // 2, groups=b)
+        y = y.view(b, cout, h, w)
     return y if act is None else activation(y, act)
+
+
+def per_sample_pointwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Each sample of ``x`` (B x Cin x H x W) through its own 1x1 kernel (B x Cout x Cin x 1 x 1),
+    as one batched matmul: ``kernel[b] @ x[b]`` over the pixels."""
+    b, cin, h, w = x.shape
+    return torch.bmm(kernel.reshape(b, -1, cin), x.reshape(b, cin, h * w)).view(b, -1, h, w)
 
 
 class CGM(nn.Module):
