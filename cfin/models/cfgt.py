@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfin.models.cgm import CGM, modulated_conv
-from cfin.models.common import LayerNorm2d
+from cfin.models.common import LayerNorm2d, records_grad
 
 
 class ChannelLinear(nn.Linear):
@@ -240,7 +240,7 @@ def _weight_gradient_gram(a: torch.Tensor, b: torch.Tensor) -> bool:
     to take through it, and no autocast (which casts the transposed convolution's operands
     to one dtype, where the weight gradient would get a mix)."""
     return a.dtype == b.dtype == torch.float32 and not _autocast_on(a.device.type) \
-        and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
+        and not records_grad(a, b)
 
 
 def _autocast_on(device_type: str) -> bool:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfin.models.common import Scale, conv
+from cfin.models.common import Scale, conv, records_grad
 from cfin.models.rng import exponential_like
 
 LRELU_SLOPE = 0.05
@@ -64,7 +64,7 @@ class RIFUMask(nn.Module):
         logits = self.spatial_mask(x)
         if self.kind == "gumbel":
             if self.training or self.mask_eval == "sample":
-                if self.fused and not (torch.is_grad_enabled() and logits.requires_grad):
+                if self.fused and not records_grad(logits):
                     return hard_gumbel_sample(logits)
                 return F.gumbel_softmax(logits, tau=1.0, hard=True, dim=1)[:, 1:2]
             return (logits.argmax(dim=1, keepdim=True) == 1).to(x.dtype)

@@ -7,6 +7,11 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 
+def records_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd would record an op on these tensors (grad mode on, one of them requiring grad)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def conv(in_ch: int, out_ch: int, k: int, *, bias: bool = True, wn: bool = False, stride: int = 1) -> nn.Module:
     """A k x k convolution with 'same' padding, optionally weight-normed (Salimans & Kingma, dim 0)."""
     c = nn.Conv2d(in_ch, out_ch, k, stride=stride, padding=k // 2, bias=bias)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cfin.models.common import records_grad
+
 ACTIVATIONS = ("relu", "gelu", "leaky_relu")
 
 
@@ -32,8 +34,7 @@ def fusable(x: torch.Tensor, *params: torch.Tensor | None) -> bool:
     if _POINTWISE is None or x.device.type != "cpu" or x.dtype != torch.float32 \
             or not torch.backends.mkldnn.is_available():
         return False
-    tensors = [x, *(p for p in params if p is not None)]
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+    return not records_grad(x, *params)
 
 
 def activation(y: torch.Tensor, act: str, slope: float = 0.01) -> torch.Tensor:
