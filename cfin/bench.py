@@ -11,7 +11,10 @@ path: median, quartiles, min and max seconds; peak memory; and beside them
   every conv and matmul of the network: 231.0G for x4 at 180 x 320) over the machine's peak
   MAC rate, measured here as the best of a large matmul and a large 3x3 convolution
   through torch (both printed). A training step counts 3x the forward's multiply-adds
-  (forward, and a backward of twice the forward: the usual convention);
+  (forward, and a backward of twice the forward: the usual convention). ``over_floor`` is a
+  path's median over that floor at the best rate seen in the run; ``over_floor_paired``
+  pairs each round with the faster kernel's rate timed on either side of it (the median of
+  those ratios), which a host whose speed drifts during the run moves far less;
 * equality: the outputs' largest absolute difference from the faithful path (0-255 scale;
   target 1e-3) and, for training, the gradients' relative difference (target 1e-4); beside
   them ``float32_noise``, the same differences for the faithful path against itself with
@@ -192,13 +195,8 @@ def paths_for(spec: BenchSpec) -> list[Variant]:
     return paths
 
 
-def peak_throughput(device: torch.device, small: bool = False, repeats: int = 3,
-                    precision: str = "float32") -> dict:
-    """Best MAC/s of a large matmul and a large 3x3 convolution through torch.
-
-    ``precision``: float32 (on CUDA with TF32 off), or the arithmetic of an option path:
-    bf16 or fp16 (tensors of that dtype), tf32 (CUDA: TF32 on).
-    """
+def peak_kernels(device: torch.device, small: bool = False, precision: str = "float32") -> dict:
+    """The two reference kernels of :func:`peak_throughput`: name -> (call, multiply-adds, shape)."""
     cuda = device.type == "cuda"
     n = 512 if small else (8192 if cuda else 2048)
     conv_shape = (1, 64, 32, 32) if small else ((32, 256, 128, 128) if cuda else (1, 256, 90, 160))
@@ -209,20 +207,36 @@ def peak_throughput(device: torch.device, small: bool = False, repeats: int = 3,
     c = conv_shape[1]
     x = torch.randn(conv_shape, generator=gen).to(device, dtype).contiguous(memory_format=torch.channels_last)
     w = torch.randn(c, c, 3, 3, generator=gen).to(device, dtype)
-    runs = {
+    return {
         "matmul": (lambda: a @ b, n ** 3, f"{n}x{n} @ {n}x{n}"),
         "conv3x3": (lambda: F.conv2d(x, w, padding=1), c * c * 9 * conv_shape[0] * conv_shape[2] * conv_shape[3],
                     f"{'x'.join(map(str, conv_shape))} channels-last, {c} -> {c}"),
     }
+
+
+def peak_throughput(device: torch.device, small: bool = False, repeats: int = 3,
+                    precision: str = "float32") -> dict:
+    """Best MAC/s of a large matmul and a large 3x3 convolution through torch.
+
+    ``precision``: float32 (on CUDA with TF32 off), or the arithmetic of an option path:
+    bf16 or fp16 (tensors of that dtype), tf32 (CUDA: TF32 on).
+    """
     out = {}
-    with torch.inference_mode(), _tf32(device, precision == "tf32"):
-        for name, (fn, macs, shape) in runs.items():
+    for name, (fn, macs, shape) in peak_kernels(device, small, precision).items():
+        with _kernel_mode(device, precision):
             fn()
             best = min(_timed(fn, device) for _ in range(repeats))
-            out[name] = {"macs_per_s": macs / best, "shape": shape, "best_s": best}
+        out[name] = {"macs_per_s": macs / best, "shape": shape, "best_s": best}
     out["peak_macs_per_s"] = max(v["macs_per_s"] for v in out.values())
     out["precision"] = precision
     return out
+
+
+@contextlib.contextmanager
+def _kernel_mode(device: torch.device, precision: str = "float32"):
+    """How a reference kernel runs: no autograd, TF32 only for the tf32 precision."""
+    with torch.inference_mode(), _tf32(device, precision == "tf32"):
+        yield
 
 
 def best_of(*peaks: dict) -> dict:
@@ -419,22 +433,46 @@ def _differences(got, ref) -> dict:
     return entry
 
 
-def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progress: bool = True) -> dict:
-    """Warm each call up, then time them in turns (call by call); seconds per call."""
+def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progress: bool = True,
+               probe=None) -> tuple[dict, list]:
+    """Warm each call up, then time them in turns (call by call); seconds per call.
+
+    ``probe``: a reference kernel, timed before the first round and after every round
+    (``runs + 1`` times, returned second; empty without one), so that each round has the
+    machine's speed measured on either side of it.
+    """
     times = {name: [] for name in calls}
+    probes = []
     bar = tqdm(total=len(calls) * (warmup + runs), desc="bench", unit="call", disable=not progress, leave=False)
     for name, fn in calls.items():
         for _ in range(warmup):
             bar.set_postfix_str(f"warm-up {name}")
             _timed(fn, device)
             bar.update()
+    if probe is not None:
+        probes.append(_timed(probe, device))
     for _ in range(runs):
         for name, fn in calls.items():
             bar.set_postfix_str(name)
             times[name].append(_timed(fn, device))
             bar.update()
+        if probe is not None:
+            probes.append(_timed(probe, device))
     bar.close()
-    return times
+    return times, probes
+
+
+def paired_floor(times_s: list[float], probe_s: list[float], probe_macs: int, macs: int) -> dict:
+    """Each round's call over the floor at the machine's speed of that round.
+
+    Round ``r``'s MAC rate is the reference kernel's faster time of the two that bracket
+    it (``probe_s[r]``, ``probe_s[r + 1]``); its floor is ``macs`` at that rate. A host
+    whose speed drifts (a shared virtual machine) moves the call and its floor together,
+    where ``over_floor`` sets the median call against the best rate of the whole run.
+    """
+    rates = [probe_macs / min(before, after) for before, after in zip(probe_s, probe_s[1:])]
+    ratios = [t / (macs / rate) for t, rate in zip(times_s, rates)]
+    return {"over_floor_paired": statistics.median(ratios), "over_floor_rounds": ratios}
 
 
 def peak_memory(path: Variant, spec: BenchSpec, call=None) -> dict:
@@ -503,7 +541,14 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
     calls = {p.name: _callable(p, models[p.name], run[p.name], x, y, spec.train) for p in paths}
 
     peak = peak_throughput(spec.device)  # before and after the paths: the best of both
-    times = time_paths(calls, spec.runs, spec.warmup, spec.device, progress)
+    probe_name = max(("matmul", "conv3x3"), key=lambda k: peak[k]["macs_per_s"])
+    probe, probe_macs, _ = peak_kernels(spec.device)[probe_name]
+
+    def timed_probe():
+        with _kernel_mode(spec.device):
+            return probe()
+    times, probe_s = time_paths(calls, spec.runs, spec.warmup, spec.device, progress, timed_probe)
+    del probe, timed_probe
     peak = best_of(peak, peak_throughput(spec.device))
     peaks = {"float32": peak}
     for precision in sorted({p.precision for p in paths} - {"float32"}):
@@ -523,7 +568,11 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
                                  + " / the best of the matmul and conv3x3 MAC rates"),
                         "by_precision": {k: {"peak_macs_per_s": v["peak_macs_per_s"],
                                              "floor_s": macs / v["peak_macs_per_s"]}
-                                         for k, v in peaks.items()}},
+                                         for k, v in peaks.items()},
+                        "paired": {"kernel": probe_name, "shape": peak[probe_name]["shape"],
+                                   "macs_per_s_rounds": [probe_macs / min(a, b) for a, b in zip(probe_s, probe_s[1:])],
+                                   "rule": f"the {probe_name} kernel timed before and after each round; a round's "
+                                           "floor at the faster of the two (float32 paths)"}},
               "paths": {}}
     if cuda:
         report["cuda"] = {"cudnn_benchmark": True,
@@ -536,6 +585,8 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
         entry["over_floor"] = entry["median_s"] / floor_s
         entry["precision"] = p.precision
         entry["over_own_floor"] = entry["median_s"] / (macs / peaks[p.precision]["peak_macs_per_s"])
+        if p.precision == "float32":
+            entry.update(paired_floor(times[p.name], probe_s, probe_macs, macs))
         report["paths"][p.name] = entry
     fast, faithful = report["paths"]["fast"], report["paths"]["faithful"]
     report["fast"], report["faithful"] = fast, faithful
@@ -621,6 +672,13 @@ def render(report: dict) -> str:
                  f"MAC/s = {report['floor_s']:.3f} s (matmul {fl['peak']['matmul']['shape']}: "
                  f"{fl['peak']['matmul']['macs_per_s'] / 1e9:.0f}G MAC/s; conv3x3 {fl['peak']['conv3x3']['shape']}: "
                  f"{fl['peak']['conv3x3']['macs_per_s'] / 1e9:.0f}G MAC/s)")
+    paired = fl.get("paired")
+    if paired and paired["macs_per_s_rounds"]:
+        rates = paired["macs_per_s_rounds"]
+        over = ", ".join(f"{name} {e['over_floor_paired']:.2f}x" for name, e in report["paths"].items()
+                         if "over_floor_paired" in e)
+        lines.append(f"paired floor ({paired['kernel']} timed around each round, {min(rates) / 1e9:.0f}-"
+                     f"{max(rates) / 1e9:.0f}G MAC/s): median over rounds {over}")
     noise = report["paths"]["faithful"].get("float32_noise")
     if noise:
         lines.append(f"float32 noise ({noise['method']}): max|diff| {noise['max_abs_diff']:.2e}"

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from cfin.bench import BenchSpec, paths_for, peak_throughput, render, run_bench, summarize
+from cfin.bench import BenchSpec, paired_floor, paths_for, peak_throughput, render, run_bench, summarize
 from cfin.config import preset
 from cfin.errors import CFINError
 from cfin.paths import REPO_ROOT
@@ -43,12 +43,17 @@ def test_inference_report_has_both_paths_the_floor_and_the_ratios():
     peak = report["floor"]["peak"]
     assert peak["peak_macs_per_s"] == max(peak["matmul"]["macs_per_s"], peak["conv3x3"]["macs_per_s"]) > 0
     assert report["floor_s"] == pytest.approx(report["floor"]["multi_adds"] / peak["peak_macs_per_s"])
+    paired = report["floor"]["paired"]  # the faster kernel, timed around each of the 2 rounds
+    assert paired["kernel"] in ("matmul", "conv3x3") and len(paired["macs_per_s_rounds"]) == 2
+    for name in ("fast", "faithful"):
+        rounds = report[name]["over_floor_rounds"]
+        assert len(rounds) == 2 and report[name]["over_floor_paired"] == pytest.approx(sum(rounds) / 2)
     assert report["fast"]["config_changes"] == {"cgm_impl": "conv", "ciam_branch_impl": "1x1",
                                                  "fused_attention": True, "fused_conv_stage": True,
                                                  "fused_tail": True, "channels_last": True}
     json.dumps(report)  # JSON-ready
     text = render(report)
-    assert "speedup (faithful / fast)" in text and "compute floor" in text
+    assert "speedup (faithful / fast)" in text and "compute floor" in text and "paired floor" in text
 
 
 def test_training_report_compares_gradients_and_checkpointing():
@@ -83,6 +88,19 @@ def test_bf16_autocast_path_is_reported_not_required_equal():
     assert entry["max_abs_diff"] > 0  # bfloat16 changes the numbers; it is an option, off by default
     assert entry["precision"] == "bf16" and report["paths"]["fast"]["precision"] == "float32"
     assert report["paths"]["fast"]["over_own_floor"] == report["paths"]["fast"]["over_floor"]
+
+
+def test_paired_floor_follows_a_drifting_host():
+    """A host at full speed, then at half speed for two rounds: calls and kernel slow together,
+    so every round is 1.5x its own floor, where the median call over the best rate reads 3x."""
+    probe = [1.0, 2.0, 2.0, 2.0]            # seconds of a 10-MAC kernel around rounds 0, 1, 2
+    times = [15.0, 30.0, 30.0]              # a 100-MAC call
+    paired = paired_floor(times, probe, probe_macs=10, macs=100)
+    assert paired["over_floor_rounds"] == pytest.approx([1.5, 1.5, 1.5])
+    assert paired["over_floor_paired"] == pytest.approx(1.5)
+    assert sorted(times)[1] / (100 / 10.0) == pytest.approx(3.0)   # the unpaired reading
+    # a round takes the faster of its two neighbouring kernel timings
+    assert paired_floor([10.0], [1.0, 4.0], 10, 100)["over_floor_rounds"] == pytest.approx([1.0])
 
 
 def test_summarize_and_peak_throughput():
