@@ -124,6 +124,8 @@ class BenchSpec:
         weights: an official state_dict to load (default: random weights, seed 0).
         mask_eval: override the config's Gumbel mask at inference ("sample", the official
             default, draws noise every forward; "argmax" does not).
+        breakdown: also time every aten op of each path's call, grouped by kind
+            (:mod:`cfin.complexity.breakdown`; not for compiled paths).
     """
 
     scale: int = 4
@@ -144,6 +146,7 @@ class BenchSpec:
     memory_runs: int = 3
     weights: str | None = None
     mask_eval: str | None = None
+    breakdown: bool = False
 
     def base_config(self) -> CFINConfig:
         cfg = self.config if self.config is not None else preset(self.scale)
@@ -450,6 +453,7 @@ def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progre
             _timed(fn, device)
             bar.update()
     if probe is not None:
+        _timed(probe, device)  # its warm-up
         probes.append(_timed(probe, device))
     for _ in range(runs):
         for name, fn in calls.items():
@@ -549,6 +553,12 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
             return probe()
     times, probe_s = time_paths(calls, spec.runs, spec.warmup, spec.device, progress, timed_probe)
     del probe, timed_probe
+    breakdowns = {}
+    if spec.breakdown:
+        from cfin.complexity.breakdown import op_breakdown
+
+        breakdowns = {p.name: op_breakdown(calls[p.name], spec.device, repeats=min(3, spec.runs))
+                      for p in paths if not p.compile}
     peak = best_of(peak, peak_throughput(spec.device))
     peaks = {"float32": peak}
     for precision in sorted({p.precision for p in paths} - {"float32"}):
@@ -587,6 +597,8 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
         entry["over_own_floor"] = entry["median_s"] / (macs / peaks[p.precision]["peak_macs_per_s"])
         if p.precision == "float32":
             entry.update(paired_floor(times[p.name], probe_s, probe_macs, macs))
+        if p.name in breakdowns:
+            entry["breakdown"] = breakdowns[p.name]
         report["paths"][p.name] = entry
     fast, faithful = report["paths"]["fast"], report["paths"]["faithful"]
     report["fast"], report["faithful"] = fast, faithful
@@ -688,6 +700,11 @@ def render(report: dict) -> str:
             own = fl["by_precision"][e["precision"]]
             lines.append(f"{name}: {e['precision']} peak {own['peak_macs_per_s'] / 1e9:.0f}G MAC/s, floor "
                          f"{own['floor_s']:.4f} s; {e['over_own_floor']:.2f}x its own floor")
+    for name, e in report["paths"].items():
+        if "breakdown" in e:
+            from cfin.complexity.breakdown import render_breakdown
+
+            lines.extend(render_breakdown(name, e["breakdown"], fl["peak"]["peak_macs_per_s"]))
     mem = "n/a" if report["memory_ratio"] is None else f"{report['memory_ratio']:.2f}"
     lines.append(f"speedup (faithful / fast): {report['speedup']:.2f}x; memory fast / faithful: {mem}")
     if report.get("tensor_memory_ratio") is not None:

@@ -44,6 +44,8 @@ def add_arguments(parser):
     parser.add_argument("--mask-eval", default=None, choices=["sample", "argmax"],
                         help="the Gumbel mask at inference (default: the preset's 'sample', as the official code)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time every aten op of each path's call, grouped by kind (where the time goes)")
     parser.add_argument("--memory-runs", type=int, default=3,
                         help="CPU peak-memory children per path, median reported (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -67,7 +69,7 @@ def run(args) -> int:
                      amp=args.amp, compile=args.compile, tf32=args.tf32,
                      memory=not args.no_memory, memory_runs=args.memory_runs,
                      weights=args.weights,
-                     mask_eval=args.mask_eval)
+                     mask_eval=args.mask_eval, breakdown=args.breakdown)
     report = run_bench(spec, progress=not args.json)
     if args.psnr:
         report["set5"] = set5_psnr_delta(spec, progress=not args.json)

@@ -1,0 +1,145 @@
+"""Where a call's time goes: the wall clock around every aten op it dispatches, by kind.
+
+A ``TorchDispatchMode`` times each op the call dispatches and groups the ops: convolutions
+by kernel size and channels, with their multiply-adds and so their MAC rate; a
+convolution's weight gradient on its own (at inference, the fast path's Gram matrices);
+matrix products together; views together; every other op under its own name. What the ops
+leave uncovered is ``between_ops_s``: Python, numpy (the Gumbel noise's MT19937 on the
+CPU) and the timer's own overhead, so an instrumented call runs a little longer than a
+plain one. On CUDA each op is timed between two synchronisations, so that its time is its
+kernels'; launches then no longer overlap kernels, as they do in a plain call.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import statistics
+import time
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+_CONVS = {"convolution", "_convolution", "conv2d", "mkldnn_convolution", "cudnn_convolution",
+          "_convolution_pointwise", "conv_transpose2d"}
+_MATMULS = {"mm", "bmm", "addmm", "baddbmm", "addbmm", "matmul"}
+
+
+def op_kind(func, args, out) -> tuple[str, int | None]:
+    """An op's kind and its multiply-adds (None where it has none worth counting)."""
+    name = func.overloadpacket.__name__
+    if func.is_view:
+        return "views", None
+    if name in _CONVS:
+        return _conv_kind(name, args, out)
+    if name == "convolution_backward":
+        grad_out, weight, mask = args[0], args[2], args[10]
+        if list(mask) == [False, True, False]:  # the weight gradient alone
+            return ("conv weight gradient", grad_out.numel() * math.prod(weight.shape[1:]))
+        return "conv backward", None
+    if name in _MATMULS:  # out = a @ b (+ c): one multiply-add per output and inner index
+        a = args[1] if name in ("addmm", "baddbmm", "addbmm") else args[0]
+        return "matmul", out.numel() * a.shape[-1] * (a.shape[0] if name == "addbmm" else 1)
+    if name == "linear":
+        return "matmul", out.numel() * args[1].shape[-1]
+    return name, None
+
+
+def _conv_kind(name: str, args, out) -> tuple[str, int]:
+    x, weight = args[0], args[1]
+    transposed = name == "conv_transpose2d" or (name in ("convolution", "_convolution") and bool(args[6]))
+    groups = _groups(name, args)
+    k = "x".join(map(str, weight.shape[2:]))
+    if transposed:  # weight: Cin x Cout/groups x k x k
+        cin, cout = weight.shape[0], weight.shape[1] * groups
+        macs = x.numel() * math.prod(weight.shape[1:])
+    else:           # weight: Cout x Cin/groups x k x k
+        cin, cout = weight.shape[1] * groups, weight.shape[0]
+        macs = out.numel() * math.prod(weight.shape[1:])
+    label = f"conv{'-transpose' if transposed else ''} {k} {cin}->{cout}"
+    if groups > 1:
+        label += f" ({groups} groups)"
+    if name == "_convolution_pointwise":
+        label += " +act"
+    return label, macs
+
+
+def _groups(name: str, args) -> int:
+    index = {"convolution": 8, "_convolution": 8, "conv2d": 6, "mkldnn_convolution": 6, "cudnn_convolution": 6,
+             "_convolution_pointwise": 6, "conv_transpose2d": 7}[name]
+    return int(args[index]) if len(args) > index and isinstance(args[index], int) else 1
+
+
+class _OpTimer(TorchDispatchMode):
+    def __init__(self, cuda: bool):
+        super().__init__()
+        self.cuda = cuda
+        self.seconds = collections.defaultdict(float)
+        self.calls = collections.Counter()
+        self.macs = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if self.cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        if self.cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        kind, macs = op_kind(func, args, out)
+        self.seconds[kind] += seconds
+        self.calls[kind] += 1
+        if macs:
+            self.macs[kind] += macs
+        return out
+
+
+def op_breakdown(call, device: torch.device, repeats: int = 3) -> dict:
+    """Run ``call`` once, then ``repeats`` times timed, under the op timer (module docstring);
+    per kind, the median over the repeats of its summed seconds, its op count and
+    multiply-adds per call."""
+    cuda = device.type == "cuda"
+    with _OpTimer(cuda):  # untimed: the timer's own first-call costs (schemas, caches)
+        call()
+    runs, totals = [], []
+    for _ in range(repeats):
+        timer = _OpTimer(cuda)
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with timer:
+            call()
+        if cuda:
+            torch.cuda.synchronize()
+        totals.append(time.perf_counter() - start)
+        runs.append(timer)
+    kinds = []
+    for kind in runs[0].seconds:
+        seconds = statistics.median(r.seconds.get(kind, 0.0) for r in runs)
+        macs = runs[0].macs.get(kind) or None
+        kinds.append({"kind": kind, "s": seconds, "calls": runs[0].calls[kind], "macs": macs,
+                      "macs_per_s": macs / seconds if macs and seconds > 0 else None})
+    kinds.sort(key=lambda k: -k["s"])
+    total = statistics.median(totals)
+    return {"total_s": total, "ops_s": sum(k["s"] for k in kinds), "between_ops_s": total - sum(k["s"] for k in kinds),
+            "ops": sum(k["calls"] for k in kinds), "kinds": kinds, "repeats": repeats,
+            "method": ("wall clock around each dispatched aten op" + (" between CUDA synchronisations" if cuda else "")
+                       + f"; per kind the median over {repeats} instrumented calls")}
+
+
+def render_breakdown(name: str, breakdown: dict, peak_macs_per_s: float | None = None, top: int = 10) -> list[str]:
+    """Text lines: the ``top`` kinds by time, the rest in one line, and the time between ops."""
+    lines = [f"where {name}'s time goes ({breakdown['method']}): {breakdown['total_s']:.3f} s instrumented, "
+             f"{breakdown['ops']} ops"]
+    for k in breakdown["kinds"][:top]:
+        rate = ""
+        if k["macs_per_s"]:
+            rate = f", {k['macs_per_s'] / 1e9:.0f}G MAC/s"
+            if peak_macs_per_s:
+                rate += f" ({100 * k['macs_per_s'] / peak_macs_per_s:.0f}% of the floor's)"
+        lines.append(f"  {k['kind']:<34}{k['s'] * 1e3:>9.1f} ms  {k['calls']:>5} calls{rate}")
+    rest = breakdown["kinds"][top:]
+    if rest:
+        lines.append(f"  {f'{len(rest)} other kinds':<34}{sum(k['s'] for k in rest) * 1e3:>9.1f} ms  "
+                     f"{sum(k['calls'] for k in rest):>5} calls")
+    lines.append(f"  {'between ops (Python, numpy, timer)':<34}{breakdown['between_ops_s'] * 1e3:>9.1f} ms")
+    return lines
