@@ -19,6 +19,8 @@ def toy_call():
         with torch.inference_mode():
             y = F.conv2d(x, torch.ones(8, 16, 3, 3), padding=1)                      # 8*80 outputs x 16*9
             F.conv2d(x, torch.ones(16, 4, 1, 1), groups=4)                            # 16*80 x 4
+            torch.ops.aten.convolution.default(x, torch.ones(16, 4, 1, 1), None, [1, 1], [0, 0], [1, 1],
+                                               False, [0, 0], groups=4)               # the same, groups by keyword
             F.conv_transpose2d(x, torch.ones(16, 8, 2, 2), stride=2)                 # 16*80 inputs x 8*4
             torch.ops.aten.convolution_backward(y, x, torch.ones(8, 16, 3, 3), None, [1, 1], [1, 1], [1, 1],
                                                 False, [0, 0], 1, [False, True, False])  # 8*80 x 16*9
@@ -33,9 +35,10 @@ def test_kinds_and_multiply_adds_of_a_known_call():
     bd = op_breakdown(toy_call(), torch.device("cpu"), repeats=2)
     kinds = {k["kind"]: k for k in bd["kinds"]}
     assert kinds["conv 3x3 16->8"]["macs"] == 8 * 80 * 16 * 9
-    assert kinds["conv 1x1 16->16 (4 groups)"]["macs"] == 16 * 80 * 4
+    assert kinds["conv 1x1 16->16 (4 groups)"]["macs"] == 2 * 16 * 80 * 4
+    assert kinds["conv 1x1 16->16 (4 groups)"]["calls"] == 2
     assert kinds["conv-transpose 2x2 16->8"]["macs"] == 16 * 80 * 8 * 4
-    assert kinds["conv weight gradient"]["macs"] == 8 * 80 * 16 * 9
+    assert kinds["conv weight gradient 3x3 16->8"]["macs"] == 8 * 80 * 16 * 9
     assert kinds["matmul"]["macs"] == 2 * 6 * 7 * 5 + 6 * 7 * 5 + 2 * 6 * 3 * 5 and kinds["matmul"]["calls"] == 3
     assert kinds["views"]["macs"] is None and kinds["views"]["calls"] >= 1
     assert any("layer_norm" in k for k in kinds)
@@ -57,7 +60,20 @@ def test_bench_breaks_each_path_down():
         torch.set_num_threads(threads)
     fast = {k["kind"] for k in report["fast"]["breakdown"]["kinds"]}
     faithful = {k["kind"] for k in report["faithful"]["breakdown"]["kinds"]}
-    assert "conv weight gradient" in fast and "im2col" not in fast
-    assert "im2col" in faithful and "matmul" in faithful and "conv weight gradient" not in faithful
+    def gram(kinds):
+        return any(k.startswith("conv weight gradient 1x1") for k in kinds)
+    assert gram(fast) and "im2col" not in fast
+    assert "im2col" in faithful and "matmul" in faithful and not gram(faithful)
     assert report["fast"]["breakdown"]["repeats"] == 1
     assert "where fast's time goes" in render(report)
+
+
+def test_training_backward_is_labelled_by_shape_with_both_gradients_counted():
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+
+    def step():
+        conv(x).sum().backward()
+    kinds = {k["kind"]: k for k in op_breakdown(step, torch.device("cpu"), repeats=1)["kinds"]}
+    assert kinds["conv 3x3 4->6"]["macs"] == 2 * 6 * 25 * 4 * 9
+    assert kinds["conv backward 3x3 4->6"]["macs"] == 2 * kinds["conv 3x3 4->6"]["macs"]  # input and weight

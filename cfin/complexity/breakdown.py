@@ -1,9 +1,10 @@
 """Where a call's time goes: the wall clock around every aten op it dispatches, by kind.
 
 A ``TorchDispatchMode`` times each op the call dispatches and groups the ops: convolutions
-by kernel size and channels, with their multiply-adds and so their MAC rate; a
-convolution's weight gradient on its own (at inference, the fast path's Gram matrices);
-matrix products together; views together; every other op under its own name. What the ops
+by kernel size and channels, with their multiply-adds and so their MAC rate; their
+backward by the same shape, apart where it computes the weight gradient alone (at
+inference, the fast path's Gram matrices); matrix products together; views together;
+every other op under its own name. What the ops
 leave uncovered is ``between_ops_s``: Python, numpy (the Gumbel noise's MT19937 on the
 CPU) and the timer's own overhead, so an instrumented call runs a little longer than a
 plain one. On CUDA each op is timed between two synchronisations, so that its time is its
@@ -24,18 +25,15 @@ _CONVS = {"convolution", "_convolution", "conv2d", "mkldnn_convolution", "cudnn_
 _MATMULS = {"mm", "bmm", "addmm", "baddbmm", "addbmm", "matmul"}
 
 
-def op_kind(func, args, out) -> tuple[str, int | None]:
+def op_kind(func, args, kwargs, out) -> tuple[str, int | None]:
     """An op's kind and its multiply-adds (None where it has none worth counting)."""
     name = func.overloadpacket.__name__
     if func.is_view:
         return "views", None
     if name in _CONVS:
-        return _conv_kind(name, args, out)
+        return _conv_kind(func, args, kwargs, out)
     if name == "convolution_backward":
-        grad_out, weight, mask = args[0], args[2], args[10]
-        if list(mask) == [False, True, False]:  # the weight gradient alone
-            return ("conv weight gradient", grad_out.numel() * math.prod(weight.shape[1:]))
-        return "conv backward", None
+        return _conv_backward_kind(func, args, kwargs)
     if name in _MATMULS:  # out = a @ b (+ c): one multiply-add per output and inner index
         a = args[1] if name in ("addmm", "baddbmm", "addbmm") else args[0]
         return "matmul", out.numel() * a.shape[-1] * (a.shape[0] if name == "addbmm" else 1)
@@ -44,10 +42,11 @@ def op_kind(func, args, out) -> tuple[str, int | None]:
     return name, None
 
 
-def _conv_kind(name: str, args, out) -> tuple[str, int]:
+def _conv_kind(func, args, kwargs, out) -> tuple[str, int]:
     x, weight = args[0], args[1]
-    transposed = name == "conv_transpose2d" or (name in ("convolution", "_convolution") and bool(args[6]))
-    groups = _groups(name, args)
+    name = func.overloadpacket.__name__
+    transposed = name == "conv_transpose2d" or bool(_argument(func, args, kwargs, "transposed", False))
+    groups = int(_argument(func, args, kwargs, "groups", 1))
     k = "x".join(map(str, weight.shape[2:]))
     if transposed:  # weight: Cin x Cout/groups x k x k
         cin, cout = weight.shape[0], weight.shape[1] * groups
@@ -63,10 +62,26 @@ def _conv_kind(name: str, args, out) -> tuple[str, int]:
     return label, macs
 
 
-def _groups(name: str, args) -> int:
-    index = {"convolution": 8, "_convolution": 8, "conv2d": 6, "mkldnn_convolution": 6, "cudnn_convolution": 6,
-             "_convolution_pointwise": 6, "conv_transpose2d": 7}[name]
-    return int(args[index]) if len(args) > index and isinstance(args[index], int) else 1
+def _conv_backward_kind(func, args, kwargs) -> tuple[str, int]:
+    """``convolution_backward``: labelled by the forward convolution's shape; one forward's
+    multiply-adds for each of the input and weight gradients it computes."""
+    grad_out, x, weight = args[0], args[1], args[2]
+    transposed = bool(_argument(func, args, kwargs, "transposed", False))
+    label, macs = _conv_kind(func, (x, weight), {"transposed": transposed,
+                                                 "groups": _argument(func, args, kwargs, "groups", 1)}, grad_out)
+    mask = list(_argument(func, args, kwargs, "output_mask", (True, True, True)))
+    what = "weight gradient" if mask[:2] == [False, True] else "backward"
+    return label.replace("conv", f"conv {what}", 1), macs * (int(mask[0]) + int(mask[1]))
+
+
+def _argument(func, args, kwargs, name: str, default):
+    """An op's argument by its schema name, positional or keyword."""
+    if name in kwargs:
+        return kwargs[name]
+    names = [a.name for a in func._schema.arguments]
+    if name in names and names.index(name) < len(args):
+        return args[names.index(name)]
+    return default
 
 
 class _OpTimer(TorchDispatchMode):
@@ -81,11 +96,12 @@ class _OpTimer(TorchDispatchMode):
         if self.cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
         if self.cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        kind, macs = op_kind(func, args, out)
+        kind, macs = op_kind(func, args, kwargs, out)
         self.seconds[kind] += seconds
         self.calls[kind] += 1
         if macs:
