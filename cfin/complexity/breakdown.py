@@ -146,16 +146,17 @@ def render_breakdown(name: str, breakdown: dict, peak_macs_per_s: float | None =
     """Text lines: the ``top`` kinds by time, the rest in one line, and the time between ops."""
     lines = [f"where {name}'s time goes ({breakdown['method']}): {breakdown['total_s']:.3f} s instrumented, "
              f"{breakdown['ops']} ops"]
+    width = max([34] + [len(k["kind"]) + 2 for k in breakdown["kinds"][:top]])
     for k in breakdown["kinds"][:top]:
         rate = ""
         if k["macs_per_s"]:
             rate = f", {k['macs_per_s'] / 1e9:.0f}G MAC/s"
             if peak_macs_per_s:
                 rate += f" ({100 * k['macs_per_s'] / peak_macs_per_s:.0f}% of the floor's)"
-        lines.append(f"  {k['kind']:<34}{k['s'] * 1e3:>9.1f} ms  {k['calls']:>5} calls{rate}")
+        lines.append(f"  {k['kind']:<{width}}{k['s'] * 1e3:>9.1f} ms  {k['calls']:>5} calls{rate}")
     rest = breakdown["kinds"][top:]
     if rest:
-        lines.append(f"  {f'{len(rest)} other kinds':<34}{sum(k['s'] for k in rest) * 1e3:>9.1f} ms  "
+        lines.append(f"  {f'{len(rest)} other kinds':<{width}}{sum(k['s'] for k in rest) * 1e3:>9.1f} ms  "
                      f"{sum(k['calls'] for k in rest):>5} calls")
-    lines.append(f"  {'between ops (Python, numpy, timer)':<34}{breakdown['between_ops_s'] * 1e3:>9.1f} ms")
+    lines.append(f"  {'between ops (Python, numpy, timer)':<{width}}{breakdown['between_ops_s'] * 1e3:>9.1f} ms")
     return lines
