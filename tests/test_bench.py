@@ -114,7 +114,8 @@ def test_cli_json_keys_with_memory():
     """The command end to end in a fresh process (the tuned allocator, peak memory children)."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.run([sys.executable, "-m", "cfin", "bench", "--scale", "4", "--lr-size", "6x7", "--runs", "1",
-                           "--warmup", "0", "--threads", "1", "--device", "cpu", "--memory-runs", "2", "--json"],
+                           "--warmup", "0", "--threads", "1", "--device", "cpu", "--memory-runs", "2", "--breakdown",
+                           "--json"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
@@ -128,6 +129,7 @@ def test_cli_json_keys_with_memory():
     runs = report["fast"]["peak_mb_runs"]
     assert len(runs) == 2 and report["fast"]["peak_mb"] == pytest.approx(sum(runs) / 2)  # the median of two
     assert report["allocator"]["name"] == "tuned"
+    assert report["fast"]["breakdown"]["ops"] > 0 and report["faithful"]["breakdown"]["kinds"]  # --breakdown
 
 
 def test_cli_rejects_a_bad_scale():
