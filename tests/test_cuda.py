@@ -85,8 +85,12 @@ def test_bench_runs_on_cuda():
     from cfin.bench import BenchSpec, run_bench
 
     report = run_bench(BenchSpec(config=preset("tiny"), lr_size=(16, 16), runs=2, warmup=1, device=CUDA,
-                                 amp="bf16", tf32=True), progress=False)
+                                 amp="bf16", tf32=True, breakdown=True), progress=False)
     assert report["timing"] == "CUDA events around each call"
+    breakdown = report["fast"]["breakdown"]
+    assert "synchronisations" in breakdown["method"] and breakdown["ops"] > 0
+    assert any(k["kind"].startswith("conv") and k["macs_per_s"] for k in breakdown["kinds"])
+    assert len(report["floor"]["paired"]["macs_per_s_rounds"]) == 2 and report["fast"]["over_floor_paired"] > 0
     assert report["fast"]["equal"] and report["fast"]["peak_mb"] > 0
     assert set(report["floor"]["by_precision"]) == {"float32", "bf16", "tf32"}
     assert torch.backends.cudnn.allow_tf32 is False  # the tf32 path restored the setting
