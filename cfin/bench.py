@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from cfin.complexity.breakdown import op_breakdown, render_breakdown
 from cfin.config import CFINConfig, preset
 from cfin.errors import CFINError, choice_error
 
@@ -466,15 +467,17 @@ def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progre
     return times, probes
 
 
-def paired_floor(times_s: list[float], probe_s: list[float], probe_macs: int, macs: int) -> dict:
-    """Each round's call over the floor at the machine's speed of that round.
+def round_rates(probe_s: list[float], probe_macs: int) -> list[float]:
+    """Each round's MAC rate: the reference kernel's faster time of the two that bracket the
+    round (``probe_s[r]``, ``probe_s[r + 1]``, from :func:`time_paths`)."""
+    return [probe_macs / min(before, after) for before, after in zip(probe_s, probe_s[1:])]
 
-    Round ``r``'s MAC rate is the reference kernel's faster time of the two that bracket
-    it (``probe_s[r]``, ``probe_s[r + 1]``); its floor is ``macs`` at that rate. A host
-    whose speed drifts (a shared virtual machine) moves the call and its floor together,
-    where ``over_floor`` sets the median call against the best rate of the whole run.
-    """
-    rates = [probe_macs / min(before, after) for before, after in zip(probe_s, probe_s[1:])]
+
+def paired_floor(times_s: list[float], rates: list[float], macs: int) -> dict:
+    """Each round's call over the floor at the machine's speed of that round (``rates``:
+    :func:`round_rates`; a round's floor is ``macs`` at its rate). A host whose speed drifts
+    (a shared virtual machine) moves the call and its floor together, where ``over_floor``
+    sets the median call against the best rate of the whole run."""
     ratios = [t / (macs / rate) for t, rate in zip(times_s, rates)]
     return {"over_floor_paired": statistics.median(ratios), "over_floor_rounds": ratios}
 
@@ -553,12 +556,9 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
             return probe()
     times, probe_s = time_paths(calls, spec.runs, spec.warmup, spec.device, progress, timed_probe)
     del probe, timed_probe
-    breakdowns = {}
-    if spec.breakdown:
-        from cfin.complexity.breakdown import op_breakdown
-
-        breakdowns = {p.name: op_breakdown(calls[p.name], spec.device, repeats=min(3, spec.runs))
-                      for p in paths if not p.compile}
+    rates = round_rates(probe_s, probe_macs)
+    breakdowns = {p.name: op_breakdown(calls[p.name], spec.device, repeats=min(3, spec.runs))
+                  for p in paths if spec.breakdown and not p.compile}
     peak = best_of(peak, peak_throughput(spec.device))
     peaks = {"float32": peak}
     for precision in sorted({p.precision for p in paths} - {"float32"}):
@@ -580,7 +580,7 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
                                              "floor_s": macs / v["peak_macs_per_s"]}
                                          for k, v in peaks.items()},
                         "paired": {"kernel": probe_name, "shape": peak[probe_name]["shape"],
-                                   "macs_per_s_rounds": [probe_macs / min(a, b) for a, b in zip(probe_s, probe_s[1:])],
+                                   "macs_per_s_rounds": rates,
                                    "rule": f"the {probe_name} kernel timed before and after each round; a round's "
                                            "floor at the faster of the two (float32 paths)"}},
               "paths": {}}
@@ -596,7 +596,7 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
         entry["precision"] = p.precision
         entry["over_own_floor"] = entry["median_s"] / (macs / peaks[p.precision]["peak_macs_per_s"])
         if p.precision == "float32":
-            entry.update(paired_floor(times[p.name], probe_s, probe_macs, macs))
+            entry.update(paired_floor(times[p.name], rates, macs))
         if p.name in breakdowns:
             entry["breakdown"] = breakdowns[p.name]
         report["paths"][p.name] = entry
@@ -702,8 +702,6 @@ def render(report: dict) -> str:
                          f"{own['floor_s']:.4f} s; {e['over_own_floor']:.2f}x its own floor")
     for name, e in report["paths"].items():
         if "breakdown" in e:
-            from cfin.complexity.breakdown import render_breakdown
-
             lines.extend(render_breakdown(name, e["breakdown"], fl["peak"]["peak_macs_per_s"]))
     mem = "n/a" if report["memory_ratio"] is None else f"{report['memory_ratio']:.2f}"
     lines.append(f"speedup (faithful / fast): {report['speedup']:.2f}x; memory fast / faithful: {mem}")

@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from cfin.bench import BenchSpec, paired_floor, paths_for, peak_throughput, render, run_bench, summarize
+from cfin.bench import (BenchSpec, paired_floor, paths_for, peak_throughput, render, round_rates, run_bench,
+                        summarize)
 from cfin.config import preset
 from cfin.errors import CFINError
 from cfin.paths import REPO_ROOT
@@ -95,12 +96,13 @@ def test_paired_floor_follows_a_drifting_host():
     so every round is 1.5x its own floor, where the median call over the best rate reads 3x."""
     probe = [1.0, 2.0, 2.0, 2.0]            # seconds of a 10-MAC kernel around rounds 0, 1, 2
     times = [15.0, 30.0, 30.0]              # a 100-MAC call
-    paired = paired_floor(times, probe, probe_macs=10, macs=100)
+    paired = paired_floor(times, round_rates(probe, probe_macs=10), macs=100)
     assert paired["over_floor_rounds"] == pytest.approx([1.5, 1.5, 1.5])
     assert paired["over_floor_paired"] == pytest.approx(1.5)
     assert sorted(times)[1] / (100 / 10.0) == pytest.approx(3.0)   # the unpaired reading
     # a round takes the faster of its two neighbouring kernel timings
-    assert paired_floor([10.0], [1.0, 4.0], 10, 100)["over_floor_rounds"] == pytest.approx([1.0])
+    assert round_rates([1.0, 4.0], 10) == pytest.approx([10.0])
+    assert paired_floor([10.0], [10.0], 100)["over_floor_rounds"] == pytest.approx([1.0])
 
 
 def test_summarize_and_peak_throughput():
