@@ -599,6 +599,8 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
             entry.update(paired_floor(times[p.name], rates, macs))
         if p.name in breakdowns:
             entry["breakdown"] = breakdowns[p.name]
+        elif spec.breakdown:
+            entry["breakdown_skipped"] = "compiled: inductor's fused kernels are not aten ops to time one by one"
         report["paths"][p.name] = entry
     fast, faithful = report["paths"]["fast"], report["paths"]["faithful"]
     report["fast"], report["faithful"] = fast, faithful
@@ -703,6 +705,8 @@ def render(report: dict) -> str:
     for name, e in report["paths"].items():
         if "breakdown" in e:
             lines.extend(render_breakdown(name, e["breakdown"], fl["peak"]["peak_macs_per_s"]))
+        elif "breakdown_skipped" in e:
+            lines.append(f"{name}: no breakdown ({e['breakdown_skipped']})")
     mem = "n/a" if report["memory_ratio"] is None else f"{report['memory_ratio']:.2f}"
     lines.append(f"speedup (faithful / fast): {report['speedup']:.2f}x; memory fast / faithful: {mem}")
     if report.get("tensor_memory_ratio") is not None:

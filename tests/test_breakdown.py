@@ -49,15 +49,19 @@ def test_kinds_and_multiply_adds_of_a_known_call():
     assert "where toy's time goes" in text and "other kinds" in text and "between ops" in text
 
 
-def test_bench_breaks_each_path_down():
-    """The fast path's Gram matrices are conv weight gradients; the faithful CGM is im2col + matmul."""
+def test_bench_breaks_each_path_down(monkeypatch):
+    """The fast path's Gram matrices are conv weight gradients; the faithful CGM is im2col + matmul;
+    a compiled path says why it has no breakdown (torch.compile stubbed out: no C++ build in a test)."""
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        report = run_bench(BenchSpec(config=preset("tiny"), lr_size=(6, 7), runs=1, warmup=0,
+        report = run_bench(BenchSpec(config=preset("tiny"), lr_size=(6, 7), runs=1, warmup=0, compile=True,
                                      allocator="default", memory=False, breakdown=True), progress=False)
     finally:
         torch.set_num_threads(threads)
+    assert "breakdown" not in report["paths"]["fast+compile"]
+    assert "compiled" in report["paths"]["fast+compile"]["breakdown_skipped"]
     fast = {k["kind"] for k in report["fast"]["breakdown"]["kinds"]}
     faithful = {k["kind"] for k in report["faithful"]["breakdown"]["kinds"]}
     def gram(kinds):
@@ -65,7 +69,7 @@ def test_bench_breaks_each_path_down():
     assert gram(fast) and "im2col" not in fast
     assert "im2col" in faithful and "matmul" in faithful and not gram(faithful)
     assert report["fast"]["breakdown"]["repeats"] == 1
-    assert "where fast's time goes" in render(report)
+    assert "where fast's time goes" in render(report) and "fast+compile: no breakdown" in render(report)
 
 
 def test_training_backward_is_labelled_by_shape_with_both_gradients_counted():
