@@ -4,10 +4,9 @@ A ``TorchDispatchMode`` times each op the call dispatches and groups the ops: co
 by kernel size and channels, with their multiply-adds and so their MAC rate; their
 backward by the same shape, apart where it computes the weight gradient alone (at
 inference, the fast path's Gram matrices); matrix products together; views together;
-every other op under its own name. What the ops
-leave uncovered is ``between_ops_s``: Python, numpy (the Gumbel noise's MT19937 on the
-CPU) and the timer's own overhead, so an instrumented call runs a little longer than a
-plain one. On CUDA each op is timed between two synchronisations, so that its time is its
+every other op under its own name. What the ops leave uncovered is ``between_ops_s``:
+Python, numpy (the Gumbel noise's MT19937 on the CPU) and the timer's own overhead, so an
+instrumented call runs a little longer than a plain one. On CUDA each op is timed between two synchronisations, so that its time is its
 kernels'; launches then no longer overlap kernels, as they do in a plain call.
 """
 from __future__ import annotations
@@ -135,8 +134,8 @@ def op_breakdown(call, device: torch.device, repeats: int = 3) -> dict:
         kinds.append({"kind": kind, "s": seconds, "calls": runs[0].calls[kind], "macs": macs,
                       "macs_per_s": macs / seconds if macs and seconds > 0 else None})
     kinds.sort(key=lambda k: -k["s"])
-    total = statistics.median(totals)
-    return {"total_s": total, "ops_s": sum(k["s"] for k in kinds), "between_ops_s": total - sum(k["s"] for k in kinds),
+    total, ops_s = statistics.median(totals), sum(k["s"] for k in kinds)
+    return {"total_s": total, "ops_s": ops_s, "between_ops_s": total - ops_s,
             "ops": sum(k["calls"] for k in kinds), "kinds": kinds, "repeats": repeats,
             "method": ("wall clock around each dispatched aten op" + (" between CUDA synchronisations" if cuda else "")
                        + f"; per kind the median over {repeats} instrumented calls")}
