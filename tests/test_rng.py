@@ -11,10 +11,16 @@ def reference(shape, dtype=torch.float32):
     return torch.empty(shape, dtype=dtype).exponential_()
 
 
+@pytest.fixture
+def vectorised_always(monkeypatch):
+    """The vectorised draw for any size (by default small tensors take exponential_ itself)."""
+    monkeypatch.setattr(rng, "VECTORISED_FROM", 0)
+
+
 @pytest.mark.parametrize("shape", [(1,), (7,), (311,), (1, 3, 17, 23), (2, 3, 180, 33)],
                          ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("offset", [0, 1, 623, 1000], ids=lambda o: f"after{o}")
-def test_same_numbers_and_same_generator_state_as_exponential(shape, offset):
+def test_same_numbers_and_same_generator_state_as_exponential(shape, offset, vectorised_always):
     """Bit for bit, from a fresh seed or part-way through MT19937's 624-word block, across
     twists (the largest shape draws 35k words), and the generator ends where exponential_ leaves it."""
     assert rng.supported()
@@ -29,7 +35,22 @@ def test_same_numbers_and_same_generator_state_as_exponential(shape, offset):
     assert torch.equal(got, expected)
 
 
-def test_values_are_nchw_whatever_the_layout_asked_for():
+@pytest.mark.parametrize("n", [rng.VECTORISED_FROM - 1, rng.VECTORISED_FROM])
+def test_small_tensors_take_exponential_itself(monkeypatch, n):
+    """Below VECTORISED_FROM values the draw's fixed cost outweighs it: ``exponential_`` runs."""
+    calls = []
+    real = rng.draw
+    monkeypatch.setattr(rng, "draw", lambda state, m: calls.append(m) or real(state, m))
+    assert rng.supported()
+    calls.clear()  # the support check's own draw
+    torch.manual_seed(4)
+    expected = reference((n,))
+    torch.manual_seed(4)
+    assert torch.equal(rng.exponential_like(torch.empty(n)), expected)
+    assert calls == ([] if n < rng.VECTORISED_FROM else [n])
+
+
+def test_values_are_nchw_whatever_the_layout_asked_for(vectorised_always):
     """Like ``empty_like(..., legacy_contiguous_format)``: channels-last input, NCHW draws."""
     t = torch.empty(1, 3, 5, 7).contiguous(memory_format=torch.channels_last)
     torch.manual_seed(5)
@@ -39,7 +60,7 @@ def test_values_are_nchw_whatever_the_layout_asked_for():
     assert got.is_contiguous() and torch.equal(got, expected)
 
 
-def test_other_dtypes_fall_back_to_exponential():
+def test_other_dtypes_fall_back_to_exponential(vectorised_always):
     torch.manual_seed(3)
     expected = reference((4, 5), torch.float64)
     torch.manual_seed(3)
@@ -55,7 +76,7 @@ def test_the_support_check_leaves_the_default_generator_alone(monkeypatch):
     assert torch.equal(torch.default_generator.get_state(), before)
 
 
-def test_a_build_whose_draws_differ_gets_exponential(monkeypatch):
+def test_a_build_whose_draws_differ_gets_exponential(monkeypatch, vectorised_always):
     """Where the check fails (another engine, state layout or transform), the call is exponential_."""
     monkeypatch.setattr(rng, "_checked", None)
     monkeypatch.setattr(rng, "draw", lambda state, n: (torch.zeros(n), state))
