@@ -20,6 +20,7 @@ CONV_BLOCKS = ("ciam", "rcab", "imdb", "rfdb", "lb", "hpb", "wdib")
 TOKEN_MIXERS = ("cgm", "linear", "gconv")
 CGM_IMPLS = ("unfold", "conv")
 CIAM_BRANCH_IMPLS = ("deconv", "1x1")
+CGA_GRAM_CHOICES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class CFINConfig:
             the norms from the input's Gram matrix, attn v as one 1x1 conv of the input),
             and the expand's ReLU and the IGP's GELU inside their convs where oneDNN can;
             the same function.
+        cga_gram: with ``fused_attention`` and a 1x1 CGM, where a CGA takes q k^T and the
+            norms from the Gram matrix: "auto" where that costs fewer multiply-adds than
+            materialising q and k (:func:`cfin.models.cfgt.gram_saving`; the released
+            network's CFGTs from 965 to 1,049 pixels by head width), "always", "never".
+            The same function either way.
         fused_conv_stage: RIFU and CIAM in fewer elementwise passes (activations in place,
             ECA's gate and the residual scalars in one multiply-add; without gradients, the
             hard Gumbel sample without its straight-through arithmetic); the same function.
@@ -109,6 +115,7 @@ class CFINConfig:
     rgb_mean: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
     ciam_branch_impl: str = "deconv"
     fused_attention: bool = False
+    cga_gram: str = "auto"
     fused_conv_stage: bool = False
     fused_tail: bool = False
     channels_last: bool = False
@@ -122,7 +129,7 @@ class CFINConfig:
             raise choice_error("scale", self.scale, SCALES)
         for name, valid in (("mask", MASKS), ("mask_eval", MASK_EVAL), ("conv_block", CONV_BLOCKS),
                             ("token_mixer", TOKEN_MIXERS), ("cgm_impl", CGM_IMPLS),
-                            ("ciam_branch_impl", CIAM_BRANCH_IMPLS)):
+                            ("ciam_branch_impl", CIAM_BRANCH_IMPLS), ("cga_gram", CGA_GRAM_CHOICES)):
             if getattr(self, name) not in valid:
                 raise choice_error(name, getattr(self, name), valid)
         _positive(self, "n_feats", "dim", "loop", "deconv_feats", "gconv_groups")

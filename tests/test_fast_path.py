@@ -23,10 +23,13 @@ SWITCHES = {
     "cgm_conv": dict(cgm_impl="conv"),
     "ciam_1x1": dict(ciam_branch_impl="1x1"),
     "fused_attention": dict(fused_attention=True),
+    # at these sizes "auto" takes the direct form of every CGA (the Gram form costs more)
+    "fused_attention_gram": dict(fused_attention=True, cga_gram="always"),
     "fused_conv_stage": dict(fused_conv_stage=True),
     "fused_tail": dict(fused_tail=True),
     "channels_last": dict(channels_last=True),
     "fast": IMPLS["fast"],
+    "fast_gram": dict(IMPLS["fast"], cga_gram="always"),
     "fast+checkpoint": dict(IMPLS["fast"], grad_checkpoint=True),
 }
 OUT_ATOL = 1e-3     # 0-255 scale
@@ -220,24 +223,27 @@ def test_config_validation_of_the_switches():
     for field in ("fused_attention", "channels_last", "grad_checkpoint"):
         with pytest.raises(CFINError, match=f"{field} must be True or False"):
             preset("tiny", **{field: "yes"})
+    with pytest.raises(CFINError, match="cga_gram 'sometimes'.*valid: auto, always, never"):
+        preset("tiny", cga_gram="sometimes")
     with pytest.raises(CFINError, match="implementation 'turbo'.*valid: faithful, fast"):
         preset("tiny").with_impl("turbo")
     assert preset("x4").with_impl("fast").replace(**FAITHFUL) == preset("x4")
 
 
+@pytest.mark.parametrize("gram", ["always", "never", "auto"])  # auto here: the first Gram, the second direct
 @pytest.mark.parametrize("kernels", [(1, 1), (1, 3), (3, 1)])
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last):
-    """Both CGAs of a CFGT, fused (Gram matrices where the CGM is 1x1, keys handed over as a
-    map) against the official computation: outputs, the keys and values each CGA returns
-    (also when eq. (17)'s second CGA is asked for them), and gradients."""
+def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last, gram):
+    """Both CGAs of a CFGT, fused (Gram matrices where the CGM is 1x1 and ``gram`` takes them,
+    keys handed over as a map) against the official computation: outputs, the keys and values
+    each CGA returns (also when eq. (17)'s second CGA is asked for them), and gradients."""
     from cfin.models.cfgt import CGA
 
     torch.manual_seed(kernels[0] * 7 + kernels[1])
     dim, heads = 16, 4
     ref = [CGA(dim, heads, k, impl="unfold") for k in kernels]
-    fused = [CGA(dim, heads, k, impl="conv", fused=True) for k in kernels]
+    fused = [CGA(dim, heads, k, impl="conv", fused=True, gram=gram) for k in kernels]
     for r, f in zip(ref, fused):
         f.load_state_dict(r.state_dict())
     x = torch.randn(batch, dim, 7, 9)
@@ -260,6 +266,88 @@ def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last):
     for name, a, b in zip(("out1", "k1", "v1", "out2", "k2", "v2"), expected, got):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4, msg=lambda m: f"{name}: {m}")
     torch.testing.assert_close(grad_got, grad_ref, atol=1e-4, rtol=1e-4)
+
+
+def counted_macs(fn) -> int:
+    """Multiply-adds of the convolutions and matmuls ``fn`` dispatches, op by op."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from cfin.complexity.breakdown import op_kind
+
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            Count.total += op_kind(func, args, kwargs or {}, out)[1] or 0
+            return out
+
+    with torch.no_grad(), Count():
+        fn()
+    return Count.total
+
+
+@pytest.mark.parametrize("role", ["alone", "second", "pair", "keys"])
+@pytest.mark.parametrize("dim, heads, size", [(16, 4, (3, 5)), (16, 4, (20, 20)), (144, 12, (3, 5)),
+                                              (144, 12, (33, 31))])
+def test_gram_saving_is_the_counted_multiply_adds(role, dim, heads, size):
+    """``gram_saving``, the rule of ``cga_gram="auto"``, is exactly what the direct form
+    dispatches beyond the Gram form (or short of it), for each role a CGA can have."""
+    from cfin.models.cfgt import CGA, gram_saving
+
+    torch.manual_seed(0)
+    x = torch.randn(1, dim, *size)
+
+    def macs(form: str) -> int:
+        first = CGA(dim, heads, 1, impl="conv", fused=True, gram=form)
+        second = CGA(dim, heads, 3 if role == "keys" else 1, impl="conv", fused=True, gram=form)
+        if role == "alone":
+            return counted_macs(lambda: first(x))
+        if role == "second":  # given the keys of a first CGA in the Gram form, as a map
+            _, k1, v1 = CGA(dim, heads, 1, impl="conv", fused=True, gram="always")(x)
+            return counted_macs(lambda: second(x, k1, v1, return_kv=False))
+        return counted_macs(lambda: second(x, *first(x)[1:], return_kv=False))
+
+    assert macs("never") - macs("always") == gram_saving(size[0] * size[1], dim, dim // heads, role)
+
+
+def test_auto_takes_the_gram_form_where_it_saves_multiply_adds(monkeypatch):
+    """In the x4 network each CFGT's first CGA hands its keys to a second that can take the
+    Gram form ("pair"); at 32 x 32 (1,024 pixels) that pays for the CFGTs of 8 and 12 heads
+    and not for those of 16 (d = 9), and at 9 x 11 for none."""
+    from cfin.models.cfgt import CFGT, CGA, gram_saving
+
+    taken = []
+    gram_form = CGA._forward_gram
+
+    def spy(self, *args, **kwargs):
+        taken.append(self)
+        return gram_form(self, *args, **kwargs)
+    monkeypatch.setattr(CGA, "_forward_gram", spy)
+    model = CFIN(preset("x4", mask_eval="argmax", **IMPLS["fast"])).eval()
+    cfgts = [m for m in model.modules() if isinstance(m, CFGT)]
+    assert {(c.cga1.role, c.cga2.role) for c in cfgts} == {("pair", "second")}
+    pays = [c for c in cfgts if gram_saving(32 * 32, 144, 144 // c.cga1.heads, "pair") > 0]
+    assert 0 < len(pays) < len(cfgts)
+    with torch.no_grad():
+        model(lr_batch(1, 32, 32))
+    assert sorted(map(id, taken)) == sorted(id(cga) for c in pays for cga in (c.cga1, c.cga2))
+    taken.clear()
+    with torch.no_grad():
+        model(lr_batch(1, 9, 11))
+    assert taken == []
+
+
+def test_cfgt_roles_follow_who_reads_the_keys():
+    from cfin.models.cfgt import CFGT, CGA
+
+    roles = {(kernels, share): (CFGT(16, 4, kernels, share, fused=True).cga1.role,
+                                CFGT(16, 4, kernels, share, fused=True).cga2.role)
+             for kernels in ((1, 1), (1, 3)) for share in (True, False)}
+    assert roles == {((1, 1), True): ("pair", "second"), ((1, 3), True): ("keys", "second"),
+                     ((1, 1), False): ("alone", "alone"), ((1, 3), False): ("alone", "alone")}
+    with pytest.raises(ValueError, match="valid: auto, always, never"):
+        CGA(16, 4, gram="often")
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])

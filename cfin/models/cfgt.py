@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfin.config import CGA_GRAM_CHOICES
 from cfin.models.cgm import CGM, modulated_conv
 from cfin.models.common import LayerNorm2d, records_grad
 
@@ -51,13 +52,22 @@ class CGA(nn.Module):
     ``attn v = (blockdiag(attn) W_v) x`` is one per-sample 1x1 conv of x, and the values
     handed over are the pair (:class:`ValueMap`), so ``attn2 (v2 + v1)`` is two such convs.
     Otherwise the L2 norms divide the d x d product ``q k^T`` instead of q and k.
+
+    ``gram`` picks between those two fused forms where the Gram form applies: ``"auto"`` takes
+    it where it costs fewer multiply-adds (:func:`gram_saving`; ``role`` says who reads this
+    CGA's keys), ``"always"`` or ``"never"`` forces it.
     """
 
     def __init__(self, dim: int, heads: int, k: int = 1, mixer: str = "cgm", impl: str = "unfold",
-                 fused: bool = False, groups: int = 4):
+                 fused: bool = False, groups: int = 4, gram: str = "auto", role: str = "alone"):
         super().__init__()
+        if gram not in CGA_GRAM_CHOICES:
+            raise ValueError(f"unknown gram choice {gram!r}; valid: {', '.join(CGA_GRAM_CHOICES)}")
+        if role not in GRAM_ROLES:
+            raise ValueError(f"unknown CGA role {role!r}; valid: {', '.join(GRAM_ROLES)}")
         self.heads = heads
         self.fused = fused
+        self.gram, self.role = gram, role
         self.qkv = token_mixer(mixer, dim, 3 * dim, k, impl, groups)
         self.omega = nn.Parameter(torch.randn(heads, dim // heads, dim // heads) * 1e-3)
 
@@ -80,7 +90,7 @@ class CGA(nn.Module):
 
     def _forward_fused(self, x, k1, v1, return_kv):
         folded = isinstance(self.qkv, CGM) and self.qkv.k == 1
-        if folded and (k1 is None or isinstance(k1, KeyMap)):
+        if folded and (k1 is None or isinstance(k1, KeyMap)) and self._takes_gram(x, keys_given=k1 is not None):
             return self._forward_gram(x, k1, v1, return_kv)
         b, c, h, w = x.shape
         if folded:  # q and k as a conv; v stays a 1x1 kernel on x
@@ -112,6 +122,13 @@ class CGA(nn.Module):
             v = v.materialise(self.qkv.impl) + (v1.materialise(self.qkv.impl) if isinstance(v1, ValueMap) else
                                                 v1.reshape(b, c, h, w))
         return out, k / nk.unsqueeze(-1), v
+
+    def _takes_gram(self, x: torch.Tensor, keys_given: bool) -> bool:
+        if self.gram != "auto":
+            return self.gram == "always"
+        c = x.shape[1]
+        role = "second" if keys_given else ("alone" if self.role == "second" else self.role)
+        return gram_saving(x.shape[-2] * x.shape[-1], c, c // self.heads, role) > 0
 
     def _forward_gram(self, x, k1, v1, return_kv):
         """The folded CGA from Gram matrices: q and k are never materialised.
@@ -158,6 +175,30 @@ class CGA(nn.Module):
         if like.is_contiguous(memory_format=torch.channels_last):
             out = out.contiguous(memory_format=torch.channels_last)
         return out
+
+
+GRAM_ROLES = ("alone", "pair", "keys", "second")
+
+
+def gram_saving(pixels: int, c: int, d: int, role: str) -> int:
+    """Multiply-adds per image that a folded CGA saves in the Gram form against the direct
+    one (negative: it costs more); C channels, head width d. Backward scales both alike.
+
+    Per pixel, the direct form materialises q and k (2 C^2), multiplies them (C d) and
+    applies the values (C^2); the Gram form computes ``x x^T`` (C^2) and applies the values.
+    Per image, the Gram form adds C x C algebra that does not grow with the image: ``Wq G``
+    and ``Wk G`` (2 C^3) and the heads' products (C^2 d); for eq. 17's second CGA, on the
+    stacked 2C x 2C Gram matrix, 6 C^3 and 2 C^2 d, while the handed-over keys then need no
+    1x1 conv (C^2 per pixel) and the cross Gram takes one (C^2). ``role``: ``"alone"``, a
+    CGA whose keys no other reads; ``"second"``, eq. 17's CGA given the first's keys as a
+    map; ``"pair"``, the first CGA of a pair whose second can take the Gram form too (the
+    saving of both in it against both direct: the second takes it only after the first);
+    ``"keys"``, the first CGA of a pair whose second materialises the handed-over keys.
+    """
+    first, second = 2 * c ** 3 + c * c * d, 6 * c ** 3 + 2 * c * c * d
+    per_pixel, cost = {"alone": (c * c + c * d, first), "second": (c * c + c * d, second),
+                       "pair": (c * c + 2 * c * d, first + second), "keys": (c * d, first)}[role]
+    return per_pixel * pixels - cost
 
 
 class ValueMap(NamedTuple):
@@ -283,13 +324,16 @@ class CFGT(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, kernels: tuple[int, int] = (1, 1), kv_share: bool = True,
-                 mixer: str = "cgm", impl: str = "unfold", fused: bool = False, gconv_groups: int = 4):
+                 mixer: str = "cgm", impl: str = "unfold", fused: bool = False, gconv_groups: int = 4,
+                 gram: str = "auto"):
         super().__init__()
         self.kv_share = kv_share
         self.fused = fused
-        self.cga1 = CGA(dim, heads, kernels[0], mixer, impl, fused, gconv_groups)
+        second_folds = mixer == "cgm" and kernels[1] == 1   # can take the Gram form with the keys handed over
+        roles = (("pair" if second_folds else "keys"), "second") if kv_share else ("alone", "alone")
+        self.cga1 = CGA(dim, heads, kernels[0], mixer, impl, fused, gconv_groups, gram, roles[0])
         self.norm1 = LayerNorm2d(dim)
-        self.cga2 = CGA(dim, heads, kernels[1], mixer, impl, fused, gconv_groups)
+        self.cga2 = CGA(dim, heads, kernels[1], mixer, impl, fused, gconv_groups, gram, roles[1])
         self.norm2 = LayerNorm2d(dim)
         self.igp = IGP(dim, mixer, impl, gconv_groups, fused)
         self.norm3 = LayerNorm2d(dim)
