@@ -230,7 +230,7 @@ def test_config_validation_of_the_switches():
     assert preset("x4").with_impl("fast").replace(**FAITHFUL) == preset("x4")
 
 
-@pytest.mark.parametrize("gram", ["always", "never", "auto"])  # auto here: the first Gram, the second direct
+@pytest.mark.parametrize("gram", ["always", "never", "auto"])  # auto: the first Gram, the second direct
 @pytest.mark.parametrize("kernels", [(1, 1), (1, 3), (3, 1)])
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -238,10 +238,11 @@ def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last, gram):
     """Both CGAs of a CFGT, fused (Gram matrices where the CGM is 1x1 and ``gram`` takes them,
     keys handed over as a map) against the official computation: outputs, the keys and values
     each CGA returns (also when eq. (17)'s second CGA is asked for them), and gradients."""
-    from cfin.models.cfgt import CGA
+    from cfin.models.cfgt import CGA, gram_saving
 
     torch.manual_seed(kernels[0] * 7 + kernels[1])
     dim, heads = 16, 4
+    assert gram_saving(7 * 9, dim, dim // heads, "alone") > 0 > gram_saving(7 * 9, dim, dim // heads, "second")
     ref = [CGA(dim, heads, k, impl="unfold") for k in kernels]
     fused = [CGA(dim, heads, k, impl="conv", fused=True, gram=gram) for k in kernels]
     for r, f in zip(ref, fused):
