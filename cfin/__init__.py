@@ -13,11 +13,12 @@ def load_official(path, scale, mask_eval="sample", **kwargs):
     return _load(path, scale, mask_eval=mask_eval, **kwargs)
 
 
-def load(path, map_location="cpu"):
-    """A CFIN from our checkpoint format (state dict + config + metadata), in eval mode."""
+def load(path, map_location="cpu", impl=None):
+    """A CFIN from our checkpoint format (state dict + config + metadata), in eval mode;
+    ``impl="fast"`` or ``"faithful"`` computes it by that implementation (same function)."""
     from cfin.checkpoint import load_checkpoint
 
-    return load_checkpoint(path, map_location=map_location)
+    return load_checkpoint(path, map_location=map_location, impl=impl)
 
 
 def save(model, path, **metadata):

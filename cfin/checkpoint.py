@@ -50,10 +50,15 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return obj
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> CFIN:
-    """A CFIN in eval mode from our format; errors name a missing, unexpected or mis-shaped key."""
+def load_checkpoint(path: str | Path, map_location="cpu", impl: str | None = None) -> CFIN:
+    """A CFIN in eval mode from our format; errors name a missing, unexpected or mis-shaped key.
+
+    ``impl``: compute the saved network by that implementation of :data:`cfin.config.IMPLS`
+    ("faithful" or "fast": the same function and state dict); None keeps the saved config's.
+    """
     obj = read_checkpoint(path, map_location)
-    model = CFIN(CFINConfig.from_dict(obj["config"]))
+    config = CFINConfig.from_dict(obj["config"])
+    model = CFIN(config if impl is None else config.with_impl(impl))
     check_state_dict(model, obj["state_dict"], source=str(path))
     model.load_state_dict(obj["state_dict"])
     model.metadata = obj.get("metadata", {})

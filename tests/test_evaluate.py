@@ -136,6 +136,28 @@ def test_checkpoint_cli(data_root, tmp_path, capsys):
     assert code == 2 and "x2 model" in err
 
 
+def test_checkpoint_cli_on_the_fast_path(data_root, tmp_path, capsys):
+    """--impl fast: the same network (same weights, same Gumbel draws per image) by the fast
+    path, so the same scores; the text output says which path ran."""
+    import cfin
+
+    path = tmp_path / "tiny.pt"
+    cfin.save(cfin.CFIN(cfin.preset("tiny", scale=2)), path)
+    argv = ["evaluate", "--model", str(path), "--data-root", str(data_root), "--datasets", "Other"]
+    scores = []
+    for impl in ("faithful", "fast"):
+        code, out, _ = _cli(capsys, *argv, "--json", "--impl", impl)
+        assert code == 0
+        scores.append(json.loads(out)["Other"])
+    assert scores[1]["psnr"] == pytest.approx(scores[0]["psnr"], abs=1e-4)
+    assert scores[1]["ssim"] == pytest.approx(scores[0]["ssim"], abs=1e-6)
+    code, out, _ = _cli(capsys, *argv, "--impl", "fast")
+    assert code == 0 and "(fast path)" in out.splitlines()[0]
+    assert cfin.load(path, impl="fast").config.cgm_impl == "conv" and cfin.load(path).config.cgm_impl == "unfold"
+    code, _, err = _cli(capsys, *argv, "--impl", "turbo")
+    assert code == 2 and err.count("\n") == 1 and "implementation 'turbo'" in err and "valid: faithful, fast" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--data-root", "{root}/missing"], "does not exist"),
     (["--data-root", "{root}", "--datasets", "Set5"], "'Set5' not found"),
@@ -175,6 +197,9 @@ def test_official_cli_is_reproducible(shared, data_root, capsys):
     assert code == 0
     code, second, _ = _cli(capsys, *argv)
     assert code == 0 and json.loads(first) == json.loads(second)
+    code, fast, _ = _cli(capsys, *argv, "--impl", "fast")
+    assert code == 0 and json.loads(fast)["Other"]["psnr"] == pytest.approx(json.loads(first)["Other"]["psnr"],
+                                                                           abs=1e-4)
     code, _, err = _cli(capsys, *argv[:3], "--data-root", str(data_root))
     assert code == 2 and "--official needs --scale" in err
 

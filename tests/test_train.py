@@ -278,6 +278,31 @@ def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     assert "smoke, short, paper" in capsys.readouterr().err
 
 
+def test_cli_trains_on_the_fast_path(tmp_path, capsys):
+    """--impl fast trains the same network by the fast path; its checkpoint says so and loads
+    either way (one state dict)."""
+    from cfin.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "tiny", "--scale", "2", "--iterations", "2", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--impl", "fast"]) == 0
+    saved = json.loads((out / "run.json").read_text())["config"]
+    assert saved["cgm_impl"] == "conv" and saved["fused_attention"] is True
+    fast, faithful = cfin.load(out / "final.pt"), cfin.load(out / "final.pt", impl="faithful")
+    assert fast.config.cgm_impl == "conv" and faithful.config == fast.config.with_impl("faithful")
+    x = torch.rand(1, 3, 8, 8) * 255
+    torch.manual_seed(0)
+    with torch.no_grad():
+        a = fast(x)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        b = faithful(x)
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=0)
+    capsys.readouterr()
+    assert main([*argv, "--impl", "faithful"]) == 0  # the same run, resumed on the other path
+    assert "resumed from iteration 2" in capsys.readouterr().out
+
+
 def test_atomic_writes_get_the_usual_permissions(tmp_path):
     """Not the private 0600 of the temporary file: 0666 less the umask, like open(path, 'w')."""
     import os

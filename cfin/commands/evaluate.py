@@ -3,6 +3,7 @@
     cfin evaluate --model bicubic --scale 4 --data-root DATA --datasets Set5 Set14
     cfin evaluate --model runs/x4/model_best.pt --self-ensemble --json
     cfin evaluate --official model_best_x4.pt --scale 4 --data-root DATA --tile 256
+    cfin evaluate --official model_best_x4.pt --scale 4 --data-root DATA --impl fast
 
 Without ``--data-root`` it evaluates on the bundled scikit-image test pictures (label "embedded").
 """
@@ -12,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from cfin.commands._common import add_impl_argument, check_impl
 from cfin.errors import CFINError
 
 
@@ -34,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0, help="torch seed before each image (CFIN's masks are random)")
+    add_impl_argument(p, None, "the checkpoint's own (faithful for --official)")
 
 
 def _load_model(args):
@@ -49,16 +52,19 @@ def _load_model(args):
         raise CFINError(f"{'official state_dict' if args.official else 'checkpoint'} not found: {path} "
                         f"(--model takes 'bicubic' or a checkpoint file)")
     import cfin
+    from cfin.config import IMPLS
 
+    impl = f" ({check_impl(args.impl)} path)" if args.impl else ""
     if args.official:
         if args.scale is None:
             raise CFINError("--official needs --scale (2, 3 or 4)")
-        return cfin.load_official(path, args.scale), args.scale, f"official {path.name}"
-    model = cfin.load(path)
+        model = cfin.load_official(path, args.scale, **IMPLS[args.impl or "faithful"])
+        return model, args.scale, f"official {path.name}{impl}"
+    model = cfin.load(path, impl=args.impl)
     scale = model.config.scale
     if args.scale is not None and args.scale != scale:
         raise CFINError(f"--scale {args.scale} but checkpoint {path} is a x{scale} model")
-    return model, scale, str(path)
+    return model, scale, f"{path}{impl}"
 
 
 def _datasets(args, scale):

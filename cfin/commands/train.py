@@ -15,7 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
-from cfin.commands._common import add_model_arguments, config_from_args
+from cfin.commands._common import add_impl_argument, add_model_arguments, config_from_args
 
 DIV2K_VAL_IDS = range(801, 811)
 
@@ -35,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="DataLoader workers (default: the recipe's)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_impl_argument(p, None, "the config's own (faithful for a preset); a run resumes under either")
 
 
 def _model_label(args, cfg) -> str:
@@ -71,6 +72,8 @@ def run(args) -> int:
     from cfin.train import recipe, train
 
     cfg = config_from_args(args)
+    if args.impl is not None:
+        cfg = cfg.with_impl(args.impl)
     overrides = {k: v for k, v in (("seed", args.seed), ("iterations", args.iterations),
                                    ("num_workers", args.workers)) if v is not None}
     rec = recipe(args.recipe, **overrides)
