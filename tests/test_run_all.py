@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import cfin
 import cfin.tables
 import fixture_tables
 from cfin.paths import REPO_ROOT
@@ -210,6 +211,60 @@ def test_resume_skips_finished_rows(tmp_path, monkeypatch):
     assert sorted(fake.calls[2:]) == sorted(stored)
 
 
+def test_fast_path_rows_train_fast_and_measure_faithful(tmp_path, monkeypatch):
+    """``--impl fast``: the row trains and is evaluated by the fast path; the record is the row's
+    (same config hash as a faithful one) and says which path; memory and latency are measured
+    on the faithful computation with the trained weights."""
+    import torch
+
+    from cfin.records import config_hash
+    from cfin.runner import plan_jobs
+    from cfin.runner.row import compute_record
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs",
+                    "cpu", impl="fast")[1]
+    seen = {}
+
+    def evaluate(model, *args, **kwargs):
+        seen["evaluated"] = model.config
+        return {"embedded": {"psnr": 20.0, "ssim": 0.5, "images": 1}}
+
+    def measure(model, config, device, recipe):
+        seen["measured"], seen["weights"] = model.config, {k: v.clone() for k, v in model.state_dict().items()}
+        return {"memory": {}, "latency": {}}
+    monkeypatch.setattr("cfin.evaluate.evaluate_model", evaluate)
+    monkeypatch.setattr("cfin.runner.measure.memory_latency", measure)
+    record = compute_record(job, progress=False)
+    row = job.row.config
+    assert record["impl"] == "fast" and record["config_hash"] == config_hash(row) and record["config"] == row.to_dict()
+    assert seen["evaluated"] == row.with_impl("fast") and seen["measured"] == row
+    trained = cfin.load(job.run_dir / "final.pt")
+    assert trained.config == row.with_impl("fast")
+    for k, v in trained.state_dict().items():
+        assert torch.equal(seen["weights"][k], v)
+    with pytest.raises(cfin.CFINError, match="implementation 'turbo'; valid: faithful, fast"):
+        plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path, tmp_path, impl="turbo")
+
+
+def test_report_says_which_records_the_fast_path_made(tmp_path):
+    from cfin.report.compare import build_sections
+
+    records = load_records(_copy_fixture_records(tmp_path))
+    faithful = build_sections(fixture_tables.TABLE, records)[0]
+    assert "--impl" not in faithful.command and not any("fast path" in line for line in faithful.environment)
+    for r in records:
+        r["impl"] = "fast"
+    fast = build_sections(fixture_tables.TABLE, records)[0]
+    assert fast.command.endswith("--impl fast")
+    assert any("fast path" in line and f"{len(records)} of {len(records)} record(s)" in line
+               for line in fast.environment)
+    records[0]["impl"] = "faithful"
+    mixed = build_sections(fixture_tables.TABLE, records)[0]
+    assert "--impl" not in mixed.command
+    assert any(f"{len(records) - 1} of {len(records)} record(s)" in line for line in mixed.environment)
+
+
 def _one_line_error(capsys, rc: int, *needles: str) -> None:
     err = capsys.readouterr().err.strip()
     assert rc == 2
@@ -233,6 +288,8 @@ def test_unknown_budget(tmp_path, monkeypatch, capsys):
     _patch(monkeypatch)
     _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--budget", "huge"), "unknown budget 'huge'",
                     "smoke", "short", "paper")
+    _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--budget", "micro", "--impl", "turbo"),
+                    "unknown implementation 'turbo'", "faithful, fast")
 
 
 def test_bad_seeds_and_missing_table(tmp_path, monkeypatch, capsys):

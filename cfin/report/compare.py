@@ -32,10 +32,13 @@ def comparability(budget: str, dataset: str) -> str:
     return "paper budget on DIV2K: accuracy comparable to the paper"
 
 
-def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, report_only: bool = False) -> str:
+def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, report_only: bool = False,
+                      impl: str = "faithful") -> str:
     parts = ["python run_all.py", "--table", table_id, "--budget", budget, "--seeds", *map(str, sorted(seeds))]
     if data_root:
         parts += ["--data-root", data_root]
+    if impl != "faithful":
+        parts += ["--impl", impl]
     if report_only:
         parts.append("--report-only")
     return " ".join(parts)
@@ -252,10 +255,22 @@ def _environment(records: list[dict]) -> list[str]:
         return sorted({str((r.get("env") or {}).get(key)) for r in records})
 
     wall = sum(r.get("wall_time_s") or 0 for r in records)
-    return [f"device: {', '.join(values('device_name'))} ({', '.join(values('device'))})",
-            f"torch {', '.join(values('torch'))}, Python {', '.join(values('python'))}",
-            f"git commit: {', '.join(values('git_commit'))}",
-            f"wall time: {wall:,.0f} s over {len(records)} record(s)"]
+    lines = [f"device: {', '.join(values('device_name'))} ({', '.join(values('device'))})",
+             f"torch {', '.join(values('torch'))}, Python {', '.join(values('python'))}",
+             f"git commit: {', '.join(values('git_commit'))}",
+             f"wall time: {wall:,.0f} s over {len(records)} record(s)"]
+    fast = [r for r in records if r.get("impl", "faithful") != "faithful"]
+    if fast:  # records made before --impl existed are faithful
+        lines.append(f"trained and evaluated by the fast path (run_all.py --impl fast: the same function, "
+                     f"float32 rounding apart): {len(fast)} of {len(records)} record(s); memory and latency "
+                     f"are the faithful computation's")
+    return lines
+
+
+def _common_impl(records: list[dict]) -> str:
+    """The implementation every record was made by; "faithful" where they differ (or predate it)."""
+    impls = {r.get("impl", "faithful") for r in records}
+    return impls.pop() if len(impls) == 1 else "faithful"
 
 
 def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
@@ -277,7 +292,8 @@ def build_sections(table: Table, records: list[dict], size: str = "") -> list[Se
                  resources_grid(results), conventions_grid(results)]
         sec = Section(
             budget=budget, dataset=dataset, statement=comparability(budget, dataset),
-            command=reproduce_command(table.id, budget, seeds, root), recipe=_recipe_text(mine),
+            command=reproduce_command(table.id, budget, seeds, root, impl=_common_impl(mine)),
+            recipe=_recipe_text(mine),
             evaluation=_evaluation_text(mine), grids=[g for g in grids if not g.empty], plots={},
             environment=_environment(mine), results=results,
             stale_rows=[rr.row.id for rr in results if rr.stale],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cfin.config import IMPLS
 from cfin.errors import CFINError, choice_error
 from cfin.records import RecordKey, row_slugs
 from cfin.tables import Row, Table
@@ -59,6 +60,8 @@ class RowJob:
         force: recompute even if the record exists (training starts over).
         command: the command line that made the record.
         slug: the row's folder name (:func:`cfin.records.row_slugs`).
+        impl: the computation that trains and evaluates the row (:data:`cfin.config.IMPLS`:
+            "faithful" or "fast", the same function); a record of either is the row's record.
     """
 
     table: Table
@@ -72,6 +75,7 @@ class RowJob:
     force: bool = False
     command: str = ""
     slug: str = ""
+    impl: str = "faithful"
 
     @property
     def seed(self) -> int:
@@ -98,9 +102,11 @@ class RowJob:
 
 def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str | Path | None,
               results: str | Path, runs: str | Path, device: str | None = None, force: bool = False,
-              command: str = "") -> list[RowJob]:
+              command: str = "", impl: str = "faithful") -> list[RowJob]:
     """Every (table, reproducible row, seed) job, tables and rows in the paper's order."""
     check_budget(budget)
+    if impl not in IMPLS:
+        raise choice_error("implementation", impl, IMPLS)
     if not seeds:
         raise CFINError("no seeds given; --seeds takes one or more integers, e.g. --seeds 0 1 2")
     root = None if data_root is None else str(data_root)
@@ -110,5 +116,5 @@ def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str
         for row in table.reproducible_rows:
             for seed in seeds:
                 jobs.append(RowJob(table, row, budget_recipe(table, budget, seed), budget, root, Path(results),
-                                   Path(runs), device, force, command, slugs[row.id]))
+                                   Path(runs), device, force, command, slugs[row.id], impl))
     return jobs

@@ -92,6 +92,18 @@ def run_row(job: RowJob, progress: bool = True) -> Outcome:
     return Outcome(job.name, "done", path, record["wall_time_s"])
 
 
+def faithful_twin(model, cfg):
+    """``model`` itself where it computes ``cfg`` faithfully, else a faithful CFIN with its weights
+    (a record's memory and latency are the official computation's, as the paper's columns)."""
+    import cfin
+
+    if model.config == cfg:
+        return model
+    twin = cfin.CFIN(cfg)
+    twin.load_state_dict(model.state_dict())
+    return twin.to(next(model.parameters()).device)
+
+
 def compute_record(job: RowJob, progress: bool = True) -> dict:
     """Train and evaluate the job's row; the record as a dict (not yet written)."""
     import torch
@@ -109,7 +121,7 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
     device = resolve_device(job.device)
     _prepare_run_dir(job)
     torch.manual_seed(rec.seed)  # initial weights
-    model = cfin.CFIN(cfg)
+    model = cfin.CFIN(cfg.with_impl(job.impl))
     train_set, val_set, data_desc = build_data(job.data_root, cfg.scale, rec, progress)
     result = train(model, rec, train_set, job.run_dir, device=device, val_set=val_set, resume=True,
                    progress=progress)
@@ -129,7 +141,8 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
         "self_ensemble": job.row.self_ensemble,
         "metrics": metrics,
         "complexity": complexity(cfg, ALL_CONVENTIONS),
-        **memory_latency(model, cfg, device, rec),
+        "impl": job.impl,
+        **memory_latency(faithful_twin(model, cfg), cfg, device, rec),
         "training": {"iterations": result.iterations, "completed": result.completed,
                      "resumed_from": result.resumed_from, "elapsed_s": round(result.elapsed, 3),
                      "final_loss": result.final_loss, "best_val_psnr": result.best_psnr,
