@@ -228,9 +228,15 @@ class CFINConfig:
 
     def with_impl(self, name: str) -> "CFINConfig":
         """This network computed by the named implementation of :data:`IMPLS` (same function)."""
-        if name not in IMPLS:
-            raise choice_error("implementation", name, IMPLS)
-        return self.replace(**IMPLS[name])
+        return self.replace(**impl_switches(name))
+
+
+def impl_switches(name: str) -> dict[str, Any]:
+    """The config fields that select implementation ``name`` of :data:`IMPLS`; a CFINError
+    listing the implementations for any other name."""
+    if name not in IMPLS:
+        raise choice_error("implementation", name, IMPLS)
+    return IMPLS[name]
 
 
 def _positive(cfg, *names):

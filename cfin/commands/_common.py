@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from cfin.config import IMPLS, PRESETS, CFINConfig, preset
-from cfin.errors import CFINError, choice_error
+from cfin.errors import CFINError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, scale_default: int | None = 4) -> None:
@@ -24,13 +24,6 @@ def add_impl_argument(parser: argparse.ArgumentParser, default: str | None, defa
                              "'fast' (the same function and weights by cfin's rewrites, outputs within 1e-3 "
                              "on the 0-255 scale: on a CPU about 3x faster inference and 1.7x faster training, "
                              f"on a GPU less memory; README, Performance); default {default_text}")
-
-
-def check_impl(name: str | None) -> str | None:
-    """``name`` if it is None or names an implementation; a CFINError listing them otherwise."""
-    if name is not None and name not in IMPLS:
-        raise choice_error("implementation", name, IMPLS)
-    return name
 
 
 def config_from_args(args: argparse.Namespace) -> CFINConfig:

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cfin.commands._common import add_impl_argument, check_impl
+from cfin.commands._common import add_impl_argument
 from cfin.errors import CFINError
 
 
@@ -52,13 +52,13 @@ def _load_model(args):
         raise CFINError(f"{'official state_dict' if args.official else 'checkpoint'} not found: {path} "
                         f"(--model takes 'bicubic' or a checkpoint file)")
     import cfin
-    from cfin.config import IMPLS
+    from cfin.config import impl_switches
 
-    impl = f" ({check_impl(args.impl)} path)" if args.impl else ""
+    impl = f" ({args.impl} path)" if args.impl else ""
     if args.official:
         if args.scale is None:
             raise CFINError("--official needs --scale (2, 3 or 4)")
-        model = cfin.load_official(path, args.scale, **IMPLS[args.impl or "faithful"])
+        model = cfin.load_official(path, args.scale, **impl_switches(args.impl or "faithful"))
         return model, args.scale, f"official {path.name}{impl}"
     model = cfin.load(path, impl=args.impl)
     scale = model.config.scale

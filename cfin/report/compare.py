@@ -259,17 +259,22 @@ def _environment(records: list[dict]) -> list[str]:
              f"torch {', '.join(values('torch'))}, Python {', '.join(values('python'))}",
              f"git commit: {', '.join(values('git_commit'))}",
              f"wall time: {wall:,.0f} s over {len(records)} record(s)"]
-    fast = [r for r in records if r.get("impl", "faithful") != "faithful"]
-    if fast:  # records made before --impl existed are faithful
+    fast = [r for r in records if _impl(r) != "faithful"]
+    if fast:
         lines.append(f"trained and evaluated by the fast path (run_all.py --impl fast: the same function, "
                      f"float32 rounding apart): {len(fast)} of {len(records)} record(s); memory and latency "
                      f"are the faithful computation's")
     return lines
 
 
+def _impl(record: dict) -> str:
+    """The implementation that made a record (those made before run_all.py --impl: faithful)."""
+    return record.get("impl", "faithful")
+
+
 def _common_impl(records: list[dict]) -> str:
-    """The implementation every record was made by; "faithful" where they differ (or predate it)."""
-    impls = {r.get("impl", "faithful") for r in records}
+    """The implementation every record was made by; "faithful" where they differ."""
+    impls = {_impl(r) for r in records}
     return impls.pop() if len(impls) == 1 else "faithful"
 
 

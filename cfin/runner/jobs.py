@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfin.config import IMPLS
+from cfin.config import impl_switches
 from cfin.errors import CFINError, choice_error
 from cfin.records import RecordKey, row_slugs
 from cfin.tables import Row, Table
@@ -105,8 +105,7 @@ def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str
               command: str = "", impl: str = "faithful") -> list[RowJob]:
     """Every (table, reproducible row, seed) job, tables and rows in the paper's order."""
     check_budget(budget)
-    if impl not in IMPLS:
-        raise choice_error("implementation", impl, IMPLS)
+    impl_switches(impl)  # a known implementation
     if not seeds:
         raise CFINError("no seeds given; --seeds takes one or more integers, e.g. --seeds 0 1 2")
     root = None if data_root is None else str(data_root)
