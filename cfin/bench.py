@@ -567,7 +567,7 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
     macs = forward_macs(base, spec.lr_size, spec.batch) * (TRAIN_MAC_FACTOR if spec.train else 1)
     floor_s = macs / peak["peak_macs_per_s"]
     report = {"mode": "training step" if spec.train else "inference", "scale": base.scale,
-              "mask_eval": base.mask_eval,
+              "mask_eval": base.mask_eval, "config": base.to_dict(), "network": network_label(base),
               "lr_size": list(spec.lr_size), "batch": spec.batch, "runs": spec.runs, "warmup": spec.warmup,
               "threads": torch.get_num_threads() if not cuda else None,
               "allocator": allocator, "environment": environment(spec.device),
@@ -613,6 +613,18 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
         report["checkpoint_memory_ratio"] = _ratio(ckpt.get("peak_mb"), faithful.get("peak_mb"))
         report["checkpoint_tensor_memory_ratio"] = _ratio(ckpt.get("tensor_peak_mb"), faithful.get("tensor_peak_mb"))
     return report
+
+
+def network_label(config: CFINConfig) -> str:
+    """The preset ``config`` is, or its differences from the preset of its scale."""
+    from cfin.config import PRESETS
+
+    name = next((n for n, p in PRESETS.items() if p == config), None)
+    if name is not None:
+        return f"preset {name}"
+    ref = PRESETS[f"x{config.scale}"].to_dict()
+    return f"preset x{config.scale} with " + ", ".join(f"{k}={v!r}" for k, v in config.to_dict().items()
+                                                       if ref[k] != v)
 
 
 def _ratio(a, b):
@@ -669,6 +681,7 @@ def render(report: dict) -> str:
              f"batch {report['batch']} x 3 x "
              f"{report['lr_size'][0]}x{report['lr_size'][1]} LR, {report['runs']} runs after "
              f"{report['warmup']} warm-up, {env['device_name']}, torch {env['torch']}",
+             f"network: {report['network']}",
              f"allocator: {report['allocator']['name']} {report['allocator'].get('settings', '')}",
              f"{'path':<18}{'median s':>10}{'IQR s':>9}{'min s':>9}{'peak MB':>10}{'x floor':>9}  equality"]
     for name, e in report["paths"].items():

@@ -11,7 +11,7 @@ import torch
 
 from cfin.bench import (BenchSpec, paired_floor, paths_for, peak_throughput, render, round_rates, run_bench,
                         summarize)
-from cfin.config import preset
+from cfin.config import CFINConfig, preset
 from cfin.errors import CFINError
 from cfin.paths import REPO_ROOT
 
@@ -134,7 +134,26 @@ def test_cli_json_keys_with_memory():
     assert report["fast"]["breakdown"]["ops"] > 0 and report["faithful"]["breakdown"]["kinds"]  # --breakdown
 
 
-def test_cli_rejects_a_bad_scale():
+def test_cli_rejects_a_bad_scale(capsys):
     from cfin.cli import main
 
     assert main(["bench", "--scale", "5", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip() == "cfin bench: error: unknown scale 5; valid: 2, 3, 4"
+
+
+def test_cli_benches_any_network(tmp_path, capsys):
+    """--preset and --config: the network a report is about, named in it (here a table's kind of
+    variant: no K/V hand-over, the direct attention form)."""
+    from cfin.cli import main
+
+    common = ["--lr-size", "6x7", "--runs", "1", "--warmup", "0", "--device", "cpu", "--threads", "1",
+              "--allocator", "default", "--no-memory", "--json"]
+    assert main(["bench", "--preset", "tiny", *common]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["network"] == "preset tiny" and CFINConfig.from_dict(report["config"]) == preset("tiny")
+    path = tmp_path / "variant.json"
+    path.write_text(json.dumps({**preset("tiny").to_dict(), "kv_share": False, "cga_gram": "never"}))
+    assert main(["bench", "--config", str(path), *common[:-1]]) == 0
+    out = capsys.readouterr().out
+    assert "network: preset x4 with " in out and "kv_share=False" in out and "cga_gram='never'" in out
+    assert "fast " in out and "max|diff|" in out

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from cfin.config import IMPLS, PRESETS, CFINConfig, preset
-from cfin.errors import CFINError
+from cfin.config import IMPLS, PRESETS, SCALES, CFINConfig, preset
+from cfin.errors import CFINError, choice_error
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, scale_default: int | None = 4) -> None:
@@ -36,7 +36,9 @@ def config_from_args(args: argparse.Namespace) -> CFINConfig:
         scale = args.scale if args.scale is not None else args._scale_default
         if scale is None:
             raise CFINError("give --scale, --preset or --config")
-        cfg = preset(f"x{scale}") if f"x{scale}" in PRESETS else preset(scale)
+        if f"x{scale}" not in PRESETS:
+            raise choice_error("scale", scale, SCALES)
+        cfg = preset(f"x{scale}")
     if args.scale is not None and args.scale != cfg.scale:
         cfg = cfg.replace(scale=args.scale)
     return cfg

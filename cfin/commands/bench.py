@@ -3,6 +3,7 @@
     cfin bench --scale 4 --lr-size 180x320 --threads 2            # x4 inference at 720p output
     cfin bench --scale 4 --train --grad-checkpoint                # training step, batch 16 of 48x48
     cfin bench --scale 4 --device cuda --amp bf16 --tf32 --compile --psnr --json
+    cfin bench --config row.json --train                          # any CFINConfig: a table's row, a variant
 
 Both paths run in one process with the same weights, input and allocator settings
 (:mod:`cfin.bench`); ``--json`` prints ``{"fast": {"median_s", "peak_mb", ...}, "faithful": {...},
@@ -13,11 +14,11 @@ from __future__ import annotations
 import json
 
 from cfin.bench import ALLOCATORS, AMP_DTYPES, BenchSpec, render, run_bench, set5_psnr_delta
-from cfin.errors import CFINError
+from cfin.commands._common import add_model_arguments, config_from_args
 
 
 def add_arguments(parser):
-    parser.add_argument("--scale", type=int, default=4, help="upscaling factor 2, 3 or 4 (preset x{scale}; default 4)")
+    add_model_arguments(parser, scale_default=4)  # --scale, --preset, --config: any network, e.g. a table's row
     parser.add_argument("--lr-size", metavar="HxW", default=None,
                         help="LR input, rows x columns (default: the input of a 720x1280 output, 180x320 at x4; "
                              "48x48 patches with --train)")
@@ -54,14 +55,13 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from cfin.complexity.conventions import parse_size
-    from cfin.config import SCALES
     from cfin.device import resolve_device
 
-    if args.scale not in SCALES:
-        raise CFINError(f"--scale must be one of {', '.join(map(str, SCALES))}, got {args.scale}")
+    config = config_from_args(args)
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
-    spec = BenchSpec(scale=args.scale, lr_size=parse_size(args.lr_size, "--lr-size") if args.lr_size else None,
+    spec = BenchSpec(scale=config.scale, config=config,
+                     lr_size=parse_size(args.lr_size, "--lr-size") if args.lr_size else None,
                      batch=args.batch, train=args.train, device=device,
                      runs=args.runs if args.runs is not None else (30 if cuda else 5),
                      warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
