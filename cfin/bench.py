@@ -41,8 +41,8 @@ every path but ``fast+tf32``: PyTorch's default runs cuDNN convolutions in TF32 
 mantissa), which is not the float32 function the equality targets are about.
 
 Options that change results (``amp="bf16"``: autocast; ``tf32=True``: TF32 matmuls and
-convolutions on CUDA; ``compile=True``: ``torch.compile``, with inductor's ``fallback_random``
-so that the Gumbel noise comes from the same random stream as in eager mode) are extra paths
+convolutions on CUDA; ``compile=True``: ``torch.compile`` in ``compile_mode``, with inductor's
+``fallback_random`` so that the Gumbel noise comes from the same random stream as in eager mode) are extra paths
 beside ``fast``, never the default; :func:`set5_psnr_delta` measures how far they move
 Set5 PSNR. Each path's ``over_floor`` is against the float32 floor; ``over_own_floor`` is
 against the peak MAC rate of its own precision (bf16 or TF32 matmul), measured the same way.
@@ -72,6 +72,7 @@ GRAD_RTOL = 1e-4      # gradients, relative to the norm of all faithful gradient
 MIB = 2 ** 20
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 TRAIN_MAC_FACTOR = 3  # forward + backward (2x forward)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 # glibc mallopt parameters and the environment variables that set them in a child
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -90,6 +91,7 @@ class Variant:
     amp: str | None = None
     compile: bool = False
     tf32: bool = False
+    compile_mode: str = "default"
 
     @property
     def exact(self) -> bool:
@@ -118,6 +120,8 @@ class BenchSpec:
         grad_checkpoint: add a ``fast+checkpoint`` path (training).
         amp: add a ``fast+<amp>`` autocast path ("bf16" or "fp16").
         compile: add a ``fast+compile`` path (torch.compile).
+        compile_mode: its ``torch.compile`` mode (:data:`COMPILE_MODES`; "reduce-overhead"
+            replays CUDA graphs on a GPU, where a small step can be bound by launching kernels).
         tf32: add a ``fast+tf32`` path (CUDA only: TF32 matmuls and cuDNN convolutions).
         memory: measure peak memory.
         memory_runs: CPU peak-memory children per path; the median is reported (one child's
@@ -142,6 +146,7 @@ class BenchSpec:
     grad_checkpoint: bool = False
     amp: str | None = None
     compile: bool = False
+    compile_mode: str = "default"
     tf32: bool = False
     memory: bool = True
     memory_runs: int = 3
@@ -194,8 +199,10 @@ def paths_for(spec: BenchSpec) -> list[Variant]:
         if spec.device.type != "cuda":
             raise CFINError(f"tf32 is a CUDA option (TF32 tensor-core arithmetic), got device {spec.device}")
         paths.append(Variant("fast+tf32", fast, tf32=True))
+    if spec.compile_mode not in COMPILE_MODES:
+        raise choice_error("torch.compile mode", spec.compile_mode, COMPILE_MODES)
     if spec.compile:
-        paths.append(Variant("fast+compile", fast, compile=True))
+        paths.append(Variant("fast+compile", fast, compile=True, compile_mode=spec.compile_mode))
     return paths
 
 
@@ -346,7 +353,7 @@ def runners(paths: list[Variant], models: dict, dynamic: bool | None = None) -> 
         import torch._inductor.config as inductor_config
 
         inductor_config.fallback_random = True
-    return {p.name: torch.compile(models[p.name], dynamic=dynamic) if p.compile else models[p.name]
+    return {p.name: torch.compile(models[p.name], dynamic=dynamic, mode=p.compile_mode) if p.compile else models[p.name]
             for p in paths}
 
 
@@ -537,8 +544,8 @@ def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
     allocator = set_allocator(spec.allocator) if not cuda else {"name": "cuda caching allocator"}
     if cuda:
         torch.backends.cudnn.benchmark = True
-    if spec.compile:
-        spec.warmup = max(spec.warmup, 2)  # the first calls compile
+    if spec.compile:  # the first calls compile; with CUDA graphs the next records, the one after replays
+        spec.warmup = max(spec.warmup, 3 if spec.compile_mode != "default" else 2)
 
     paths = paths_for(spec)
     models = build_models(paths, spec.device, spec.weights)
@@ -638,7 +645,7 @@ def _changes(base: CFINConfig, path: Variant) -> dict:
     if path.tf32:
         diff["tf32"] = True
     if path.compile:
-        diff["torch.compile"] = "default mode, inductor fallback_random (eager random stream)"
+        diff["torch.compile"] = f"{path.compile_mode} mode, inductor fallback_random (eager random stream)"
     return diff
 
 

@@ -134,6 +134,27 @@ def test_cli_json_keys_with_memory():
     assert report["fast"]["breakdown"]["ops"] > 0 and report["faithful"]["breakdown"]["kinds"]  # --breakdown
 
 
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    """--compile-mode: the mode torch.compile gets, reported with the path (torch.compile stubbed:
+    no C++ build in a test; the mode's CUDA graphs need a GPU: tests/test_cuda.py)."""
+    from cfin.cli import main
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: calls.append(kwargs) or model)
+    spec = BenchSpec(config=preset("tiny"), lr_size=(6, 7), runs=1, warmup=0, train=True, batch=2,
+                     compile=True, compile_mode="reduce-overhead", allocator="default", memory=False)
+    report = run_bench(spec, progress=False)
+    assert calls and all(c["mode"] == "reduce-overhead" for c in calls)
+    assert report["warmup"] == 3  # compile, record the CUDA graphs, replay
+    assert "reduce-overhead mode" in report["paths"]["fast+compile"]["config_changes"]["torch.compile"]
+    with pytest.raises(CFINError, match="torch.compile mode 'fastest'.*valid: default, reduce-overhead"):
+        paths_for(BenchSpec(compile=True, compile_mode="fastest"))
+    calls.clear()
+    assert main(["bench", "--preset", "tiny", "--lr-size", "6x7", "--runs", "1", "--warmup", "0", "--device", "cpu",
+                 "--allocator", "default", "--no-memory", "--json", "--compile-mode", "max-autotune"]) == 0
+    assert calls and calls[0]["mode"] == "max-autotune"  # the mode alone asks for the compiled path
+
+
 def test_cli_rejects_a_bad_scale(capsys):
     from cfin.cli import main
 

@@ -35,6 +35,9 @@ def add_arguments(parser):
     parser.add_argument("--amp", default=None, choices=list(AMP_DTYPES),
                         help="also time the fast path under autocast (changes results)")
     parser.add_argument("--compile", action="store_true", help="also time the fast path through torch.compile")
+    parser.add_argument("--compile-mode", default=None, metavar="MODE",
+                        help="torch.compile mode of the --compile path (implies --compile): default, "
+                             "reduce-overhead (CUDA graphs on a GPU), max-autotune, max-autotune-no-cudagraphs")
     parser.add_argument("--tf32", action="store_true",
                         help="CUDA: also time the fast path with TF32 matmuls and convolutions (changes results; "
                              "every other path runs with TF32 off)")
@@ -66,7 +69,8 @@ def run(args) -> int:
                      runs=args.runs if args.runs is not None else (30 if cuda else 5),
                      warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
                      threads=args.threads, allocator=args.allocator, grad_checkpoint=args.grad_checkpoint,
-                     amp=args.amp, compile=args.compile, tf32=args.tf32,
+                     amp=args.amp, compile=args.compile or args.compile_mode is not None,
+                     compile_mode=args.compile_mode or "default", tf32=args.tf32,
                      memory=not args.no_memory, memory_runs=args.memory_runs,
                      weights=args.weights,
                      mask_eval=args.mask_eval, breakdown=args.breakdown)
