@@ -42,8 +42,8 @@ mantissa), which is not the float32 function the equality targets are about.
 
 Options that change results (``amp="bf16"``: autocast; ``tf32=True``: TF32 matmuls and
 convolutions on CUDA; ``compile=True``: ``torch.compile`` in ``compile_mode``, with inductor's
-``fallback_random`` so that the Gumbel noise comes from the same random stream as in eager mode) are extra paths
-beside ``fast``, never the default; :func:`set5_psnr_delta` measures how far they move
+``fallback_random`` so that the Gumbel noise comes from the same random stream as in eager
+mode) are extra paths beside ``fast``, never the default; :func:`set5_psnr_delta` measures how far they move
 Set5 PSNR. Each path's ``over_floor`` is against the float32 floor; ``over_own_floor`` is
 against the peak MAC rate of its own precision (bf16 or TF32 matmul), measured the same way.
 """
@@ -353,8 +353,8 @@ def runners(paths: list[Variant], models: dict, dynamic: bool | None = None) -> 
         import torch._inductor.config as inductor_config
 
         inductor_config.fallback_random = True
-    return {p.name: torch.compile(models[p.name], dynamic=dynamic, mode=p.compile_mode) if p.compile else models[p.name]
-            for p in paths}
+    return {p.name: torch.compile(models[p.name], dynamic=dynamic, mode=p.compile_mode) if p.compile
+            else models[p.name] for p in paths}
 
 
 def _callable(path: Variant, model, runner, x, y, train: bool):
@@ -629,9 +629,14 @@ def network_label(config: CFINConfig) -> str:
     name = next((n for n, p in PRESETS.items() if p == config), None)
     if name is not None:
         return f"preset {name}"
-    ref = PRESETS[f"x{config.scale}"].to_dict()
-    return f"preset x{config.scale} with " + ", ".join(f"{k}={v!r}" for k, v in config.to_dict().items()
-                                                       if ref[k] != v)
+    changes = _config_changes(PRESETS[f"x{config.scale}"], config)
+    return f"preset x{config.scale} with " + ", ".join(f"{k}={v!r}" for k, v in changes.items())
+
+
+def _config_changes(base: CFINConfig, config: CFINConfig) -> dict:
+    """The fields of ``config`` that differ from ``base``, with their values in ``config``."""
+    ref = base.to_dict()
+    return {k: v for k, v in config.to_dict().items() if ref[k] != v}
 
 
 def _ratio(a, b):
@@ -639,7 +644,7 @@ def _ratio(a, b):
 
 
 def _changes(base: CFINConfig, path: Variant) -> dict:
-    diff = {k: v for k, v in path.config.to_dict().items() if base.to_dict()[k] != v}
+    diff = _config_changes(base, path.config)
     if path.amp:
         diff["autocast"] = path.amp
     if path.tf32:
