@@ -33,10 +33,11 @@ def pair(name: str, **changes):
     return switched_pair(name, IMPLS["fast"], **changes)
 
 
+@pytest.mark.parametrize("gram", ["auto", "always"])  # at these sizes "auto" is the direct form
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_fast_on_cuda_matches_faithful_on_cuda_and_cpu(scale, batch):
-    ref, fast = pair(f"x{scale}", mask_eval="argmax")
+def test_fast_on_cuda_matches_faithful_on_cuda_and_cpu(scale, batch, gram):
+    ref, fast = pair(f"x{scale}", mask_eval="argmax", cga_gram=gram)
     x = lr_batch(batch, 13, 17)
     with torch.no_grad():
         on_cpu = ref.eval()(x)
@@ -58,12 +59,14 @@ def test_sampled_masks_match_under_the_same_cuda_seed():
     torch.testing.assert_close(outs[1], outs[0], atol=OUT_ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("gram", ["auto", "always"])
 @pytest.mark.parametrize("grad_checkpoint", [False, True])
 @pytest.mark.parametrize("name, mask", [("x4", "softmax"), ("tiny", "gumbel")])
-def test_gradients_on_cuda_match_faithful(name, mask, grad_checkpoint):
+def test_gradients_on_cuda_match_faithful(name, mask, grad_checkpoint, gram):
     """x4 with the softmax mask: a hard Gumbel mask can flip a pixel whose sampled logits tie
     within float rounding (see ``test_fast_path.test_gradients_match_faithful``)."""
-    ref, fast = switched_pair(name, dict(IMPLS["fast"], grad_checkpoint=grad_checkpoint), mask=mask)
+    ref, fast = switched_pair(name, dict(IMPLS["fast"], grad_checkpoint=grad_checkpoint, cga_gram=gram),
+                              mask=mask)
     x = lr_batch(2, 12, 16).to(CUDA)
     assert_grads_close(grads(ref.to(CUDA), x), grads(fast.to(CUDA), x))
 
