@@ -342,9 +342,9 @@ def test_auto_takes_the_gram_form_where_it_saves_multiply_adds(monkeypatch):
 def test_cfgt_roles_follow_who_reads_the_keys():
     from cfin.models.cfgt import CFGT, CGA
 
-    roles = {(kernels, share): (CFGT(16, 4, kernels, share, fused=True).cga1.role,
-                                CFGT(16, 4, kernels, share, fused=True).cga2.role)
+    cfgts = {(kernels, share): CFGT(16, 4, kernels, share, fused=True)
              for kernels in ((1, 1), (1, 3)) for share in (True, False)}
+    roles = {key: (c.cga1.role, c.cga2.role) for key, c in cfgts.items()}
     assert roles == {((1, 1), True): ("pair", "second"), ((1, 3), True): ("keys", "second"),
                      ((1, 1), False): ("alone", "alone"), ((1, 3), False): ("alone", "alone")}
     with pytest.raises(ValueError, match="valid: auto, always, never"):
