@@ -16,12 +16,7 @@ from cfin.errors import CFINError
 from cfin.paths import REPO_ROOT
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_spec(**changes) -> BenchSpec:

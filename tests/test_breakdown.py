@@ -49,19 +49,14 @@ def test_kinds_and_multiply_adds_of_a_known_call():
     assert "where toy's time goes" in text and "other kinds" in text and "between ops" in text
 
 
-def test_bench_breaks_each_path_down(monkeypatch):
+def test_bench_breaks_each_path_down(monkeypatch, one_thread):
     """The fast path's Gram matrices are conv weight gradients; the faithful CGM is im2col + matmul;
     a compiled path says why it has no breakdown (torch.compile stubbed out: no C++ build in a test).
     The Gram form forced: at 6 x 7 it costs more multiply-adds, and "auto" would not take it."""
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        report = run_bench(BenchSpec(config=preset("tiny", cga_gram="always"), lr_size=(6, 7), runs=1, warmup=0,
-                                     compile=True, allocator="default", memory=False, breakdown=True),
-                           progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    report = run_bench(BenchSpec(config=preset("tiny", cga_gram="always"), lr_size=(6, 7), runs=1, warmup=0,
+                                 compile=True, allocator="default", memory=False, breakdown=True),
+                       progress=False)
     assert "breakdown" not in report["paths"]["fast+compile"]
     assert "compiled" in report["paths"]["fast+compile"]["breakdown_skipped"]
     fast = {k["kind"] for k in report["fast"]["breakdown"]["kinds"]}

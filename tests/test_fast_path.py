@@ -36,13 +36,7 @@ OUT_ATOL = 1e-3     # 0-255 scale
 GRAD_RTOL = 1e-4    # relative to the norm of all faithful gradients together
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and immune to OpenMP stalls when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pair(name: str, switch: dict, seed: int = 0, **changes):
