@@ -87,9 +87,11 @@ def resolve_tables(ids: list[str] | None, default_all: bool):
     return list({t.id: t for t in (get_table(i) for i in ids)}.values())
 
 
-def list_tables(tables) -> None:
+def list_tables(tables, budget: str) -> None:
     from cfin.report import fmt
+    from cfin.runner.jobs import training_owners
 
+    owners = training_owners(tables, budget)
     for t in tables:
         scale = f"x{t.scale}" if t.scale else "mixed scales"
         print(f"Table {t.id}: {t.title} ({scale}; accuracy on {', '.join(t.datasets) or '-'}; "
@@ -97,7 +99,9 @@ def list_tables(tables) -> None:
         for r in t.rows:
             kind = "quoted" if r.quoted else f"x{r.config.scale}" + (" +ensemble" if r.self_ensemble else "")
             printed = f"paper {fmt.count_k(r.paper.params)} / {fmt.macs_g(r.paper.multi_adds)}"
-            print(f"    {r.id:<28} {kind:<14} {printed}")
+            owner = owners.get((t.id, r.id))
+            shared = f"  (trains as Table {owner.table} / {owner.row})" if owner and owner[:2] != (t.id, r.id) else ""
+            print(f"    {r.id:<28} {kind:<14} {printed}{shared}")
 
 
 def check_data(tables, data_root: str | None) -> None:
@@ -124,7 +128,7 @@ def run(args) -> int:
 
         raise CFINError(f"--jobs must be a positive integer, got {args.jobs}")
     if args.list:
-        list_tables(resolve_tables(args.table, default_all=True))
+        list_tables(resolve_tables(args.table, default_all=True), args.budget)
         return 0
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index

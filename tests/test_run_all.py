@@ -356,3 +356,86 @@ def test_row_slugs_must_be_unique():
     clash = dataclasses.replace(t, rows=(*t.rows, dataclasses.replace(t.rows[1], id="KV/off")))
     with pytest.raises(CFINError, match="same file name"):
         row_slugs(clash)
+
+
+def test_rows_with_one_training_share_it(tmp_path, monkeypatch):
+    """A row that trains the network and recipe of an earlier row (CFIN+ is CFIN evaluated with the
+    self-ensemble; the full CFIN is a row of several tables) trains once, in that row's folder,
+    whichever tables the command names; ``--force`` starts that training over once."""
+    import dataclasses
+
+    import torch
+
+    from cfin.runner import plan_jobs, run_jobs
+    from cfin.runner.parallel import training_groups
+
+    _patch(monkeypatch)
+    # counting and measuring are not what this test is about (the end-to-end tests cover them)
+    monkeypatch.setattr("cfin.runner.row.complexity", lambda config, conventions: {})
+    monkeypatch.setattr("cfin.runner.measure.memory_latency", lambda *args: {"memory": {}, "latency": {}})
+    evaluated = []   # (self-ensemble, the evaluated weights)
+
+    def evaluate(model, scale, datasets, self_ensemble, **kwargs):
+        evaluated.append((self_ensemble, {k: v.clone() for k, v in model.state_dict().items()}))
+        return {"embedded": {"psnr": 20.0, "ssim": 0.5, "images": 1}}
+    monkeypatch.setattr("cfin.evaluate.evaluate_model", evaluate)
+    t = fixture_tables.TABLE
+    kv_off, kv_cross = t.row("KV off"), t.row("KV+Cross")
+    other = dataclasses.replace(t, id="TINY2", rows=(
+        dataclasses.replace(kv_cross, id="KV+Cross+", self_ensemble=True), kv_cross, kv_off))
+    dirs = (tmp_path / "results", tmp_path / "runs")
+    both = {(j.table.id, j.row.id): j for j in plan_jobs([t, other], "micro", [0], None, *dirs, "cpu")}
+    assert not any(j.trains_as or j.shares_training for (tid, _), j in both.items() if tid == "TINY")
+    for row, owner in (("KV+Cross+", "KV+Cross"), ("KV+Cross", "KV+Cross"), ("KV off", "KV off")):
+        job, owning = both[("TINY2", row)], both[("TINY", owner)]
+        assert job.trains_as == ("TINY", owning.slug) and job.shares_training
+        assert job.run_dir == owning.run_dir == tmp_path / "runs" / "TINY" / owning.slug / "x4_seed0_micro_embedded"
+        assert job.record_path.parent == tmp_path / "results" / "TINY2" / job.slug
+    # naming only the second table: the same folders; the first job of each trains
+    jobs = plan_jobs([other], "micro", [0], None, *dirs, "cpu")
+    assert [j.run_dir for j in jobs] == [both[("TINY2", j.row.id)].run_dir for j in jobs]
+    assert [j.shares_training for j in jobs] == [False, True, False]
+    assert [[j.row.id for _, j in g] for g in training_groups(list(enumerate(jobs)))] == \
+        [["KV+Cross+", "KV+Cross"], ["KV off"]]
+
+    def records():
+        return {r["row"]: r for r in load_records(tmp_path / "results")}
+
+    assert [o.status for o in run_jobs(jobs, progress=False)] == ["done"] * 3
+    rec = records()
+    first, second = rec["KV+Cross+"]["training"], rec["KV+Cross"]["training"]
+    assert first["resumed_from"] is None and first["iterations"] == fixture_tables.MICRO.iterations
+    assert second["resumed_from"] == fixture_tables.MICRO.iterations       # resumed the finished run
+    assert second["final_loss"] == first["final_loss"] is not None
+    assert second["best_val_psnr"] == first["best_val_psnr"] and second["run_dir"] == first["run_dir"]
+    assert rec["KV+Cross"]["curve"] == rec["KV+Cross+"]["curve"]
+    assert rec["KV+Cross+"]["self_ensemble"] and not rec["KV+Cross"]["self_ensemble"]
+    (ensemble, trained), (single, resumed) = evaluated[:2]     # the same network, with and without
+    assert ensemble and not single and all(torch.equal(trained[k], v) for k, v in resumed.items())
+    assert sorted(p.parent.name for p in (tmp_path / "runs").rglob("final.pt")) == ["x4_seed0_micro_embedded"] * 2
+
+    # --force: the first job starts the shared training over, the second resumes its result
+    weights = Path(first["run_dir"]) / "final.pt"
+    before = weights.stat().st_mtime_ns
+    forced = plan_jobs([other], "micro", [0], None, *dirs, "cpu", force=True)
+    assert [o.status for o in run_jobs(forced, progress=False)] == ["done"] * 3
+    rec = records()
+    assert rec["KV+Cross+"]["training"]["resumed_from"] is None and weights.stat().st_mtime_ns != before
+    assert rec["KV+Cross"]["training"]["resumed_from"] == fixture_tables.MICRO.iterations
+
+
+def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys):
+    """The real tables: CFIN+ trains as CFIN, the full x4 CFIN of Tables II and X as Table I's
+    (the README's count: 35 reproducible rows, 27 trainings)."""
+    from cfin.runner import plan_jobs
+    from cfin.tables import all_tables
+
+    jobs = {(j.table.id, j.row.id): j for j in plan_jobs(all_tables(), "paper", [0], None, tmp_path, tmp_path)}
+    assert (len(jobs), len({j.run_dir for j in jobs.values()})) == (35, 27)
+    for shared, owner in ((("I", "x4 CFIN+"), ("I", "x4 CFIN")), (("II", "CFIN"), ("I", "x4 CFIN")),
+                          (("X", "CFIN"), ("I", "x4 CFIN")), (("I", "x2 CFIN+"), ("I", "x2 CFIN"))):
+        assert jobs[shared].run_dir == jobs[owner].run_dir and jobs[shared].shares_training
+        assert not jobs[owner].trains_as and not jobs[owner].shares_training
+    assert _load_run_all().main(["--list", "--table", "II"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("CFIN ")]
+    assert len(listed) == 1 and listed[0].endswith("(trains as Table I / x4 CFIN)")

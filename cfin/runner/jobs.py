@@ -5,16 +5,24 @@ A budget is a training recipe name (:data:`cfin.train.RECIPES`: smoke, short, pa
 budgets shrink every table alike. The dataset is ``embedded`` (the bundled pictures: train
 split for training, test split for evaluation) without ``--data-root``, ``div2k`` with one
 (DIV2K 1-800 for training, the table's benchmarks for evaluation).
+
+Rows that train the same network with the same recipe on the same data share one training:
+CFIN+ is CFIN evaluated with the self-ensemble, and the full CFIN is a row of Tables I, II
+and X. Such a row trains in the run folder of the first row (in the paper's order, over every
+table) with that training (:func:`training_owners`; ``run_all.py --list`` names them).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cfin.config import impl_switches
 from cfin.errors import CFINError, choice_error
-from cfin.records import RecordKey, row_slugs
-from cfin.tables import Row, Table
+from cfin.records import RecordKey, config_hash, row_slugs
+from cfin.tables import Row, Table, all_tables
 from cfin.train import RECIPES, Recipe, recipe
 
 EMBEDDED = "embedded"
@@ -62,6 +70,10 @@ class RowJob:
         slug: the row's folder name (:func:`cfin.records.row_slugs`).
         impl: the computation that trains and evaluates the row (:data:`cfin.config.IMPLS`:
             "faithful" or "fast", the same function); a record of either is the row's record.
+        trains_as: ``(table id, row slug)`` of the row whose run folder holds this row's training
+            (the first row with the same training, :func:`training_owners`); empty: its own.
+        shares_training: an earlier job of the same plan trains the same run folder, so
+            ``force`` recomputes this row's record without starting that training over again.
     """
 
     table: Table
@@ -76,6 +88,8 @@ class RowJob:
     command: str = ""
     slug: str = ""
     impl: str = "faithful"
+    trains_as: tuple[str, str] = ()
+    shares_training: bool = False
 
     @property
     def seed(self) -> int:
@@ -92,28 +106,68 @@ class RowJob:
 
     @property
     def run_dir(self) -> Path:
-        """The training folder of this job (``runs/<table>/<row>/x4_seed0_smoke_embedded``)."""
-        return self.key.path(self.runs, self.slug).with_suffix("")
+        """The training folder of this job (``runs/<table>/<row>/x4_seed0_smoke_embedded``), the
+        folder of the row it :attr:`trains_as` where it shares that row's training."""
+        table, row_slug = self.trains_as or (self.table.id, self.slug)
+        return dataclasses.replace(self.key, table=table).path(self.runs, row_slug).with_suffix("")
 
     @property
     def name(self) -> str:
         return f"Table {self.table.id} / {self.row.id} (x{self.row.config.scale}, seed {self.seed})"
 
 
+def training_key(table: Table, row: Row, budget: str) -> str:
+    """What a row's training depends on besides the seed and the data: its network (config
+    hash) and the recipe it trains with at ``budget``."""
+    fields = {k: v for k, v in budget_recipe(table, budget, 0).to_dict().items() if k != "seed"}
+    return json.dumps({"config": config_hash(row.config), "recipe": fields}, sort_keys=True, default=str)
+
+
+class Owner(NamedTuple):
+    """The row whose run folder holds a training: table id, row id, row slug."""
+
+    table: str
+    row: str
+    slug: str
+
+
+def training_owners(tables: list[Table], budget: str) -> dict[tuple[str, str], Owner]:
+    """``{(table id, row id): owner}``: for every reproducible row, the first row with the same
+    :func:`training_key`, in the paper's order over every table (so that a row trains in the
+    same folder whichever tables a command names), then ``tables``' own rows."""
+    known = {t.id: t for t in all_tables()}
+    universe = list(known.values()) + [t for t in tables if t.id not in known]
+    first: dict[str, Owner] = {}
+    owners = {}
+    for table in universe:
+        slugs = row_slugs(table)
+        for row in table.reproducible_rows:
+            owners[(table.id, row.id)] = first.setdefault(training_key(table, row, budget),
+                                                          Owner(table.id, row.id, slugs[row.id]))
+    return owners
+
+
 def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str | Path | None,
               results: str | Path, runs: str | Path, device: str | None = None, force: bool = False,
               command: str = "", impl: str = "faithful") -> list[RowJob]:
-    """Every (table, reproducible row, seed) job, tables and rows in the paper's order."""
+    """Every (table, reproducible row, seed) job, tables and rows in the paper's order; a row
+    whose training another row shares trains in that row's folder (:func:`training_owners`)."""
     check_budget(budget)
     impl_switches(impl)  # a known implementation
     if not seeds:
         raise CFINError("no seeds given; --seeds takes one or more integers, e.g. --seeds 0 1 2")
     root = None if data_root is None else str(data_root)
-    jobs = []
+    owners = training_owners(tables, budget)
+    jobs, trained = [], set()
     for table in tables:
         slugs = row_slugs(table)
         for row in table.reproducible_rows:
+            owner = owners[(table.id, row.id)]
+            trains_as = () if owner[:2] == (table.id, row.id) else (owner.table, owner.slug)
             for seed in seeds:
-                jobs.append(RowJob(table, row, budget_recipe(table, budget, seed), budget, root, Path(results),
-                                   Path(runs), device, force, command, slugs[row.id], impl))
+                job = RowJob(table, row, budget_recipe(table, budget, seed), budget, root, Path(results),
+                             Path(runs), device, force, command, slugs[row.id], impl, trains_as)
+                job = dataclasses.replace(job, shares_training=job.run_dir in trained)
+                trained.add(job.run_dir)
+                jobs.append(job)
     return jobs

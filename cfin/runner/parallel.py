@@ -1,9 +1,10 @@
 """Run row jobs one after another, or ``jobs`` at a time in spawned processes (one per GPU on CUDA).
 
-Rows are independent: each writes its own record and trains in its own run folder. On CPU
-the cores are shared out (``torch.set_num_threads(cores // jobs)`` in each worker); on CUDA
-with several GPUs the jobs are dealt round-robin to ``cuda:0 .. cuda:N-1`` unless the device
-names one GPU. A failing row is reported and the others go on.
+Each row writes its own record; rows that share a training (one run folder,
+:mod:`cfin.runner.jobs`) run in order in one worker. On CPU the cores are shared out
+(``torch.set_num_threads(cores // jobs)`` in each worker); on CUDA with several GPUs the jobs
+are dealt round-robin to ``cuda:0 .. cuda:N-1`` unless the device names one GPU. A failing
+row is reported and the others go on.
 """
 from __future__ import annotations
 
@@ -44,30 +45,46 @@ def _run_safely(job: RowJob, progress: bool, threads: int | None) -> Outcome:
         return Outcome(job.name, "failed", job.record_path, error=f"{type(e).__name__}: {e}\n{tail}")
 
 
+def training_groups(todo: list[tuple[int, RowJob]]) -> list[list[tuple[int, RowJob]]]:
+    """``todo`` grouped by run folder, in order: the jobs that share a training (CFIN and
+    CFIN+, ...) run one after another in one worker; the first trains, the others resume the
+    finished run."""
+    groups: dict = {}
+    for i, job in todo:
+        groups.setdefault(job.run_dir, []).append((i, job))
+    return list(groups.values())
+
+
+def _run_group(group: list[tuple[int, RowJob]], progress: bool, threads: int | None) -> list[Outcome]:
+    return [_run_safely(job, progress, threads) for _, job in group]
+
+
 def run_jobs(jobs: list[RowJob], n_jobs: int = 1, progress: bool = True) -> list[Outcome]:
-    """Run ``jobs`` (``n_jobs`` at a time); the outcomes in the jobs' order."""
+    """Run ``jobs`` (``n_jobs`` at a time, jobs sharing a training in one worker); the outcomes
+    in the jobs' order."""
     if n_jobs < 1:
         raise CFINError(f"--jobs must be a positive integer, got {n_jobs}")
     todo = [(i, j) for i, j in enumerate(jobs) if needs_run(j)]
     outcomes: dict[int, Outcome] = {i: Outcome(j.name, "skipped", j.record_path) for i, j in enumerate(jobs)}
+    groups = training_groups(todo)
     bar = tqdm(total=len(todo), desc="rows", unit="row", disable=not progress or len(todo) < 2)
     try:
-        if n_jobs == 1 or len(todo) <= 1:
+        if n_jobs == 1 or len(groups) <= 1:
             for i, job in todo:
                 bar.set_postfix_str(job.name)
                 outcomes[i] = _run_safely(job, progress, None)
                 bar.update()
         else:
-            workers = min(n_jobs, len(todo))
+            workers = min(n_jobs, len(groups))
             threads = None if todo[0][1].device and str(todo[0][1].device).startswith("cuda") \
                 else max(1, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_run_safely, job, False, threads): i for i, job in todo}
+                futures = {pool.submit(_run_group, group, False, threads): group for group in groups}
                 for fut in as_completed(futures):
-                    i = futures[fut]
-                    outcomes[i] = fut.result()
-                    bar.set_postfix_str(outcomes[i].name)
-                    bar.update()
+                    for (i, _), outcome in zip(futures[fut], fut.result()):
+                        outcomes[i] = outcome
+                        bar.set_postfix_str(outcome.name)
+                        bar.update()
     finally:
         bar.close()
     return [outcomes[i] for i in range(len(jobs))]

@@ -61,7 +61,8 @@ class TrainResult:
         iterations: iterations done so far (``recipe.iterations`` once complete).
         completed: whether the whole recipe has run.
         resumed_from: the checkpoint's iteration when this call resumed, else None.
-        final_loss: mean training loss of the last logged window (None if none ran).
+        final_loss: mean training loss of the last logged window, kept in the checkpoint (a
+            resumed run reports it too; None if none was logged).
         best_psnr: best validation PSNR so far (None without validation).
         best_iteration: iteration of ``best_psnr``.
         checkpoint: the training checkpoint ``last.pt``.
@@ -209,6 +210,7 @@ class _Run:
         self.iteration = self.resumed_from = state["iteration"]
         self.elapsed = state["elapsed"]
         self.best_psnr, self.best_iteration = state["best_psnr"], state["best_iteration"]
+        self.last_loss = state.get("last_loss")  # absent from checkpoints written before it was kept
         rngs = state["rng"]
         if self.info.rank < len(rngs):
             set_rng_state(rngs[self.info.rank])
@@ -226,7 +228,7 @@ class _Run:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": rngs, "recipe": self.recipe.to_dict(),
             "world_size": self.info.world_size, "best_psnr": self.best_psnr,
-            "best_iteration": self.best_iteration, "elapsed": self.elapsed,
+            "best_iteration": self.best_iteration, "elapsed": self.elapsed, "last_loss": self.last_loss,
         })
 
     def _metadata(self) -> dict:
