@@ -16,3 +16,15 @@ def shared_dir() -> Path | None:
         if (c / "REFERENCE.md").is_file():
             return c
     return None
+
+
+def shown(path: str | Path) -> str:
+    """``path`` as a report shows it: relative to the repository where it lies in it or beside
+    it (``../shared/...``), so that a committed report names no machine's folders."""
+    p = Path(path).resolve()
+    for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "../")):
+        try:
+            return prefix + p.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return str(path)

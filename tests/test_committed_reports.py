@@ -1,8 +1,11 @@
-"""The committed complexity reports (reports/complexity/) are what the code computes today.
+"""The committed reports are what the code makes today.
 
-They are regenerated in memory and compared with the files; after a change to a model, a
-counting rule or a paper table, rebuild them with
-``python run_all.py --complexity-only --table all`` and commit the result.
+The complexity reports (reports/complexity/) are regenerated in memory and compared with the
+files; after a change to a model, a counting rule or a paper table, rebuild them with
+``python run_all.py --complexity-only --table all`` and commit the result. The audit
+(reports/audit.md and audit.json) takes minutes to measure: the test checks that it holds the
+findings the code has, each confirmed, and that the Markdown is the rendering of the JSON;
+rebuild it with ``cfin audit --scale 4``.
 """
 from __future__ import annotations
 
@@ -28,3 +31,25 @@ def test_committed_complexity_reports_match_the_code():
             diff = "\n".join(list(difflib.unified_diff(committed.splitlines(), text.splitlines(),
                                                        f"committed {name}", f"computed {name}", lineterm=""))[:40])
             raise AssertionError(f"reports/complexity/{name} no longer matches the code; run {REBUILD}\n{diff}")
+
+
+AUDIT = REPO_ROOT / "reports"
+AUDIT_REBUILD = "cfin audit --scale 4"
+
+
+def test_committed_audit_holds_the_code_findings():
+    import re
+
+    from cfin.audit import FINDINGS, load_report, render_markdown
+
+    report = load_report(AUDIT / "audit.json")
+    assert [f.id for f in report.findings] == list(FINDINGS), \
+        f"reports/audit.json lists other findings than cfin.audit.FINDINGS; run {AUDIT_REBUILD}"
+    assert all(f.confirmed for f in report.findings), [f.id for f in report.findings if not f.confirmed]
+    assert report.scale == 4 and report.weights_kind == "fixture"
+    assert str(REPO_ROOT.parent) not in (AUDIT / "audit.md").read_text(), "a machine's folder in reports/audit.md"
+    assert (AUDIT / "audit.md").read_text() == render_markdown(report), \
+        f"reports/audit.md is not the rendering of reports/audit.json; run {AUDIT_REBUILD}"
+    tests = set(re.findall(r"^def (test_\w+)", (REPO_ROOT / "tests" / "test_audit.py").read_text(), re.M))
+    missing = [f.test for f in report.findings if f.test.rpartition("::")[2] not in tests]
+    assert not missing, f"reports/audit.json names tests that tests/test_audit.py lacks: {missing}"

@@ -18,7 +18,7 @@ from cfin.device import resolve_device
 from cfin.errors import CFINError
 from cfin.models import CFIN
 from cfin.official import Conversion, convert_official, read_state_dict
-from cfin.paths import shared_dir
+from cfin.paths import shared_dir, shown
 
 
 # the official computation for every "same function, faster" switch of CFINConfig
@@ -128,7 +128,7 @@ class AuditContext:
     def data_label(self) -> str:
         d = self.dataset
         if d.name == "Set5":
-            return f"Set5 ({len(d)} images, LR by MATLAB bicubic x{self.scale}; {getattr(d, 'folder', '')})"
+            return f"Set5 ({len(d)} images, LR by MATLAB bicubic x{self.scale}; {shown(d.folder)})"
         return f"{d.name} (scikit-image photographs; no Set5 found: not comparable with published numbers)"
 
     @cached_property
