@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfin.audit import AuditReport, render_audit, run_audit
+from cfin.audit import AuditReport, render_audit, render_markdown, run_audit
 from cfin.audit.context import AuditContext
 from cfin.audit.findings import FINDINGS
 from cfin.audit.findings.conv_stage import ciam_branch, ciam_equations, residual_scalars, rifu_equation
@@ -224,6 +224,7 @@ def test_render_and_cli(shared, tmp_path, capsys):
     again = AuditReport.from_dict(json.loads(paths["json"].read_text()))
     assert [f.measurement for f in again.findings] == [json.loads(json.dumps(f.to_dict()))["measurement"]
                                                        for f in report.findings]
+    assert render_markdown(again) == md  # the JSON keeps the measurements' order: it renders the same page
     # the command line: summary, --json, and one-line errors
     out = tmp_path / "cli"
     assert main(["audit", "--only", "loop-mechanism", "--out", str(out), "--no-progress", "--json"]) == 0
