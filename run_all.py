@@ -105,13 +105,16 @@ def list_tables(tables, budget: str) -> None:
 
 
 def check_data(tables, data_root: str | None) -> None:
-    """Fail before any training when --data-root lacks DIV2K or a table's benchmark."""
+    """Fail before any training when --data-root lacks DIV2K (training images and the validation
+    images training reads) or a table's benchmark."""
     if data_root is None:
         return
+    from cfin.commands.train import DIV2K_VAL_IDS
     from cfin.data import div2k_pairs, open_dataset
 
     for scale in sorted({r.config.scale for t in tables for r in t.reproducible_rows}):
         div2k_pairs(data_root, scale, "train")
+        div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS)
         for name in sorted({d for t in tables for d in t.datasets}):
             open_dataset(data_root, name, scale)
 

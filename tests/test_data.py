@@ -130,8 +130,12 @@ def test_div2k_layout(tmp_path, cache_dir):
     assert [p.name for p in pairs] == ["0001", "0002"]
     s = pairs[1].load()
     assert s.lr.shape == (10, 11, 3) and s.hr.shape == (30, 33, 3)
-    with pytest.raises(CFINError, match=r"0003 missing.*DIV2K_train_HR/0003\.png"):
+    with pytest.raises(CFINError, match=r"DIV2K_train_HR lacks 1 of the 2 DIV2K images it needs \(0003\.png\)"):
         div2k_pairs(root, 3, ids=[1, 3])
+    # a partial copy: one message that counts what is missing (the default train ids 1-800)
+    with pytest.raises(CFINError, match=r"lacks 798 of the 800 DIV2K images 0001-0800 it needs "
+                                        r"\(0003\.png, 0004\.png, 0005\.png, \.\.\.\)"):
+        div2k_pairs(root, 3)
     with pytest.raises(CFINError, match="DIV2K not found.*DIV2K_valid_HR"):
         div2k_pairs(root, 3, split="valid")
     with pytest.raises(CFINError, match="split"):

@@ -303,6 +303,19 @@ def test_data_root_checked_before_training(tmp_path, monkeypatch, capsys):
     _patch(monkeypatch)
     _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "nope")),
                     "does not exist")
+    # the 800 training images (links to one picture), but not the validation images training reads
+    train_hr = tmp_path / "data" / "DIV2K_train_HR"
+    train_hr.mkdir(parents=True)
+    import numpy as np
+
+    from cfin.data.io import write_png
+
+    write_png(train_hr / "0001.png", np.zeros((32, 32, 3), np.uint8))
+    for i in range(2, 801):
+        (train_hr / f"{i:04d}.png").symlink_to(train_hr / "0001.png")
+    _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "data")),
+                    "DIV2K not found", "DIV2K_valid_HR/0801.png")
+    assert not (tmp_path / "runs").exists()  # nothing trained
 
 
 def test_list(tmp_path, monkeypatch, capsys):

@@ -106,20 +106,26 @@ def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterabl
     hr_name = f"DIV2K_{split}_HR"
     base = next((b for b in (root, root / "DIV2K") if (b / hr_name).is_dir()), None)
     if base is None:
-        raise CFINError(f"DIV2K not found under {root}: expected {root}/{hr_name}/0001.png "
-                        f"(optionally {root}/DIV2K_{split}_LR_bicubic/X{scale}/0001x{scale}.png)")
+        first = f"{DIV2K_DEFAULT_IDS[split][0]:04d}"
+        raise CFINError(f"DIV2K not found under {root}: expected {root}/{hr_name}/{first}.png "
+                        f"(optionally {root}/DIV2K_{split}_LR_bicubic/X{scale}/{first}x{scale}.png)")
     hr_dir = base / hr_name
     lr_dir = base / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
-    pairs = []
-    for i in DIV2K_DEFAULT_IDS[split] if ids is None else ids:
-        stem = f"{int(i):04d}"
+    pairs, missing = [], []
+    wanted = [f"{int(i):04d}" for i in (DIV2K_DEFAULT_IDS[split] if ids is None else ids)]
+    for stem in wanted:
         hr = next((hr_dir / f"{stem}{s}" for s in IMAGE_SUFFIXES if (hr_dir / f"{stem}{s}").is_file()), None)
         if hr is None:
-            raise CFINError(f"DIV2K image {stem} missing: expected {hr_dir}/{stem}.png")
+            missing.append(stem)
+            continue
         lr = _find_lr(lr_dir, stem, scale) if lr_dir.is_dir() else None
         if lr_dir.is_dir() and lr is None:
             raise CFINError(f"{lr_dir} has no LR image for {stem}; expected {stem}x{scale}.png")
         pairs.append(ImagePair(stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
+    if missing:
+        shown = ", ".join(f"{m}.png" for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        span = f" {wanted[0]}-{wanted[-1]}" if int(wanted[-1]) - int(wanted[0]) == len(wanted) - 1 else ""
+        raise CFINError(f"{hr_dir} lacks {len(missing)} of the {len(wanted)} DIV2K images{span} it needs ({shown})")
     if not pairs:
         raise CFINError("div2k_pairs got an empty id list")
     return pairs
