@@ -135,11 +135,11 @@ def training_owners(tables: list[Table], budget: str) -> dict[tuple[str, str], O
     """``{(table id, row id): owner}``: for every reproducible row, the first row with the same
     :func:`training_key`, in the paper's order over every table (so that a row trains in the
     same folder whichever tables a command names), then ``tables``' own rows."""
-    known = {t.id: t for t in all_tables()}
-    universe = list(known.values()) + [t for t in tables if t.id not in known]
+    universe = {t.id: t for t in all_tables()}
+    universe.update({t.id: t for t in tables})  # a table given stands for the one of its id, in its place
     first: dict[str, Owner] = {}
     owners = {}
-    for table in universe:
+    for table in universe.values():
         slugs = row_slugs(table)
         for row in table.reproducible_rows:
             owners[(table.id, row.id)] = first.setdefault(training_key(table, row, budget),
