@@ -19,6 +19,7 @@ from cfin.records import load_records, read_record, records_frame
 from cfin.train import RECIPES
 
 DATA = Path(__file__).parent / "data" / "run_all"
+PAPER_TABLES = dict(cfin.tables.TABLE_MODULES)  # before any test swaps in the fixture table
 ROWS = ("KV off", "KV+Cross")
 
 
@@ -437,11 +438,13 @@ def test_rows_with_one_training_share_it(tmp_path, monkeypatch):
     assert rec["KV+Cross"]["training"]["resumed_from"] == fixture_tables.MICRO.iterations
 
 
-def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys):
+def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys, monkeypatch):
     """The real tables: CFIN+ trains as CFIN, the full x4 CFIN of Tables II and X as Table I's
     (the README's count: 35 reproducible rows, 27 trainings)."""
     from cfin.runner import plan_jobs
     from cfin.tables import all_tables
+
+    monkeypatch.setattr(cfin.tables, "TABLE_MODULES", PAPER_TABLES)  # the module fixture may hold the fixture's
 
     jobs = {(j.table.id, j.row.id): j for j in plan_jobs(all_tables(), "paper", [0], None, tmp_path, tmp_path)}
     assert (len(jobs), len({j.run_dir for j in jobs.values()})) == (35, 27)
