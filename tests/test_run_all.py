@@ -120,6 +120,17 @@ def test_end_to_end_reports(tiny_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f'src="{png.name}"' in html
     index = (reports / "index.html").read_text()
     assert 'href="table_TINY.html"' in index and "1/2" not in index and "2/2" in index
+    assert "Audit" not in index  # no audit written here
+
+
+def test_index_links_the_audit(tmp_path):
+    """The committed audit Markdown (a fresh clone has no audit.html), else the page cfin audit writes."""
+    from cfin.report.build import write_index
+
+    (tmp_path / "audit.md").write_text("# audit\n")
+    assert '<a href="audit.md">Audit' in write_index([], tmp_path).read_text()
+    (tmp_path / "audit.html").write_text("<html></html>")
+    assert '<a href="audit.html">Audit' in write_index([], tmp_path).read_text()
 
 
 def _chromium() -> str | None:

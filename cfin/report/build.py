@@ -20,7 +20,7 @@ from cfin.tables import Table, get_table, table_ids
 
 DEFAULT_REPORTS = Path("reports")
 COMPLEXITY_DIR = "complexity"
-AUDIT_PAGE = "audit.html"
+AUDIT_PAGES = ("audit.html", "audit.md")  # cfin audit writes both; the Markdown is committed
 
 
 def _environment() -> Environment:
@@ -91,7 +91,7 @@ def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS) -> P
                         "sections": sections})
     complexity = [(tid, f"{COMPLEXITY_DIR}/{table_stem(tid)}.md") for tid in table_ids()
                   if (out_dir / COMPLEXITY_DIR / f"{table_stem(tid)}.md").is_file()]
-    audit = AUDIT_PAGE if (out_dir / AUDIT_PAGE).is_file() else None
+    audit = next((page for page in AUDIT_PAGES if (out_dir / page).is_file()), None)
     return atomic_write_text(out_dir / "index.html",
                              render_template("index.html.j2", entries=entries, complexity=complexity, audit=audit))
 
