@@ -123,9 +123,9 @@ def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterabl
             raise CFINError(f"{lr_dir} has no LR image for {stem}; expected {stem}x{scale}.png")
         pairs.append(ImagePair(stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
     if missing:
-        shown = ", ".join(f"{m}.png" for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        listed = ", ".join(f"{m}.png" for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
         span = f" {wanted[0]}-{wanted[-1]}" if int(wanted[-1]) - int(wanted[0]) == len(wanted) - 1 else ""
-        raise CFINError(f"{hr_dir} lacks {len(missing)} of the {len(wanted)} DIV2K images{span} it needs ({shown})")
+        raise CFINError(f"{hr_dir} lacks {len(missing)} of the {len(wanted)} DIV2K images{span} it needs ({listed})")
     if not pairs:
         raise CFINError("div2k_pairs got an empty id list")
     return pairs
