@@ -71,13 +71,13 @@ def _prepare_run_dir(job: RowJob) -> None:
     folder: it has started over already) or when the folder holds a run of another config."""
     marker = job.run_dir / RUN_MARKER
     current = {"config_hash": config_hash(job.row.config), "recipe": json.loads(json.dumps(job.recipe.to_dict()))}
-    stale = False
+    restart = job.force and not job.shares_training
     if marker.is_file():
         saved = json.loads(marker.read_text())
-        stale = any(saved.get(k) != v for k, v in current.items())
-        if not stale and not (job.force and not job.shares_training):
+        restart = restart or any(saved.get(k) != v for k, v in current.items())  # a run of another config
+        if not restart:
             return  # a run of this training, to resume (or already complete)
-    if job.run_dir.exists() and ((job.force and not job.shares_training) or stale):
+    if job.run_dir.exists() and restart:
         shutil.rmtree(job.run_dir)
     atomic_write_json(marker, {**current, "config": job.row.config.to_dict(), "table": job.table.id,
                                "row": job.row.id})
