@@ -230,6 +230,11 @@ class CFINConfig:
         """This network computed by the named implementation of :data:`IMPLS` (same function)."""
         return self.replace(**impl_switches(name))
 
+    def network(self) -> dict[str, Any]:
+        """The fields that say which function this is: every field but :data:`COMPUTE_FIELDS`,
+        which say only how it is computed (a run trained under one resumes under another)."""
+        return {k: v for k, v in json.loads(json.dumps(self.to_dict())).items() if k not in COMPUTE_FIELDS}
+
 
 def impl_switches(name: str) -> dict[str, Any]:
     """The config fields that select implementation ``name`` of :data:`IMPLS`; a CFINError
@@ -267,6 +272,10 @@ def preset(name: str | int, **changes) -> CFINConfig:
     cfg = PRESETS[key]
     return cfg.replace(**changes) if changes else cfg
 
+
+# The fields that choose how a network is computed, not which function it is.
+COMPUTE_FIELDS = ("cgm_impl", "ciam_branch_impl", "fused_attention", "cga_gram", "fused_conv_stage", "fused_tail",
+                  "channels_last", "grad_checkpoint")
 
 # Two computations of the same network (tests/test_fast_path.py holds them equal):
 # "faithful" is the official code's; "fast" swaps in the rewrites. grad_checkpoint is a

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cfin.config import IMPLS, preset
+from cfin.config import COMPUTE_FIELDS, IMPLS, preset
 from cfin.errors import CFINError
 from cfin.models import CFIN
 from cfin.models.cgm import modulated_conv
@@ -144,6 +144,15 @@ def test_state_dict_keys_and_shapes_unchanged(switch):
     a, b = ref.state_dict(), fast.state_dict()
     assert list(a) == list(b)
     assert all(a[k].shape == b[k].shape for k in a)
+
+
+def test_compute_fields_are_the_switches_that_keep_the_function():
+    """What a resumed run compares (CFINConfig.network) leaves out exactly the computation's switches."""
+    assert set().union(*IMPLS.values()) | {"cga_gram", "grad_checkpoint"} == set(COMPUTE_FIELDS)
+    cfg = preset(4)
+    assert cfg.network() == cfg.with_impl("fast").replace(cga_gram="never", grad_checkpoint=True).network()
+    assert cfg.network() != cfg.replace(mask_eval="argmax").network()
+    assert not set(cfg.network()) & set(COMPUTE_FIELDS)
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -166,6 +166,38 @@ def test_cfin_tiny_resumes_exactly_through_its_gumbel_masks(tmp_path):
     assert cfin.load(tmp_path / "b" / "final.pt").config == cfin.preset("tiny", scale=2)
 
 
+def test_a_run_resumes_only_the_network_it_trains(tmp_path):
+    """Same parameter shapes, another function (mask, K/V hand-over): resuming it is an error
+    naming the fields; another computation of the same network resumes."""
+    rec = _toy_recipe(iterations=4, checkpoint_every=2, val_images=0, batch_size=2)
+    tiny = cfin.preset("tiny", scale=2)
+
+    def run(cfg, **kw):
+        torch.manual_seed(0)
+        return train(cfin.CFIN(cfg), rec, ToyPatches(8, 8), tmp_path, device="cpu", progress=False, **kw)
+
+    run(tiny, max_iterations=2)
+    with pytest.raises(CFINError, match=r"different run \(kv_share: checkpoint True vs now False; "
+                                        r"mask: checkpoint 'gumbel' vs now 'softmax'\)"):
+        run(tiny.replace(mask="softmax", kv_share=False))
+    assert load_state(tmp_path / "last.pt")["iteration"] == 2
+    assert run(tiny.with_impl("fast")).resumed_from == 2
+
+
+def test_cli_keeps_the_run_json_of_the_run_it_resumes(tmp_path, capsys):
+    from cfin.cli import main
+
+    out, config = tmp_path / "run", tmp_path / "net.json"
+    config.write_text(json.dumps(cfin.preset("tiny", scale=2).to_dict()))
+    argv = ["train", "--config", str(config), "--iterations", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    began = (out / "run.json").read_text()
+    config.write_text(json.dumps(cfin.preset("tiny", scale=2, mask="softmax").to_dict()))  # edited since
+    assert main(argv) == 2
+    assert "different run (mask: checkpoint 'gumbel' vs now 'softmax')" in capsys.readouterr().err
+    assert (out / "run.json").read_text() == began
+
+
 # -- checkpoints -------------------------------------------------------------------------------
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     _train_toy(tmp_path / "run", rec=_toy_recipe(iterations=4, val_images=0))

@@ -70,6 +70,7 @@ def run(args) -> int:
     import cfin
     from cfin.atomic import atomic_write_json
     from cfin.train import recipe, train
+    from cfin.train.trainer import CHECKPOINT_NAME
 
     cfg = config_from_args(args)
     if args.impl is not None:
@@ -91,7 +92,8 @@ def run(args) -> int:
         print(f"data: {data_label}")
         print(f"checkpoints: {out / 'last.pt'} (every {rec.checkpoint_every:,} iterations; rerun to resume); "
               f"weights: {out / 'final.pt'}, {out / 'best.pt'}; log: {out / 'train_log.jsonl'}")
-        atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label})
+        if args.no_resume or not (out / CHECKPOINT_NAME).is_file():  # a resumed run keeps the run.json it began with
+            atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label})
     res = train(model, rec, train_set, out, device=args.device, val_set=val_set, resume=not args.no_resume,
                 progress=progress)
     if main_process:

@@ -109,12 +109,23 @@ def save_weights(model: nn.Module, path: Path, **metadata) -> Path:
                                     "metadata": metadata})
 
 
-def _check_compatible(state: dict, recipe: Recipe, num_samples: int, path: Path) -> None:
+def network_of(model: nn.Module) -> dict | None:
+    """The network a CFIN computes (:meth:`CFINConfig.network`); None for another model."""
+    config = getattr(model, "config", None)
+    return config.network() if isinstance(config, CFINConfig) else None
+
+
+def _check_compatible(state: dict, recipe: Recipe, num_samples: int, network: dict | None, path: Path) -> None:
     saved = state["recipe"]
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(recipe, k)!r}" for k in SCHEDULE_FIELDS
             if _norm(saved.get(k)) != _norm(getattr(recipe, k))]
     if state["data"]["num_samples"] != num_samples:
         diff.append(f"training-set size: checkpoint {state['data']['num_samples']} vs now {num_samples}")
+    saved_net = state.get("network")  # absent from checkpoints written before it was kept
+    if saved_net is not None and network is not None:
+        saved_net = {**CFINConfig().network(), **saved_net}  # a field added since: its default
+        diff += [f"{k}: checkpoint {saved_net.get(k)!r} vs now {network.get(k)!r}"
+                 for k in sorted(set(saved_net) | set(network)) if saved_net.get(k) != network.get(k)]
     if diff:
         raise CFINError(f"{path} belongs to a different run ({'; '.join(diff)}); use another output folder "
                         f"or start over with --no-resume (resume=False)")
@@ -203,7 +214,7 @@ class _Run:
             seed_all(derive_seed(TRAIN_STREAM, self.recipe.seed, self.info.rank))
             return
         state = load_state(self.ckpt_path)
-        _check_compatible(state, self.recipe, len(self.train_set), self.ckpt_path)
+        _check_compatible(state, self.recipe, len(self.train_set), network_of(self.model), self.ckpt_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -227,7 +238,7 @@ class _Run:
             "data": {"epoch": epoch, "batch_in_epoch": batch, "num_samples": self.sampler.num_samples},
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": rngs, "recipe": self.recipe.to_dict(),
-            "world_size": self.info.world_size, "best_psnr": self.best_psnr,
+            "network": network_of(self.model), "world_size": self.info.world_size, "best_psnr": self.best_psnr,
             "best_iteration": self.best_iteration, "elapsed": self.elapsed, "last_loss": self.last_loss,
         })
 
