@@ -13,6 +13,7 @@ import pytest
 
 import cfin
 import cfin.tables
+import torch
 import fixture_tables
 from cfin.paths import REPO_ROOT
 from cfin.records import load_records, read_record, records_frame
@@ -100,6 +101,8 @@ def test_end_to_end_records(tiny_run):
     assert rec["wall_time_s"] > 0 and rec["command"].startswith("python run_all.py --table TINY")
     assert rec["training"]["completed"] and rec["training"]["iterations"] == 4
     assert [p["iteration"] for p in rec["curve"]] == [1, 2, 3, 4]
+    assert rec["training"]["scored_weights"] == {"weights": "best", "iteration": rec["training"]["best_iteration"],
+                                                 "val_psnr": rec["training"]["best_val_psnr"]}
     # "KV off" was interrupted at iteration 2: it resumed from its checkpoint
     assert records["KV off"]["training"]["resumed_from"] == 2 and rec["training"]["resumed_from"] is None
 
@@ -110,6 +113,7 @@ def test_end_to_end_reports(tiny_run):
     md = (reports / "table_TINY.md").read_text()
     assert "## micro budget on embedded images: accuracy not comparable to the paper" in md
     assert "Reproduce: `python run_all.py --table TINY --budget micro --seeds 0`" in md
+    assert "scored with the weights of the best validation PSNR (the official code's model_best) for 2 of 2 record(s)" in md
     for row in ROWS:
         assert f"| {row} |" in md
     html = (reports / "table_TINY.html").read_text()
@@ -121,6 +125,27 @@ def test_end_to_end_reports(tiny_run):
     index = (reports / "index.html").read_text()
     assert 'href="table_TINY.html"' in index and "1/2" not in index and "2/2" in index
     assert "Audit" not in index  # no audit written here
+
+
+def test_rows_are_scored_with_the_best_validated_weights(tmp_path):
+    from types import SimpleNamespace
+
+    from cfin.checkpoint import save_checkpoint
+    from cfin.runner.row import load_scored_weights
+
+    def tiny(seed):
+        torch.manual_seed(seed)
+        return cfin.CFIN(cfin.preset("tiny"))
+
+    best, model = tiny(1), tiny(2)
+    last = {k: v.clone() for k, v in model.state_dict().items()}
+    path = save_checkpoint(best, tmp_path / "best.pt")
+    unvalidated = SimpleNamespace(best_weights=None, best_iteration=None, best_psnr=None, iterations=4)
+    assert load_scored_weights(model, unvalidated) == {"weights": "last", "iteration": 4}
+    assert all(torch.equal(v, last[k]) for k, v in model.state_dict().items())
+    validated = SimpleNamespace(best_weights=path, best_iteration=2, best_psnr=21.5, iterations=4)
+    assert load_scored_weights(model, validated) == {"weights": "best", "iteration": 2, "val_psnr": 21.5}
+    assert all(torch.equal(v, best.state_dict()[k]) for k, v in model.state_dict().items())
 
 
 def test_index_links_the_audit(tmp_path):

@@ -247,7 +247,16 @@ def _evaluation_text(records: list[dict]) -> str:
         for name, m in r.get("metrics", {}).items():
             sets[name] = m.get("images")
     what = ", ".join(f"{n} ({k} images)" if k else n for n, k in sets.items())
-    return f"trained on {data.get('train', '?')}; evaluated on {what}"
+    return f"trained on {data.get('train', '?')}; evaluated on {what}; {_scored_text(records)}"
+
+
+def _scored_text(records: list[dict]) -> str:
+    """Which weights scored the records: the best-validated (the official ``model_best``) or the last."""
+    kinds = [((r.get("training") or {}).get("scored_weights") or {}).get("weights", "last") for r in records]
+    parts = [f"{what} for {kinds.count(kind)} of {len(kinds)} record(s)" for kind, what in
+             (("best", "the weights of the best validation PSNR (the official code's model_best)"),
+              ("last", "the last iteration's weights")) if kind in kinds]
+    return "scored with " + "; ".join(parts)
 
 
 def _environment(records: list[dict]) -> list[str]:

@@ -107,6 +107,20 @@ def faithful_twin(model, cfg):
     return twin.to(next(model.parameters()).device)
 
 
+def load_scored_weights(model, result) -> dict:
+    """Load the weights that score a row into ``model`` and say which: the best-validated
+    (``best.pt``), as the official code keeps ``model_best`` after every validation and releases
+    those; the last iteration's where no validation ran."""
+    from cfin.checkpoint import check_state_dict, read_checkpoint
+
+    if result.best_weights is None:
+        return {"weights": "last", "iteration": result.iterations}
+    state = read_checkpoint(result.best_weights)["state_dict"]
+    check_state_dict(model, state, str(result.best_weights))
+    model.load_state_dict(state)
+    return {"weights": "best", "iteration": result.best_iteration, "val_psnr": result.best_psnr}
+
+
 def compute_record(job: RowJob, progress: bool = True) -> dict:
     """Train and evaluate the job's row; the record as a dict (not yet written)."""
     import torch
@@ -128,6 +142,7 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
     train_set, val_set, data_desc = build_data(job.data_root, cfg.scale, rec, progress)
     result = train(model, rec, train_set, job.run_dir, device=device, val_set=val_set, resume=True,
                    progress=progress)
+    scored = load_scored_weights(model, result)
     names = eval_dataset_names(job.table, job.data_root)
     datasets = [open_dataset(job.data_root, name, cfg.scale) for name in names]
     metrics = evaluate_model(model, cfg.scale, datasets, self_ensemble=job.row.self_ensemble, device=device,
@@ -149,7 +164,8 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
         "training": {"iterations": result.iterations, "completed": result.completed,
                      "resumed_from": result.resumed_from, "elapsed_s": round(result.elapsed, 3),
                      "final_loss": result.final_loss, "best_val_psnr": result.best_psnr,
-                     "best_iteration": result.best_iteration, "run_dir": str(job.run_dir)},
+                     "best_iteration": result.best_iteration, "scored_weights": scored,
+                     "run_dir": str(job.run_dir)},
         "curve": training_curve(job.run_dir),
         "env": environment(device),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
