@@ -48,7 +48,8 @@ def forward_tiled(model: Model, lr: torch.Tensor, scale: int, tile: int | None =
     ``overlap`` extra LR pixels of context on every side and only its own block is kept.
 
     Exact for models whose receptive field is within ``overlap``; an approximation for
-    global operations (CFIN's channel attention and ECA pool over the whole input).
+    global operations: CFIN's channel attention, ECA and the CGM's context pooling see one
+    tile, not the image, so a tiled CFIN's scores are not its whole-image scores.
     """
     if tile is None:
         return model(lr)
@@ -127,7 +128,8 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
             caller's RNG state is restored afterwards. ``None``: leave the RNG alone.
 
     Returns:
-        ``{dataset: {"psnr": mean dB, "ssim": mean, "images": n[, "per_image": [...]]}}``.
+        ``{dataset: {"psnr": mean dB, "ssim": mean, "images": n[, "per_image": [...]]}}``;
+        tiled, each entry also has ``"tile"`` and ``"tile_overlap"``.
     """
     device = resolve_device(device)
     crop_border = scale if crop_border is None else crop_border
@@ -165,6 +167,8 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
                     raise CFINError(f"dataset {data.name!r} has no images")
                 results[data.name] = {"psnr": float(np.mean([r["psnr"] for r in rows])),
                                       "ssim": float(np.mean([r["ssim"] for r in rows])), "images": len(rows)}
+                if tile is not None:
+                    results[data.name].update(tile=int(tile), tile_overlap=int(tile_overlap))
                 if per_image:
                     results[data.name]["per_image"] = rows
     finally:

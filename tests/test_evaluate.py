@@ -114,6 +114,21 @@ def test_tiling_matches_whole_image(data_root):
     b = evaluate_model(model, 2, data, tile=16, tile_overlap=4, progress=False, device="cpu")
     assert abs(a["Tiny"]["psnr"] - b["Tiny"]["psnr"]) < 0.01
     assert abs(a["Tiny"]["ssim"] - b["Tiny"]["ssim"]) < 1e-4
+    assert (b["Tiny"]["tile"], b["Tiny"]["tile_overlap"]) == (16, 4) and "tile" not in a["Tiny"]
+
+
+def test_tiling_cfin_is_approximate():
+    """CFIN's attention and pooling are global: a tile sees less than the image, whatever the overlap
+    short of the whole image (why the output labels tiled scores)."""
+    import cfin
+
+    torch.manual_seed(0)
+    model = cfin.CFIN(cfin.preset("tiny", scale=2, mask_eval="argmax")).eval()
+    x = torch.rand(1, 3, 20, 28) * 255
+    with torch.no_grad():
+        whole = model(x)
+        assert torch.equal(forward_tiled(model, x, 2, tile=12, overlap=28), whole)
+        assert (forward_tiled(model, x, 2, tile=12, overlap=4) - whole).abs().max() > 1e-2
 
 
 def test_evaluate_model_leaves_caller_rng_alone(data_root):
@@ -131,7 +146,10 @@ def test_checkpoint_cli(data_root, tmp_path, capsys):
     cfin.save(cfin.CFIN(cfin.preset("tiny", scale=2)), path)
     code, out, _ = _cli(capsys, "evaluate", "--model", str(path), "--data-root", str(data_root),
                         "--datasets", "Other", "--json", "--tile", "24")
-    assert code == 0 and json.loads(out)["Other"]["images"] == 1
+    assert code == 0 and json.loads(out)["Other"]["images"] == 1 and json.loads(out)["Other"]["tile"] == 24
+    code, out, _ = _cli(capsys, "evaluate", "--model", str(path), "--data-root", str(data_root),
+                        "--datasets", "Other", "--tile", "24")
+    assert code == 0 and "tiled: 24x24 LR tiles" in out and "not comparable with whole-image scores" in out
     code, _, err = _cli(capsys, "evaluate", "--model", str(path), "--scale", "4", "--data-root", str(data_root))
     assert code == 2 and "x2 model" in err
 

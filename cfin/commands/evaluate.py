@@ -1,7 +1,7 @@
 """``cfin evaluate``: PSNR/SSIM (Y channel, MATLAB conventions) of a model on benchmark datasets.
 
     cfin evaluate --model bicubic --scale 4 --data-root DATA --datasets Set5 Set14
-    cfin evaluate --model runs/x4/model_best.pt --self-ensemble --json
+    cfin evaluate --model runs/train/x4-paper-seed0/best.pt --self-ensemble --json
     cfin evaluate --official model_best_x4.pt --scale 4 --data-root DATA --tile 256
     cfin evaluate --official model_best_x4.pt --scale 4 --data-root DATA --impl fast
 
@@ -29,7 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", nargs="+", metavar="NAME",
                    help="datasets to evaluate (default: the standard benchmarks found under --data-root)")
     p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotation ensemble (the '+' rows)")
-    p.add_argument("--tile", type=int, metavar="N", help="tiled inference with N x N LR tiles")
+    p.add_argument("--tile", type=int, metavar="N",
+                   help="tiled inference with N x N LR tiles, for images too large to run whole; CFIN's "
+                        "attention and context pooling then see one tile, so the scores differ from "
+                        "whole-image scores (the output says so)")
     p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="LR pixels of context per tile side")
     p.add_argument("--save-images", metavar="DIR", help="write SR images to DIR/<dataset>/<image>_x<s>.png")
     p.add_argument("--per-image", action="store_true", help="also report every image")
@@ -99,6 +102,9 @@ def run(args) -> int:
         return 0
     plus = " + self-ensemble" if args.self_ensemble else ""
     print(f"{label}{plus}, x{scale}, {device}; Y channel, {scale}-pixel border cropped")
+    if args.tile is not None:
+        print(f"tiled: {args.tile}x{args.tile} LR tiles with {args.tile_overlap} pixels of context; the "
+              f"attention and pooling see a tile, not the image: not comparable with whole-image scores")
     print(f"{'dataset':<12} {'images':>6} {'PSNR':>8} {'SSIM':>7}")
     for name, r in results.items():
         print(f"{name:<12} {r['images']:>6} {r['psnr']:>8.2f} {r['ssim']:>7.4f}")

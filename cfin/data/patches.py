@@ -47,7 +47,10 @@ class TrainPatchDataset(Dataset):
         length: number of items (default: one per image).
         seed: with the index, fixes every item.
 
-    Item ``i`` is ``{"lr": 3 x P x P, "hr": 3 x sP x sP}``, float32 in [0, 255]. Images are
+    Item ``i`` draws its image uniformly (with replacement), then the patch's position and
+    transform, all from ``(seed, i)``: EDSR-style loaders instead visit every image once per
+    reshuffled pass, the same distribution in expectation. Item ``i`` is
+    ``{"lr": 3 x P x P, "hr": 3 x sP x sP}``, float32 in [0, 255]. Images are
     loaded on first use and kept; call :meth:`preload` before forking DataLoader workers so
     they share one copy.
     """
