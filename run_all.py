@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "code's computation) or 'fast' (the same function and weights by cfin's rewrites: "
                         "on a CPU about 1.7x faster training; README, Performance). Records keep which; "
                         "complexity, memory and latency are of the faithful computation either way")
+    from cfin.commands._common import add_tf32_argument
+
+    add_tf32_argument(p)
     return p
 
 
@@ -159,7 +162,7 @@ def run(args) -> int:
     check_data(tables, args.data_root)
     command = "python run_all.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
     jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device, args.force,
-                     command, args.impl)
+                     command, args.impl, args.tf32)
     if args.jobs > 1:
         from cfin.runner.parallel import assign_devices
 

@@ -1,6 +1,8 @@
-"""One place that turns a ``--device`` string into a ``torch.device`` (CUDA when present)."""
+"""One place that turns a ``--device`` string into a ``torch.device`` (CUDA when present), and
+sets the float32 arithmetic a CUDA device runs."""
 from __future__ import annotations
 
+import contextlib
 import re
 
 import torch
@@ -37,3 +39,19 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
             raise CFINError("device 'mps' asked for but MPS is not available; use --device cpu")
         return torch.device("mps")
     raise CFINError(f"unknown device {name!r}; valid forms: {', '.join(VALID_FORMS)}")
+
+
+@contextlib.contextmanager
+def tf32_mode(device: torch.device, on: bool):
+    """TF32 for CUDA matmuls and cuDNN convolutions on or off inside, restored after; nothing
+    elsewhere. PyTorch's default runs cuDNN float32 convolutions in TF32 (a 10-bit mantissa),
+    which is not the float32 function: evaluation and training here turn it off unless asked."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

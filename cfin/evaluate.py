@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cfin.data.io import write_png
-from cfin.device import resolve_device
+from cfin.device import resolve_device, tf32_mode
 from cfin.errors import CFINError
 from cfin.imresize import imresize, to_uint8
 from cfin.metrics import psnr, ssim
@@ -110,7 +110,7 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
                    device: str | torch.device | None = None, progress: bool = True,
                    per_image: bool = False, save_dir: str | Path | None = None,
                    crop_border: int | None = None, test_y_channel: bool = True,
-                   seed: int | None = 0) -> dict:
+                   seed: int | None = 0, tf32: bool = False) -> dict:
     """PSNR/SSIM of a model (or any tensor function) on each dataset.
 
     Args:
@@ -126,6 +126,8 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
         save_dir: write SR images to ``save_dir/<dataset>/<image>_x<s>.png``.
         seed: torch seed set before each image (reproducible stochastic masks); the
             caller's RNG state is restored afterwards. ``None``: leave the RNG alone.
+        tf32: on CUDA, let matmuls and cuDNN convolutions run in TF32 (PyTorch's default for
+            convolutions); False (default) computes in float32, as the paper's GPU did.
 
     Returns:
         ``{dataset: {"psnr": mean dB, "ssim": mean, "images": n[, "per_image": [...]]}}``;
@@ -148,7 +150,7 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
     results = {}
     try:
         with tqdm(total=sum(len(d) for d in datasets), desc="evaluate", unit="img", disable=not progress) as bar, \
-                _rng_scope(device, seed), torch.inference_mode():
+                _rng_scope(device, seed), tf32_mode(device, tf32), torch.inference_mode():
             for data in datasets:
                 if data.name in results:
                     raise CFINError(f"dataset {data.name!r} listed twice")

@@ -97,3 +97,28 @@ def test_bench_runs_on_cuda():
     assert report["fast"]["equal"] and report["fast"]["peak_mb"] > 0
     assert set(report["floor"]["by_precision"]) == {"float32", "bf16", "tf32"}
     assert torch.backends.cudnn.allow_tf32 is False  # the tf32 path restored the setting
+
+
+
+def test_evaluation_and_training_compute_in_float32_unless_asked(tmp_path):
+    """PyTorch runs cuDNN float32 convolutions in TF32 by default; cfin's evaluation and training
+    turn that off inside (and restore it after), and ``tf32=True`` (--tf32) turns it on."""
+    from cfin.data import EmbeddedSet
+    from cfin.evaluate import evaluate_model
+    from cfin.train import train
+    from test_train import TinySR, ToyPatches, _toy_recipe
+
+    class Probe(TinySR):
+        def forward(self, x):
+            self.seen.add(torch.backends.cudnn.allow_tf32)
+            return super().forward(x)
+
+    before = torch.backends.cudnn.allow_tf32
+    for tf32 in (False, True):
+        model = Probe()
+        model.seen = set()
+        train(model, _toy_recipe(iterations=2, val_images=0), ToyPatches(), tmp_path / str(tf32), device="cuda",
+              progress=False, tf32=tf32)
+        evaluate_model(model, 2, [EmbeddedSet(2)], device="cuda", progress=False, tf32=tf32)
+        assert model.seen == {tf32}
+        assert torch.backends.cudnn.allow_tf32 == before

@@ -131,6 +131,19 @@ def test_tiling_cfin_is_approximate():
         assert (forward_tiled(model, x, 2, tile=12, overlap=4) - whole).abs().max() > 1e-2
 
 
+def test_tf32_mode_sets_the_cuda_flags_and_restores_them():
+    from cfin.device import tf32_mode
+
+    flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)  # noqa: E731
+    before = flags()
+    for on in (False, True):
+        with tf32_mode(torch.device("cuda"), on):
+            assert flags() == (on, on)
+        assert flags() == before
+    with tf32_mode(torch.device("cpu"), not before[1]):  # no TF32 off CUDA: left alone
+        assert flags() == before
+
+
 def test_evaluate_model_leaves_caller_rng_alone(data_root):
     torch.manual_seed(123)
     before = torch.rand(3)

@@ -276,7 +276,9 @@ def test_fast_path_rows_train_fast_and_measure_faithful(tmp_path, monkeypatch):
     row = job.row.config
     assert record["impl"] == "fast" and record["config_hash"] == config_hash(row) and record["config"] == row.to_dict()
     assert seen["evaluated"] == row.with_impl("fast") and seen["measured"] == row
-    trained = cfin.load(job.run_dir / "final.pt")
+    assert record["tf32"] is False  # not on a CPU, and not asked for
+    scored = record["training"]["scored_weights"]["weights"]
+    trained = cfin.load(job.run_dir / ("best.pt" if scored == "best" else "final.pt"))
     assert trained.config == row.with_impl("fast")
     for k, v in trained.state_dict().items():
         assert torch.equal(seen["weights"][k], v)
@@ -284,7 +286,7 @@ def test_fast_path_rows_train_fast_and_measure_faithful(tmp_path, monkeypatch):
         plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path, tmp_path, impl="turbo")
 
 
-def test_report_says_which_records_the_fast_path_made(tmp_path):
+def test_report_says_which_records_the_fast_path_and_tf32_made(tmp_path):
     from cfin.report.compare import build_sections
 
     records = load_records(_copy_fixture_records(tmp_path))
@@ -296,9 +298,14 @@ def test_report_says_which_records_the_fast_path_made(tmp_path):
     assert fast.command.endswith("--impl fast")
     assert any("fast path" in line and f"{len(records)} of {len(records)} record(s)" in line
                for line in fast.environment)
-    records[0]["impl"] = "faithful"
+    for r in records:
+        r["tf32"] = True
+    tf32 = build_sections(fixture_tables.TABLE, records)[0]
+    assert tf32.command.endswith("--impl fast --tf32")
+    assert any("TF32" in line and f"{len(records)} of {len(records)} record(s)" in line for line in tf32.environment)
+    records[0]["impl"], records[0]["tf32"] = "faithful", False
     mixed = build_sections(fixture_tables.TABLE, records)[0]
-    assert "--impl" not in mixed.command
+    assert "--impl" not in mixed.command and "--tf32" not in mixed.command
     assert any(f"{len(records) - 1} of {len(records)} record(s)" in line for line in mixed.environment)
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from cfin.bench.spec import AMP_DTYPES, BenchSpec, Variant
 from cfin.config import CFINConfig
+from cfin.device import tf32_mode
 
 
 def build_models(paths: list[Variant], device: torch.device, weights: str | None = None) -> dict:
@@ -36,19 +37,6 @@ def build_models(paths: list[Variant], device: torch.device, weights: str | None
         model.load_state_dict(state)
         models[p.name] = model.to(device)
     return models
-
-@contextlib.contextmanager
-def tf32_mode(device: torch.device, on: bool):
-    """TF32 for CUDA matmuls and cuDNN convolutions on or off inside, restored after."""
-    if device.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 @contextlib.contextmanager
 def arithmetic(path: Variant, device: torch.device):

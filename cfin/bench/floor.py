@@ -18,7 +18,7 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from cfin.bench.calls import tf32_mode
+from cfin.device import tf32_mode
 from cfin.bench.spec import AMP_DTYPES
 from cfin.bench.timing import timed
 from cfin.config import CFINConfig

@@ -26,6 +26,14 @@ def add_impl_argument(parser: argparse.ArgumentParser, default: str | None, defa
                              f"on a GPU less memory; README, Performance); default {default_text}")
 
 
+def add_tf32_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tf32``: let a CUDA device run float32 matmuls and convolutions in TF32."""
+    parser.add_argument("--tf32", action="store_true",
+                        help="on CUDA, run float32 matmuls and cuDNN convolutions in TF32 (PyTorch's default for "
+                             "convolutions; faster on Ampere and later, a 10-bit mantissa). Default: float32, as the "
+                             "paper's GPU computed; recorded either way")
+
+
 def config_from_args(args: argparse.Namespace) -> CFINConfig:
     """The CFINConfig the arguments name; ``--scale`` overrides the preset's or file's scale."""
     if args.config:

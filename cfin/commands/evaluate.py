@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cfin.commands._common import add_impl_argument
+from cfin.commands._common import add_impl_argument, add_tf32_argument
 from cfin.errors import CFINError
 
 
@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0, help="torch seed before each image (CFIN's masks are random)")
     add_impl_argument(p, None, "the checkpoint's own (faithful for --official)")
+    add_tf32_argument(p)
 
 
 def _load_model(args):
@@ -96,12 +97,13 @@ def run(args) -> int:
     datasets = _datasets(args, scale)
     results = evaluate_model(model, scale, datasets, self_ensemble=args.self_ensemble, tile=args.tile,
                              tile_overlap=args.tile_overlap, device=device, per_image=args.per_image,
-                             save_dir=args.save_images, seed=args.seed)
+                             save_dir=args.save_images, seed=args.seed, tf32=args.tf32)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     plus = " + self-ensemble" if args.self_ensemble else ""
-    print(f"{label}{plus}, x{scale}, {device}; Y channel, {scale}-pixel border cropped")
+    arithmetic = (", TF32" if args.tf32 else ", float32") if device.type == "cuda" else ""
+    print(f"{label}{plus}, x{scale}, {device}{arithmetic}; Y channel, {scale}-pixel border cropped")
     if args.tile is not None:
         print(f"tiled: {args.tile}x{args.tile} LR tiles with {args.tile_overlap} pixels of context; the "
               f"attention and pooling see a tile, not the image: not comparable with whole-image scores")

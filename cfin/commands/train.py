@@ -15,7 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
-from cfin.commands._common import add_impl_argument, add_model_arguments, config_from_args
+from cfin.commands._common import add_impl_argument, add_model_arguments, add_tf32_argument, config_from_args
 
 DIV2K_VAL_IDS = range(801, 811)
 
@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_impl_argument(p, None, "the config's own (faithful for a preset); a run resumes under either")
+    add_tf32_argument(p)
 
 
 def _model_label(args, cfg) -> str:
@@ -95,7 +96,7 @@ def run(args) -> int:
         if args.no_resume or not (out / CHECKPOINT_NAME).is_file():  # a resumed run keeps the run.json it began with
             atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label})
     res = train(model, rec, train_set, out, device=args.device, val_set=val_set, resume=not args.no_resume,
-                progress=progress)
+                progress=progress, tf32=args.tf32)
     if main_process:
         if res.resumed_from is not None:
             print(f"resumed from iteration {res.resumed_from:,}")

@@ -1,7 +1,7 @@
 """Inference latency on the device at hand: warm-up, then N timed forwards; median and spread.
 
 GPU: each forward is timed with a pair of ``torch.cuda.Event`` (device time, synchronised after
-each run). CPU: ``time.perf_counter`` around each forward; the thread count is part of the label.
+each run; float32 with TF32 off). CPU: ``time.perf_counter`` around each forward; the thread count is part of the label.
 Reported in milliseconds: median, interquartile range (q1, q3, iqr), min, max and mean, with
 device, dtype, batch and input size. Inputs are random images in [0, rgb_range]; the model runs
 in ``torch.inference_mode`` and eval mode (the official Gumbel mask still samples).
@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cfin.complexity.memory import build, config_of, random_input, resolve_dtype
+from cfin.device import tf32_mode
 from cfin.errors import CFINError
 
 
@@ -63,7 +64,7 @@ def measure_latency(model_or_config, device: torch.device, lr_size=None, batch: 
     cuda = device.type == "cuda"
     times = []
     bar = tqdm(total=warmup + runs, desc="latency", unit="fwd", disable=not progress, leave=False)
-    with torch.inference_mode():
+    with torch.inference_mode(), tf32_mode(device, False):  # float32 means float32 (cfin.device.tf32_mode)
         for i in range(warmup + runs):
             if cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -33,12 +33,14 @@ def comparability(budget: str, dataset: str) -> str:
 
 
 def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, report_only: bool = False,
-                      impl: str = "faithful") -> str:
+                      impl: str = "faithful", tf32: bool = False) -> str:
     parts = ["python run_all.py", "--table", table_id, "--budget", budget, "--seeds", *map(str, sorted(seeds))]
     if data_root:
         parts += ["--data-root", data_root]
     if impl != "faithful":
         parts += ["--impl", impl]
+    if tf32:
+        parts.append("--tf32")
     if report_only:
         parts.append("--report-only")
     return " ".join(parts)
@@ -273,6 +275,10 @@ def _environment(records: list[dict]) -> list[str]:
         lines.append(f"trained and evaluated by the fast path (run_all.py --impl fast: the same function, "
                      f"float32 rounding apart): {len(fast)} of {len(records)} record(s); memory and latency "
                      f"are the faithful computation's")
+    tf32 = [r for r in records if r.get("tf32")]
+    if tf32:
+        lines.append(f"trained and evaluated with TF32 matmuls and convolutions (run_all.py --tf32; not the "
+                     f"float32 function): {len(tf32)} of {len(records)} record(s)")
     return lines
 
 
@@ -306,7 +312,8 @@ def build_sections(table: Table, records: list[dict], size: str = "") -> list[Se
                  resources_grid(results), conventions_grid(results)]
         sec = Section(
             budget=budget, dataset=dataset, statement=comparability(budget, dataset),
-            command=reproduce_command(table.id, budget, seeds, root, impl=_common_impl(mine)),
+            command=reproduce_command(table.id, budget, seeds, root, impl=_common_impl(mine),
+                                      tf32=all(r.get("tf32") for r in mine)),
             recipe=_recipe_text(mine),
             evaluation=_evaluation_text(mine), grids=[g for g in grids if not g.empty], plots={},
             environment=_environment(mine), results=results,

@@ -70,6 +70,7 @@ class RowJob:
         slug: the row's folder name (:func:`cfin.records.row_slugs`).
         impl: the computation that trains and evaluates the row (:data:`cfin.config.IMPLS`:
             "faithful" or "fast", the same function); a record of either is the row's record.
+        tf32: on CUDA, train and evaluate with TF32 matmuls and convolutions (recorded).
         trains_as: ``(table id, row slug)`` of the row whose run folder holds this row's training
             (the first row with the same training, :func:`training_owners`); empty: its own.
         shares_training: an earlier job of the same plan trains the same run folder, so
@@ -88,6 +89,7 @@ class RowJob:
     command: str = ""
     slug: str = ""
     impl: str = "faithful"
+    tf32: bool = False
     trains_as: tuple[str, str] = ()
     shares_training: bool = False
 
@@ -149,7 +151,7 @@ def training_owners(tables: list[Table], budget: str) -> dict[tuple[str, str], O
 
 def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str | Path | None,
               results: str | Path, runs: str | Path, device: str | None = None, force: bool = False,
-              command: str = "", impl: str = "faithful") -> list[RowJob]:
+              command: str = "", impl: str = "faithful", tf32: bool = False) -> list[RowJob]:
     """Every (table, reproducible row, seed) job, tables and rows in the paper's order; a row
     whose training another row shares trains in that row's folder (:func:`training_owners`)."""
     check_budget(budget)
@@ -166,7 +168,7 @@ def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str
             trains_as = () if owner[:2] == (table.id, row.id) else (owner.table, owner.slug)
             for seed in seeds:
                 job = RowJob(table, row, budget_recipe(table, budget, seed), budget, root, Path(results),
-                             Path(runs), device, force, command, slugs[row.id], impl, trains_as)
+                             Path(runs), device, force, command, slugs[row.id], impl, tf32, trains_as)
                 job = dataclasses.replace(job, shares_training=job.run_dir in trained)
                 trained.add(job.run_dir)
                 jobs.append(job)

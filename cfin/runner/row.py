@@ -140,13 +140,14 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
     torch.manual_seed(rec.seed)  # initial weights
     model = cfin.CFIN(cfg.with_impl(job.impl))
     train_set, val_set, data_desc = build_data(job.data_root, cfg.scale, rec, progress)
+    tf32 = job.tf32 and device.type == "cuda"
     result = train(model, rec, train_set, job.run_dir, device=device, val_set=val_set, resume=True,
-                   progress=progress)
+                   progress=progress, tf32=tf32)
     scored = load_scored_weights(model, result)
     names = eval_dataset_names(job.table, job.data_root)
     datasets = [open_dataset(job.data_root, name, cfg.scale) for name in names]
     metrics = evaluate_model(model, cfg.scale, datasets, self_ensemble=job.row.self_ensemble, device=device,
-                             progress=progress, seed=rec.seed)
+                             progress=progress, seed=rec.seed, tf32=tf32)
     return {
         **job.key.as_dict(),
         "row_slug": job.slug,
@@ -160,6 +161,7 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
         "metrics": metrics,
         "complexity": complexity(cfg, ALL_CONVENTIONS),
         "impl": job.impl,
+        "tf32": tf32,
         **memory_latency(faithful_twin(model, cfg), cfg, device, rec),
         "training": {"iterations": result.iterations, "completed": result.completed,
                      "resumed_from": result.resumed_from, "elapsed_s": round(result.elapsed, 3),

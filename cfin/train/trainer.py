@@ -146,7 +146,7 @@ def _has_unused_parameters(model: nn.Module, recipe: Recipe, device: torch.devic
 
 def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | Path,
           device: str | torch.device | None = None, val_set=None, resume: bool = True,
-          progress: bool = True, max_iterations: int | None = None) -> TrainResult:
+          progress: bool = True, max_iterations: int | None = None, tf32: bool = False) -> TrainResult:
     """Train ``model`` by ``recipe`` on ``train_set``, checkpointing to ``out_dir``.
 
     The initial weights are the caller's (``cfin train`` seeds torch with ``recipe.seed``
@@ -169,8 +169,11 @@ def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | P
         progress: show a tqdm bar (loss, lr, ETA) on rank 0.
         max_iterations: stop once this many iterations are done, writing ``last.pt``
             as an interruption would; a later call resumes towards ``recipe.iterations``.
+        tf32: on CUDA, let matmuls and cuDNN convolutions run in TF32 (faster on Ampere and
+            later; PyTorch's default for convolutions); False (default) trains in float32,
+            as the paper's GPU did.
     """
-    from cfin.device import resolve_device
+    from cfin.device import resolve_device, tf32_mode
 
     if max_iterations is not None and (isinstance(max_iterations, bool) or not isinstance(max_iterations, int)
                                        or max_iterations < 0):
@@ -182,8 +185,9 @@ def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | P
                         f"patch_size={recipe.patch_size}")
     info, device = D.setup(resolve_device(device))
     try:
-        return _Run(model, recipe, train_set, Path(out_dir), device, val_set, info).run(resume, progress,
-                                                                                        max_iterations)
+        with tf32_mode(device, tf32):
+            return _Run(model, recipe, train_set, Path(out_dir), device, val_set, info).run(resume, progress,
+                                                                                            max_iterations)
     finally:
         D.teardown(info)
 
