@@ -101,7 +101,9 @@ def list_tables(tables, budget: str) -> None:
               f"paper-budget recipe {t.recipe})")
         for r in t.rows:
             kind = "quoted" if r.quoted else f"x{r.config.scale}" + (" +ensemble" if r.self_ensemble else "")
-            printed = f"paper {fmt.count_k(r.paper.params)} / {fmt.macs_g(r.paper.multi_adds)}"
+            printed = f"paper {r.paper.text('params', fmt.count_k)} / {r.paper.text('multi_adds', fmt.macs_g)}"
+            printed += "".join(f"; {d} {fmt.psnr(m[0])}" + (f"/{fmt.ssim(m[1])}" if m[1] is not None else "")
+                               for d, m in r.paper.metrics.items())
             owner = owners.get((t.id, r.id))
             shared = f"  (trains as Table {owner.table} / {owner.row})" if owner and owner[:2] != (t.id, r.id) else ""
             print(f"    {r.id:<28} {kind:<14} {printed}{shared}")
@@ -138,13 +140,14 @@ def run(args) -> int:
         return 0
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
+        from cfin.report.compare import Folders
         from cfin.records import load_records
         from cfin.tables import all_tables
 
         tables = resolve_tables(args.table, default_all=True)
         out = Path(args.reports) / "complexity"
         written = write_complexity_reports(tables, out, index_tables=all_tables())
-        write_index(load_records(args.results), args.reports)
+        write_index(load_records(args.results), args.reports, Folders(args.results, args.runs, args.reports))
         print(f"complexity of {sum(len(t.rows) for t in tables)} rows in {len(tables)} table(s) "
               f"({time.perf_counter() - t0:.1f} s): {out}/ ({len(written)} files)")
         return 0
@@ -153,7 +156,7 @@ def run(args) -> int:
 
         tables = None if not args.table or any(i.lower() == "all" for i in args.table) else \
             [t.id for t in resolve_tables(args.table, default_all=False)]
-        written = build_reports(args.results, args.reports, tables)
+        written = build_reports(args.results, args.reports, tables, runs=args.runs)
         print(f"{len(written)} report files written under {args.reports}/ (index: {Path(args.reports) / 'index.html'})")
         return 0
 
@@ -174,7 +177,7 @@ def run(args) -> int:
 
     from cfin.report import build_reports
 
-    written = build_reports(args.results, args.reports, [t.id for t in tables], require=False)
+    written = build_reports(args.results, args.reports, [t.id for t in tables], require=False, runs=args.runs)
     reports = [str(p) for p in written if p.suffix in (".md", ".html")]
     print(f"reports: {', '.join(reports)} ({time.perf_counter() - t0:.0f} s in all)")
     failed = [o for o in outcomes if o.status == "failed"]

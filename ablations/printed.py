@@ -59,8 +59,10 @@ def printed(datasets: tuple[str, ...], metric_texts: str, params: str = MISSING,
 
     ``metric_texts``: one printed metric per dataset, whitespace-separated ("-" where blank).
     """
+    texts = {"params": params, "multi_adds": multi_adds, "memory_mb": memory, "time_s": time}
     return PaperNumbers(params=count(params), multi_adds=count(multi_adds), memory_mb=memory_mb(memory),
-                        time_s=seconds(time), metrics=metrics(datasets, metric_texts.split()))
+                        time_s=seconds(time), metrics=metrics(datasets, metric_texts.split()),
+                        printed={k: v.strip() for k, v in texts.items() if v.strip() != MISSING})
 
 
 def quoted_rows(block: str, datasets: tuple[str, ...], prefix: str = "", note: str = "") -> tuple[Row, ...]:

@@ -34,7 +34,9 @@ class PaperNumbers:
     """What the paper prints for a row; None where it prints nothing.
 
     ``metrics`` maps a dataset name ("Set5", "Set14", "B100", "Urban100", "Manga109") to
-    ``(psnr, ssim)``, ssim None where only PSNR is printed.
+    ``(psnr, ssim)``, ssim None where only PSNR is printed. ``printed`` keeps the counts'
+    text as the paper prints it (``{"params": "178K", "multi_adds": "171.0G"}``), which the
+    numbers alone cannot give back (178K is 178.0K to a formatter).
     """
 
     params: int | None = None
@@ -42,6 +44,12 @@ class PaperNumbers:
     memory_mb: float | None = None
     time_s: float | None = None
     metrics: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    printed: dict[str, str] = field(default_factory=dict)
+
+    def text(self, name: str, fallback) -> str:
+        """The printed text of ``name`` ("params", "multi_adds", "memory_mb", "time_s"), else
+        ``fallback(value)``."""
+        return self.printed.get(name) or fallback(getattr(self, name))
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ def matches(numbers: PaperNumbers, line: Line) -> bool:
     """Whether every number the row transcribes stands on ``line`` (metrics in order)."""
     counts = [n for n in (numbers.params, numbers.multi_adds) if n is not None]
     return (_subsequence(counts, line.counts)
+            and all(text in line.text for text in numbers.printed.values())  # as printed, to the letter
             and (numbers.memory_mb is None or numbers.memory_mb in line.memory_mb)
             and (numbers.time_s is None or numbers.time_s in line.times_s)
             and _subsequence(list(numbers.metrics.values()), line.metrics))
@@ -133,3 +134,4 @@ def test_the_parser_reads_each_printed_form():
     assert matches(row, line)
     assert not matches(PaperNumbers(params=699_000, metrics={"B100": (27.68, 0.7396), "Set5": (32.49, 0.8985)}), line)
     assert not matches(PaperNumbers(params=698_000, metrics={"Set5": (32.49, 0.8985)}), line)
+    assert not matches(PaperNumbers(params=699_000, printed={"params": "699.0K"}), line)

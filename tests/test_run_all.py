@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import cfin
+import cfin.paths
 import cfin.tables
 import torch
 import fixture_tables
@@ -112,7 +114,10 @@ def test_end_to_end_reports(tiny_run):
     reports = run.root / "reports"
     md = (reports / "table_TINY.md").read_text()
     assert "## micro budget on embedded images: accuracy not comparable to the paper" in md
-    assert "Reproduce: `python run_all.py --table TINY --budget micro --seeds 0`" in md
+    folders = " ".join(f"--{n} {run.root / n}" for n in ("results", "runs", "reports"))
+    assert f"Reproduce: `python run_all.py --table TINY --budget micro --seeds 0 {folders}`" in md
+    assert f"Rebuild: `python run_all.py --report-only --table TINY --results {run.root / 'results'} " \
+           f"--reports {run.root / 'reports'}`" in md
     assert "scored with the weights of the best validation PSNR (the official code's model_best) for 2 of 2 record(s)" in md
     for row in ROWS:
         assert f"| {row} |" in md
@@ -124,7 +129,7 @@ def test_end_to_end_reports(tiny_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f'src="{png.name}"' in html
     index = (reports / "index.html").read_text()
     assert 'href="table_TINY.html"' in index and "1/2" not in index and "2/2" in index
-    assert "Audit" not in index  # no audit written here
+    assert 'reports/audit.' in index  # none written here: the repository's committed one
 
 
 def test_rows_are_scored_with_the_best_validated_weights(tmp_path):
@@ -150,12 +155,17 @@ def test_rows_are_scored_with_the_best_validated_weights(tmp_path):
 
 def test_index_links_the_audit(tmp_path):
     """The committed audit Markdown (a fresh clone has no audit.html), else the page cfin audit writes."""
-    from cfin.report.build import write_index
+    from cfin.report.build import committed_page, write_index
 
     (tmp_path / "audit.md").write_text("# audit\n")
     assert '<a href="audit.md">Audit' in write_index([], tmp_path).read_text()
     (tmp_path / "audit.html").write_text("<html></html>")
     assert '<a href="audit.html">Audit' in write_index([], tmp_path).read_text()
+    elsewhere = tmp_path / "elsewhere"  # reports written with --reports: the repository's committed pages
+    index = write_index([], elsewhere).read_text()
+    committed = Path(os.path.relpath(cfin.paths.REPO_ROOT / "reports", elsewhere)).as_posix()
+    assert f'<a href="{committed}/audit.' in index
+    assert committed_page(elsewhere, "complexity/table_VII.md") == f"{committed}/complexity/table_VII.md"
 
 
 def _chromium() -> str | None:
@@ -186,15 +196,15 @@ def _copy_fixture_records(tmp_path: Path) -> Path:
 
 def test_report_from_fixture_records_matches_golden(tmp_path, monkeypatch):
     _patch(monkeypatch)
-    run = Runner(tmp_path)
     _copy_fixture_records(tmp_path)
-    assert run("--report-only") == 0
+    monkeypatch.chdir(tmp_path)  # the default folders, as the golden's commands name them
+    assert _load_run_all().main(["--report-only", "--no-progress"]) == 0
     expected = (DATA / "expected_table_TINY.md").read_text()
     assert (tmp_path / "reports" / "table_TINY.md").read_text() == expected
     html = (tmp_path / "reports" / "table_TINY.html").read_text()
     # deltas are coloured by status: out of tolerance, within it
     assert '<td class="num delta off" title="off">-40.72%</td>' in html
-    assert '<td class="num delta ok" title="ok">-0.17%</td>' in html
+    assert '<td class="num delta ok" title="ok">-0.17% <small>(tol ±50%)</small></td>' in html
     assert "micro budget on embedded images: accuracy not comparable to the paper" in html
 
 

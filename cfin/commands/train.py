@@ -56,7 +56,7 @@ def build_data(data_root: str | None, scale: int, recipe, progress: bool):
     else:
         images = embedded_images("train")
         val = EmbeddedSet(scale)
-        label = "the bundled scikit-image pictures (train split; validation: test split)"
+        label = "the bundled scikit-image pictures (train split; validation: the test split, also evaluated on)"
     # One distinct random patch per sample of the whole run: the run is a single epoch.
     patches = TrainPatchDataset(images, scale, recipe.patch_size, augment=True,
                                 length=recipe.iterations * recipe.batch_size, seed=recipe.seed)

@@ -6,6 +6,7 @@ resources: styles and the one small script are inline, plots are PNG files besid
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -13,7 +14,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from cfin.atomic import atomic_write_text
 from cfin.errors import CFINError
 from cfin.records import load_records, slug
-from cfin.report.compare import Section, build_sections
+from cfin.paths import REPO_ROOT
+from cfin.report.compare import Folders, Section, build_sections, legend, rebuild_command
 from cfin.report.markdown import table_markdown
 from cfin.report.plots import curves_plot, psnr_params_plot, row_scale
 from cfin.tables import Table, get_table, table_ids
@@ -56,26 +58,37 @@ def write_plots(table: Table, sections: list[Section], out_dir: Path) -> None:
             sec.plots[f"Training curves per row ({sec.budget} budget, {sec.dataset})"] = name
 
 
+def committed_page(out_dir: Path, *names: str) -> str | None:
+    """A link from ``out_dir`` to the first of the pages ``names`` (``complexity/table_VII.md``;
+    ``audit.html``, ``audit.md``) in ``out_dir``, else in the repository's ``reports/`` (the
+    committed ones, for reports written elsewhere with ``--reports``); None where none exists."""
+    for folder in (out_dir, REPO_ROOT / DEFAULT_REPORTS):
+        for name in names:
+            if (folder / name).is_file():
+                return Path(os.path.relpath(folder / name, out_dir)).as_posix()
+    return None
+
+
 def write_table_report(table: Table, records: list[dict], out_dir: str | Path = DEFAULT_REPORTS,
-                       plots: bool = True) -> dict[str, Path]:
+                       plots: bool = True, folders: Folders = Folders()) -> dict[str, Path]:
     """``{"md": ..., "html": ...}`` for one table with records; plots beside them."""
     out_dir = Path(out_dir)
     if not records:
         raise CFINError(f"no records for Table {table.id}; run python run_all.py --table {table.id} first")
-    sections = build_sections(table, records)
+    sections = build_sections(table, records, folders=folders)
     if plots:
         write_plots(table, sections, out_dir)
     stem = table_stem(table.id)
-    md = atomic_write_text(out_dir / f"{stem}.md", table_markdown(table, sections))
-    complexity = out_dir / COMPLEXITY_DIR / f"{stem}.md"
+    rebuild = rebuild_command(table.id, folders)
+    md = atomic_write_text(out_dir / f"{stem}.md", table_markdown(table, sections, folders.results, rebuild))
     html = atomic_write_text(out_dir / f"{stem}.html", render_template(
-        "table.html.j2", table=table, sections=sections,
-        notes=[(r.id, r.note) for r in table.rows if r.note],
-        complexity_link=f"{COMPLEXITY_DIR}/{stem}.md" if complexity.is_file() else None))
+        "table.html.j2", table=table, sections=sections, results=folders.results, rebuild=rebuild,
+        notes=[(r.id, r.note) for r in table.rows if r.note], legend=legend(),
+        complexity_link=committed_page(out_dir, f"{COMPLEXITY_DIR}/{stem}.md")))
     return {"md": md, "html": html}
 
 
-def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS) -> Path:
+def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS, folders: Folders = Folders()) -> Path:
     """``index.html``: every table that has records, the committed complexity reports, the audit."""
     out_dir = Path(out_dir)
     entries = []
@@ -89,19 +102,21 @@ def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS) -> P
                      "total": len(table.reproducible_rows)} for s in build_sections(table, mine)]
         entries.append({"id": tid, "title": table.title, "html": f"{stem}.html", "md": f"{stem}.md",
                         "sections": sections})
-    complexity = [(tid, f"{COMPLEXITY_DIR}/{table_stem(tid)}.md") for tid in table_ids()
-                  if (out_dir / COMPLEXITY_DIR / f"{table_stem(tid)}.md").is_file()]
-    audit = next((page for page in AUDIT_PAGES if (out_dir / page).is_file()), None)
-    return atomic_write_text(out_dir / "index.html",
-                             render_template("index.html.j2", entries=entries, complexity=complexity, audit=audit))
+    complexity = [(tid, link) for tid in table_ids()
+                  if (link := committed_page(out_dir, f"{COMPLEXITY_DIR}/{table_stem(tid)}.md"))]
+    audit = committed_page(out_dir, *AUDIT_PAGES)
+    return atomic_write_text(out_dir / "index.html", render_template(
+        "index.html.j2", entries=entries, complexity=complexity, audit=audit, results=folders.results,
+        rebuild=rebuild_command(None, folders)))
 
 
 def build_reports(results: str | Path, out_dir: str | Path = DEFAULT_REPORTS, tables: list[str] | None = None,
-                  require: bool = True) -> list[Path]:
+                  require: bool = True, runs: str | Path = "runs") -> list[Path]:
     """Rebuild the reports of ``tables`` (default: every table with records) and the index.
 
     With ``require``, a CFINError when there are no records at all, or none for a table asked for.
     """
+    folders = Folders(str(results), str(runs), str(out_dir))
     records = load_records(results)
     if require and not records:
         raise CFINError(f"no records under {results}/: nothing to report; run python run_all.py --table VII "
@@ -116,6 +131,6 @@ def build_reports(results: str | Path, out_dir: str | Path = DEFAULT_REPORTS, ta
                 raise CFINError(f"no records for Table {table.id} under {results}/; run "
                                 f"python run_all.py --table {table.id} first")
             continue
-        written += list(write_table_report(table, mine, out_dir).values())
-    written.append(write_index(records, out_dir))
+        written += list(write_table_report(table, mine, out_dir, folders=folders).values())
+    written.append(write_index(records, out_dir, folders))
     return written

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cfin.complexity import CONVENTIONS
 from cfin.records import config_hash, slug
 from cfin.report import fmt
 from cfin.report.fmt import Cell
-from cfin.tables import Row, Table
+from cfin.tables import Row, Table, Tolerance
 
 # Sections in this order: the most faithful budget and data first.
 BUDGET_ORDER = ("paper", "short", "smoke")
 DATASET_ORDER = ("div2k", "embedded")
 FULL_CONVENTION = "full"
 PAPER_CONVENTION = "paper"
+
+
+def is_comparable(budget: str, dataset: str) -> bool:
+    """Whether accuracy compares with the paper's: its budget, on its data."""
+    return budget == "paper" and dataset != "embedded"
 
 
 def comparability(budget: str, dataset: str) -> str:
@@ -32,8 +38,24 @@ def comparability(budget: str, dataset: str) -> str:
     return "paper budget on DIV2K: accuracy comparable to the paper"
 
 
-def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, report_only: bool = False,
-                      impl: str = "faithful", tf32: bool = False) -> str:
+@dataclass(frozen=True)
+class Folders:
+    """Where run_all.py read and wrote (its ``--results``, ``--runs``, ``--reports``): what a
+    command printed in a report must name to work."""
+
+    results: str = "results"
+    runs: str = "runs"
+    reports: str = "reports"
+
+    def args(self, *names: str) -> list[str]:
+        """``--NAME DIR`` for each named folder that is not the default."""
+        default = Folders()
+        return [part for n in names if Path(getattr(self, n)) != Path(getattr(default, n))
+                for part in (f"--{n}", str(getattr(self, n)))]
+
+
+def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, impl: str = "faithful",
+                      tf32: bool = False, folders: Folders = Folders()) -> str:
     parts = ["python run_all.py", "--table", table_id, "--budget", budget, "--seeds", *map(str, sorted(seeds))]
     if data_root:
         parts += ["--data-root", data_root]
@@ -41,9 +63,13 @@ def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, 
         parts += ["--impl", impl]
     if tf32:
         parts.append("--tf32")
-    if report_only:
-        parts.append("--report-only")
-    return " ".join(parts)
+    return " ".join([*parts, *folders.args("results", "runs", "reports")])
+
+
+def rebuild_command(table_id: str | None, folders: Folders = Folders()) -> str:
+    """The command that rebuilds a report (``table_id``) or the index (None) from the records."""
+    table = ["--table", table_id] if table_id else []
+    return " ".join(["python run_all.py", "--report-only", *table, *folders.args("results", "reports")])
 
 
 @dataclass
@@ -100,6 +126,7 @@ class Grid:
     extras: list[str]
     rows: list[tuple[str, list[Cell], list[str], str]]  # (row label, cells, extra values, css class)
     caption: str = ""
+    deltas: bool = True  # False: paper | ours only (nothing to compare them by)
 
     @property
     def empty(self) -> bool:
@@ -130,7 +157,7 @@ class Section:
     @property
     def comparable(self) -> bool:
         """Whether accuracy compares with the paper's (its budget on its data)."""
-        return self.budget == "paper" and self.dataset != "embedded"
+        return is_comparable(self.budget, self.dataset)
 
 
 def _label(rr: RowResult) -> str:
@@ -146,14 +173,41 @@ def _ours_text(stat: Stat | None, f) -> str | None:
     return text
 
 
+DEFAULT_TOLERANCE = Tolerance()
+_TOLERANCE_UNITS = {"params": ("%", 100), "multi_adds": ("%", 100), "psnr": (" dB", 1), "ssim": ("", 1)}
+
+
+def tolerance_text(field_name: str, tolerance: Tolerance | None = None) -> str:
+    """``±7%``, ``±0.1 dB``: a tolerance as the reports print it (the default one's without a row)."""
+    unit, factor = _TOLERANCE_UNITS[field_name]
+    return f"±{getattr(tolerance or DEFAULT_TOLERANCE, field_name) * factor:g}{unit}"
+
+
+def _own_tolerance(row: Row, field_name: str) -> str:
+    """The row's tolerance for ``field_name`` where it is not the default (its note says why), else ""."""
+    own = getattr(row.tolerance, field_name) != getattr(DEFAULT_TOLERANCE, field_name)
+    return tolerance_text(field_name, row.tolerance) if own else ""
+
+
+def legend() -> str:
+    """What a delta's mark means, with the default tolerances."""
+    defaults = ", ".join(f"{name} {tolerance_text(f)}" for name, f in
+                         (("Params", "params"), ("Multi-Adds", "multi_adds"), ("PSNR", "psnr"), ("SSIM", "ssim")))
+    return (f"Δ: ✓ within the row's tolerance ({defaults}; a cell that names its own tolerance belongs to a row "
+            "whose note says why); ✗ outside it (counts: either way; PSNR/SSIM: below the paper); ▲ PSNR/SSIM "
+            "above the paper by more than it. Accuracy is judged only where the budget and data are the paper's.")
+
+
 def complexity_grid(results: list[RowResult], size: str) -> Grid:
     rows = []
     for rr in results:
         tol, paper = rr.row.tolerance, rr.row.paper
         p_ours, m_ours = rr.complexity(PAPER_CONVENTION, "params"), rr.complexity(PAPER_CONVENTION, "multi_adds")
         quoted = "quoted" if rr.row.quoted else None
-        cells = [fmt.relative_cell(paper.params, p_ours, tol.params, fmt.count_k, quoted),
-                 fmt.relative_cell(paper.multi_adds, m_ours, tol.multi_adds, fmt.macs_g, quoted)]
+        cells = [fmt.relative_cell(paper.params, p_ours, tol.params, fmt.count_k, quoted,
+                                   paper.text("params", fmt.count_k), _own_tolerance(rr.row, "params")),
+                 fmt.relative_cell(paper.multi_adds, m_ours, tol.multi_adds, fmt.macs_g, quoted,
+                                   paper.text("multi_adds", fmt.macs_g), _own_tolerance(rr.row, "multi_adds"))]
         extras = [fmt.count_exact(rr.complexity(FULL_CONVENTION, "params")),
                   fmt.macs_g(rr.complexity(FULL_CONVENTION, "multi_adds"))]
         rows.append((_label(rr), cells, extras, "quoted" if rr.row.quoted else ""))
@@ -183,7 +237,10 @@ def conventions_grid(results: list[RowResult]) -> Grid:
     return Grid("Every counting convention", [], names, rows if names else [], caption)
 
 
-def accuracy_grid(table: Table, results: list[RowResult]) -> Grid:
+def accuracy_grid(table: Table, results: list[RowResult], judged: bool = True) -> Grid:
+    """PSNR / SSIM per dataset, paper | ours | delta. ``judged``: mark each delta against the
+    row's tolerance (only where the section's budget and data are the paper's). A column
+    in which neither the paper nor ours has a number is left out."""
     ours_sets: list[str] = []
     for rr in results:
         for r in rr.records:
@@ -198,13 +255,20 @@ def accuracy_grid(table: Table, results: list[RowResult]) -> Grid:
             p_psnr, p_ssim = (printed if printed else (None, None))
             s_psnr, s_ssim = rr.metric(d, "psnr"), rr.metric(d, "ssim")
             q = "quoted" if rr.row.quoted else None
-            cells.append(fmt.absolute_cell(p_psnr, s_psnr.mean if s_psnr else None, tol.psnr, fmt.psnr, " dB",
-                                           q or _ours_text(s_psnr, fmt.psnr)))
-            cells.append(fmt.absolute_cell(p_ssim, s_ssim.mean if s_ssim else None, tol.ssim, fmt.ssim,
-                                           "", q or _ours_text(s_ssim, fmt.ssim)))
+            cells.append(fmt.absolute_cell(p_psnr, s_psnr.mean if s_psnr else None, tol.psnr if judged else None,
+                                           fmt.psnr, " dB", q or _ours_text(s_psnr, fmt.psnr),
+                                           _own_tolerance(rr.row, "psnr")))
+            cells.append(fmt.absolute_cell(p_ssim, s_ssim.mean if s_ssim else None, tol.ssim if judged else None,
+                                           fmt.ssim, "", q or _ours_text(s_ssim, fmt.ssim),
+                                           _own_tolerance(rr.row, "ssim")))
         rows.append((_label(rr), cells, [], "quoted" if rr.row.quoted else ""))
+    keep = [i for i in range(len(groups))
+            if any((c := cells[i]).paper != fmt.DASH or c.ours not in (fmt.DASH, "quoted") for _, cells, _, _ in rows)]
+    groups = [groups[i] for i in keep]
+    rows = [(label, [cells[i] for i in keep], extras, css) for label, cells, extras, css in rows]
     caption = ("PSNR (dB) / SSIM on the Y channel, `scale` border pixels cropped. A delta is given only "
-               "where ours is measured on the paper's dataset.")
+               "where ours is measured on the paper's dataset" +
+               ("." if judged else ", and not judged: this section's training or data is not the paper's."))
     return Grid("Accuracy", groups, [], rows, caption)
 
 
@@ -215,20 +279,33 @@ def resources_grid(results: list[RowResult]) -> Grid:
         return Grid("Memory and time", [], [], [])
     rows = []
     for rr in results:
+        paper, q = rr.row.paper, ("quoted" if rr.row.quoted else None)
         mem = rr.measured("memory", "peak_mb")
-        lat = rr.measured("latency", "seconds")
-        q = "quoted" if rr.row.quoted else None
-        cells = [fmt.relative_cell(rr.row.paper.memory_mb, mem.mean if mem else None, None, fmt.megabytes,
-                                   q or _ours_text(mem, fmt.megabytes)),
-                 fmt.relative_cell(rr.row.paper.time_s, lat.mean if lat else None, None, fmt.seconds,
-                                   q or _ours_text(lat, fmt.seconds))]
+        cells = [Cell(paper.text("memory_mb", fmt.megabytes), q or _ours_text(mem, fmt.megabytes) or fmt.DASH),
+                 Cell(paper.text("time_s", fmt.seconds), q or _latency_text(rr.records))]
         rows.append((_label(rr), cells, [], "quoted" if rr.row.quoted else ""))
     conditions = sorted({(r.get("memory") or {}).get("condition", "") for rr in results for r in rr.records}
                         | {(r.get("latency") or {}).get("condition", "") for rr in results for r in rr.records}
                         - {""})
     caption = ("The paper's memory is GPU memory and its time a GPU forward; ours: "
-               + ("; ".join(conditions) if conditions else "not measured") + ". No tolerance: conditions differ.")
-    return Grid("Memory and time", ["Memory", "Time"], [], rows, caption)
+               + ("; ".join(conditions) if conditions else "not measured") + ". No delta: the conditions differ. "
+               "Time: the median forward with its interquartile range; over several records (seeds), the "
+               "median of their medians and their range, since a latency depends on the machine, not the seed.")
+    return Grid("Memory and time", ["Memory", "Time"], [], rows, caption, deltas=False)
+
+
+def _latency_text(records: list[dict]) -> str:
+    """A row's measured forward time: one record's median and IQR, or several records' median and range."""
+    lat = [r["latency"] for r in records if (r.get("latency") or {}).get("seconds") is not None]
+    if not lat:
+        return fmt.DASH
+    if len(lat) == 1:
+        raw = lat[0].get("raw") or {}
+        spread = f" (IQR {fmt.seconds(raw['iqr_ms'] / 1e3)}, {raw.get('runs')} runs)" if "iqr_ms" in raw else ""
+        return fmt.seconds(lat[0]["seconds"]) + spread
+    values = sorted(x["seconds"] for x in lat)
+    return (f"{fmt.seconds(statistics.median(values))} ({fmt.seconds(values[0])} to {fmt.seconds(values[-1])}, "
+            f"{len(values)} records)")
 
 
 def _measured(results, what) -> bool:
@@ -266,10 +343,13 @@ def _environment(records: list[dict]) -> list[str]:
         return sorted({str((r.get("env") or {}).get(key)) for r in records})
 
     wall = sum(r.get("wall_time_s") or 0 for r in records)
+    runs = {t["run_dir"]: t.get("elapsed_s") or 0 for r in records if (t := r.get("training") or {}).get("run_dir")}
+    training = f"; training time of their {len(runs)} run(s), every segment: {sum(runs.values()):,.0f} s" if runs else ""
     lines = [f"device: {', '.join(values('device_name'))} ({', '.join(values('device'))})",
              f"torch {', '.join(values('torch'))}, Python {', '.join(values('python'))}",
              f"git commit: {', '.join(values('git_commit'))}",
-             f"wall time: {wall:,.0f} s over {len(records)} record(s)"]
+             f"wall time of the calls that wrote the {len(records)} record(s): {wall:,.0f} s (a resumed row's "
+             f"earlier training not included){training}"]
     fast = [r for r in records if _impl(r) != "faithful"]
     if fast:
         lines.append(f"trained and evaluated by the fast path (run_all.py --impl fast: the same function, "
@@ -297,7 +377,7 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
-def build_sections(table: Table, records: list[dict], size: str = "") -> list[Section]:
+def build_sections(table: Table, records: list[dict], size: str = "", folders: Folders = Folders()) -> list[Section]:
     """One :class:`Section` per (budget, dataset) found in ``table``'s records."""
     keys = sorted({(r["budget"], r["dataset"]) for r in records},
                   key=lambda k: (_order(k[0], BUDGET_ORDER), _order(k[1], DATASET_ORDER)))
@@ -308,12 +388,13 @@ def build_sections(table: Table, records: list[dict], size: str = "") -> list[Se
         seeds = sorted({r["seed"] for r in mine})
         root = next((r.get("data", {}).get("root") for r in mine if r.get("data", {}).get("root")), None)
         section_size = size or _size_text(mine)
-        grids = [complexity_grid(results, section_size), accuracy_grid(table, results),
+        grids = [complexity_grid(results, section_size),
+                 accuracy_grid(table, results, judged=is_comparable(budget, dataset)),
                  resources_grid(results), conventions_grid(results)]
         sec = Section(
             budget=budget, dataset=dataset, statement=comparability(budget, dataset),
             command=reproduce_command(table.id, budget, seeds, root, impl=_common_impl(mine),
-                                      tf32=all(r.get("tf32") for r in mine)),
+                                      tf32=all(r.get("tf32") for r in mine), folders=folders),
             recipe=_recipe_text(mine),
             evaluation=_evaluation_text(mine), grids=[g for g in grids if not g.empty], plots={},
             environment=_environment(mine), results=results,

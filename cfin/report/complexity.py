@@ -11,8 +11,8 @@ from pathlib import Path
 
 from cfin.atomic import atomic_write_text
 from cfin.complexity import CONVENTIONS, default_lr_size
-from cfin.report.compare import RowResult, complexity_grid, conventions_grid
-from cfin.report.markdown import LEGEND, grid_markdown, notes_markdown
+from cfin.report.compare import RowResult, complexity_grid, conventions_grid, legend
+from cfin.report.markdown import grid_markdown, notes_markdown
 from cfin.runner.measure import REPORT_CONVENTIONS, complexity
 from cfin.tables import Table
 
@@ -54,7 +54,7 @@ def complexity_markdown(table: Table, conventions=REPORT_CONVENTIONS) -> str:
            f"Input size, the paper's (output 1280 x 720): {_sizes(table)}.\n",
            grid_markdown(complexity_grid(results, "the paper's input size")),
            grid_markdown(conventions_grid(results)),
-           LEGEND + "\n"]
+           legend() + "\n"]
     if skipped:
         out.append(f"Not computed here: {', '.join(skipped)} (it traces real tensors at 720p, about a minute "
                    "a model on a CPU); every training record (`results/`) has it.\n")

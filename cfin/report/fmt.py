@@ -23,8 +23,9 @@ def count_exact(n) -> str:
 
 
 def macs_g(n) -> str:
-    """Multi-Adds in G with five significant digits: ``4.1105G``, ``31.182G``, ``116.85G``."""
-    return DASH if n is None else f"{n / 1e9:.5g}G"
+    """Multi-Adds in G with five significant digits, trailing zeros kept so a column reads alike:
+    ``4.1105G``, ``31.182G``, ``116.85G``, ``9.1000G``."""
+    return DASH if n is None else f"{n / 1e9:#.5g}".rstrip(".") + "G"
 
 
 def psnr(v) -> str:
@@ -54,24 +55,29 @@ class Cell:
     ours: str = DASH
     delta: str = DASH
     status: str = "na"
+    tolerance: str = ""  # a row's own tolerance, where it is not the default
 
     @property
     def delta_marked(self) -> str:
         mark = STATUS_MARK[self.status]
-        return f"{self.delta} {mark}" if mark else self.delta
+        text = f"{self.delta} {mark}" if mark else self.delta
+        return f"{text} (tol {self.tolerance})" if self.tolerance and mark else text
 
 
-def relative_cell(paper, ours, tolerance: float | None, fmt, ours_text: str | None = None) -> Cell:
-    """Counts, memory, time: the delta relative to the paper's number (``+0.12%``)."""
-    p, o = fmt(paper), ours_text if ours_text is not None else fmt(ours)
+def relative_cell(paper, ours, tolerance: float | None, fmt, ours_text: str | None = None,
+                  paper_text: str | None = None, tolerance_text: str = "") -> Cell:
+    """Counts: the delta relative to the paper's number (``+0.12%``)."""
+    p = paper_text if paper_text is not None else fmt(paper)
+    o = ours_text if ours_text is not None else fmt(ours)
     if paper is None or ours is None or paper == 0:
         return Cell(p, o)
     rel = (ours - paper) / paper
     status = "na" if tolerance is None else ("ok" if abs(rel) <= tolerance + 1e-12 else "off")
-    return Cell(p, o, f"{rel * 100:+.2f}%", status)
+    return Cell(p, o, f"{rel * 100:+.2f}%", status, tolerance_text)
 
 
-def absolute_cell(paper, ours, tolerance: float | None, fmt, unit: str = "", ours_text: str | None = None) -> Cell:
+def absolute_cell(paper, ours, tolerance: float | None, fmt, unit: str = "", ours_text: str | None = None,
+                  tolerance_text: str = "") -> Cell:
     """PSNR (dB) and SSIM: the absolute difference; above the paper by more than the tolerance is ``better``."""
     p, o = fmt(paper), ours_text if ours_text is not None else fmt(ours)
     if paper is None or ours is None or (isinstance(ours, float) and math.isnan(ours)):
@@ -83,4 +89,4 @@ def absolute_cell(paper, ours, tolerance: float | None, fmt, unit: str = "", our
         status = "ok"
     else:
         status = "better" if d > 0 else "off"
-    return Cell(p, o, f"{fmt(d) if d < 0 else '+' + fmt(d)}{unit}", status)
+    return Cell(p, o, f"{fmt(d) if d < 0 else '+' + fmt(d)}{unit}", status, tolerance_text)

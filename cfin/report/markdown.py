@@ -1,7 +1,7 @@
 """Markdown reports: pipe tables, one per grid, with paper | ours | delta columns."""
 from __future__ import annotations
 
-from cfin.report.compare import Grid, Section
+from cfin.report.compare import Grid, Section, legend, rebuild_command
 from cfin.tables import Table
 
 
@@ -20,13 +20,13 @@ def pipe_table(header: list[str], rows: list[list[str]], align: list[str] | None
 def grid_markdown(grid: Grid) -> str:
     header = ["Row"]
     for g in grid.groups:
-        header += [f"{g}: paper", "ours", "Δ"]
+        header += [f"{g}: paper", "ours"] + (["Δ"] if grid.deltas else [])
     header += grid.extras
     rows = []
     for label, cells, extras, _ in grid.rows:
         line = [label]
         for c in cells:
-            line += [c.paper, c.ours, c.delta_marked]
+            line += [c.paper, c.ours] + ([c.delta_marked] if grid.deltas else [])
         rows.append(line + list(extras))
     text = f"### {grid.title}\n\n{pipe_table(header, rows)}\n"
     if grid.caption:
@@ -34,15 +34,13 @@ def grid_markdown(grid: Grid) -> str:
     return text
 
 
-LEGEND = "Δ: ✓ within the row's tolerance, ✗ outside it, ▲ above the paper by more than the tolerance."
-
-
-def table_markdown(table: Table, sections: list[Section]) -> str:
+def table_markdown(table: Table, sections: list[Section], results: str = "results",
+                   rebuild: str = "") -> str:
     """The whole report of one table: a section per (budget, dataset), then the table's notes."""
     scale = f" (x{table.scale})" if table.scale else ""
+    rebuild = rebuild or rebuild_command(table.id)
     out = [f"# Table {table.id}: {table.title}{scale}\n",
-           "Generated from the records in `results/` by cfin-bench; do not edit. "
-           f"Rebuild: `python run_all.py --report-only --table {table.id}`.\n"]
+           f"Generated from the records in `{results}/` by cfin-bench; do not edit. Rebuild: `{rebuild}`.\n"]
     for sec in sections:
         out.append(f"## {sec.statement}\n")
         out.append(f"Reproduce: `{sec.command}`\n")
@@ -51,10 +49,10 @@ def table_markdown(table: Table, sections: list[Section]) -> str:
         if sec.missing_rows:
             out.append(f"Not yet run: {', '.join(sec.missing_rows)}.\n")
         if sec.stale_rows:
-            out.append(f"Stale (the row's config changed since it was recorded; rerun with --force): "
-                       f"{', '.join(sec.stale_rows)}.\n")
+            out.append(f"Stale (the row's config changed since it was recorded; the reproduce command above "
+                       f"recomputes it): {', '.join(sec.stale_rows)}.\n")
         out += [grid_markdown(g) for g in sec.grids]
-        out.append(LEGEND + "\n")
+        out.append(legend() + "\n")
         if sec.plots:
             out.append("### Plots\n")
             out += [f"![{title}]({name})\n" for title, name in sec.plots.items()]

@@ -50,20 +50,27 @@ def _points_paper(table: Table, results: list[RowResult], dataset: str | None):
 
 
 def _points_ours(results: list[RowResult], dataset: str):
+    """(Params in K, mean PSNR, row, std over seeds or None) of each row with records."""
     pts = []
     for rr in results:
         params = rr.complexity(PAPER_CONVENTION, "params")
         stat = rr.metric(dataset, "psnr")
         if params is not None and stat is not None:
-            pts.append((params / 1e3, stat.mean, rr.row.id))
+            pts.append((params / 1e3, stat.mean, rr.row.id, stat.std))
     return pts
 
 
 def _scatter(ax, pts, style, label):
+    """The points, each named; a point with a spread over seeds gets an error bar of one std."""
     if not pts:
         return
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
-    for x, y, name in pts:
+    spread = [p for p in pts if len(p) > 3 and p[3] is not None]
+    if spread:
+        ax.errorbar([p[0] for p in spread], [p[1] for p in spread], yerr=[p[3] for p in spread], fmt="none",
+                    ecolor=style["color"], elinewidth=1, capsize=3, zorder=style["zorder"] - 1,
+                    label="± 1 std over seeds")
+    for x, y, name, *_ in pts:
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 
 
@@ -104,6 +111,19 @@ def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, 
     return _save(fig, path)
 
 
+SEED_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+
+
+def _validation_images(results: list[RowResult]) -> str:
+    """What the runs validated on, from the records' data label ("... (validation: DIV2K 801-810)")."""
+    for rr in results:
+        for r in rr.records:
+            m = re.search(r"validation: ([^)]*)\)", (r.get("data") or {}).get("train", ""))
+            if m:
+                return m[1]
+    return ""
+
+
 def curves_plot(table: Table, results: list[RowResult], path: Path) -> Path | None:
     """Training loss and validation PSNR against iteration, one line per row and seed."""
     series = [(rr.row.id, r["seed"], r.get("curve") or []) for rr in results for r in rr.records]
@@ -115,17 +135,20 @@ def curves_plot(table: Table, results: list[RowResult], path: Path) -> Path | No
     rows = list(dict.fromkeys(s[0] for s in series))
     for row_id, seed, curve in series:
         c = colours[rows.index(row_id) % len(colours)]
-        label = row_id if len({s[1] for s in series if s[0] == row_id}) == 1 else f"{row_id} seed {seed}"
+        seeds = sorted({s[1] for s in series if s[0] == row_id})
+        label = row_id if len(seeds) == 1 else f"{row_id} seed {seed}"
+        style = SEED_STYLES[seeds.index(seed) % len(SEED_STYLES)]  # a row's seeds: one colour, a style each
         loss = [(p["iteration"], p["loss"]) for p in curve if p.get("loss") is not None]
         val = [(p["iteration"], p["val_psnr"]) for p in curve if p.get("val_psnr") is not None]
         if loss:
-            ax_loss.plot(*zip(*loss), color=c, label=label, lw=1.2)
+            ax_loss.plot(*zip(*loss), color=c, label=label, lw=1.2, ls=style[0])
         if val:
-            ax_val.plot(*zip(*val), color=c, label=label, marker="o", ms=3, lw=1.0)
+            ax_val.plot(*zip(*val), color=c, label=label, marker=style[1], ms=4, lw=1.0, ls=style[0])
     ax_loss.set_title("training loss (mean per logging window)", fontsize=9)
     ax_loss.set_xlabel("iteration")
     ax_loss.set_ylabel("loss")
-    ax_val.set_title("validation PSNR (Y)", fontsize=9)
+    held_out = _validation_images(results)
+    ax_val.set_title("validation PSNR (Y)" + (f" on {held_out}" if held_out else ""), fontsize=9)
     ax_val.set_xlabel("iteration")
     ax_val.set_ylabel("PSNR (dB)")
     for ax in (ax_loss, ax_val):
