@@ -319,6 +319,37 @@ def test_report_says_which_records_the_fast_path_and_tf32_made(tmp_path):
     assert any(f"{len(records) - 1} of {len(records)} record(s)" in line for line in mixed.environment)
 
 
+def test_report_says_whether_the_ablation_holds(tmp_path):
+    """Each row's PSNR gap to the paper's best reproduced row, printed and ours (paired by seed);
+    judged only on the paper's budget and data; no grid where ours is not on a paper dataset."""
+    from cfin.report.compare import build_sections
+
+    records = load_records(_copy_fixture_records(tmp_path))
+    assert not any(g.title == "Does the ablation hold?" for g in build_sections(fixture_tables.TABLE, records)[0].grids)
+    psnr = {("KV off", 0): 30.0, ("KV off", 1): 30.2, ("KV+Cross", 0): 30.5, ("KV+Cross", 1): 30.6}
+    for r in records:
+        r["dataset"], r["budget"] = "div2k", "paper"
+        r["metrics"] = {"Set5": {"psnr": psnr[(r["row"], r["seed"])], "ssim": 0.8, "images": 5}}
+    kv_cross = next(r for r in records if r["row"] == "KV+Cross")  # a second seed of the reference
+    records.append({**kv_cross, "seed": 1, "metrics": {"Set5": {"psnr": 30.6, "ssim": 0.8, "images": 5}}})
+
+    def gaps(recs):
+        grid = next(g for g in build_sections(fixture_tables.TABLE, recs)[0].grids if g.title == "Does the ablation hold?")
+        return {label: (cells[0], extras[0]) for label, cells, extras, _ in grid.rows}
+
+    kv_off, ref = gaps(records)["KV off"], gaps(records)["KV+Cross"]
+    assert (kv_off[0].paper, kv_off[0].ours, kv_off[0].delta, kv_off[0].status) == \
+        ("-0.10", "-0.45 ± 0.07 (2 seeds)", "holds", "ok")  # paired: -0.5 and -0.4
+    assert kv_off[1] == "KV+Cross" and ref[0].ours == "(reference)"
+    for r in records:
+        if r["row"] == "KV off":
+            r["metrics"]["Set5"]["psnr"] += 1.0
+    assert (gaps(records)["KV off"][0].delta, gaps(records)["KV off"][0].status) == ("reversed", "off")
+    for r in records:
+        r["budget"] = "smoke"
+    assert (gaps(records)["KV off"][0].delta, gaps(records)["KV off"][0].status) == ("reversed", "na")
+
+
 def _one_line_error(capsys, rc: int, *needles: str) -> None:
     err = capsys.readouterr().err.strip()
     assert rc == 2

@@ -272,6 +272,54 @@ def accuracy_grid(table: Table, results: list[RowResult], judged: bool = True) -
     return Grid("Accuracy", groups, [], rows, caption)
 
 
+def gaps_grid(table: Table, results: list[RowResult], judged: bool = True) -> Grid:
+    """Whether the ablation holds: each row's PSNR gap to the paper's best reproducible row of its
+    scale, as printed and as reproduced, on every paper dataset we measured. Ours is paired by
+    seed (the gap of each seed's two records) and given with its std over seeds; "holds" where
+    both gaps have the same sign. ``judged``: colour it (the paper's budget and data only)."""
+    reproduced = [rr for rr in results if rr.row.config is not None and rr.records]
+    datasets = [d for d in table.datasets
+                if sum(1 for rr in reproduced if rr.row.paper.metrics.get(d) and rr.metric(d, "psnr")) > 1]
+    if not datasets:
+        return Grid("Does the ablation hold?", [], [], [])
+    rows = []
+    for rr in reproduced:
+        cells, against = [], set()
+        for d in datasets:
+            peers = [o for o in reproduced if o.row.config.scale == rr.row.config.scale
+                     and o.row.paper.metrics.get(d) and o.metric(d, "psnr")]
+            if rr not in peers or len(peers) < 2:
+                cells.append(Cell())
+                continue
+            ref = max(peers, key=lambda o: o.row.paper.metrics[d][0])
+            against.add(ref.row.id)
+            cells.append(_gap_cell(rr, ref, d, judged))
+        rows.append((_label(rr), cells, [", ".join(sorted(against)) or fmt.DASH], ""))
+    caption = ("PSNR gap (dB) of each row to the row the paper scores best among those reproduced (same scale), "
+               "as printed and as reproduced; ours paired by seed, ± its std over seeds. \"holds\": the same "
+               "sign; \"reversed\": the ablation's conclusion does not reproduce"
+               + ("." if judged else "; not judged here (this section's training or data is not the paper's)."))
+    return Grid("Does the ablation hold?", [f"{d} PSNR gap" for d in datasets], ["against"], rows, caption)
+
+
+def _gap_cell(rr: RowResult, ref: RowResult, dataset: str, judged: bool) -> Cell:
+    paper = rr.row.paper.metrics[dataset][0] - ref.row.paper.metrics[dataset][0]
+    if rr is ref:
+        return Cell(fmt.DASH, "(reference)")
+    mine = {r["seed"]: r["metrics"][dataset]["psnr"] for r in rr.records if dataset in r.get("metrics", {})}
+    theirs = {r["seed"]: r["metrics"][dataset]["psnr"] for r in ref.records if dataset in r.get("metrics", {})}
+    paired = [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
+    if not paired:
+        return Cell(f"{paper:+.2f}")
+    gap = _stat(paired)
+    ours = f"{gap.mean:+.2f}" + (f" ± {gap.std:.2f} ({gap.n} seeds)" if gap.std is not None else "")
+    if paper == 0 or gap.mean == 0:
+        return Cell(f"{paper:+.2f}", ours)
+    holds = (paper > 0) == (gap.mean > 0)
+    return Cell(f"{paper:+.2f}", ours, "holds" if holds else "reversed",
+                ("ok" if holds else "off") if judged else "na")
+
+
 def resources_grid(results: list[RowResult]) -> Grid:
     """Memory and time, when the paper prints them or records measured them."""
     has_paper = any(rr.row.paper.memory_mb is not None or rr.row.paper.time_s is not None for rr in results)
@@ -388,9 +436,9 @@ def build_sections(table: Table, records: list[dict], size: str = "", folders: F
         seeds = sorted({r["seed"] for r in mine})
         root = next((r.get("data", {}).get("root") for r in mine if r.get("data", {}).get("root")), None)
         section_size = size or _size_text(mine)
-        grids = [complexity_grid(results, section_size),
-                 accuracy_grid(table, results, judged=is_comparable(budget, dataset)),
-                 resources_grid(results), conventions_grid(results)]
+        judged = is_comparable(budget, dataset)
+        grids = [complexity_grid(results, section_size), accuracy_grid(table, results, judged),
+                 gaps_grid(table, results, judged), resources_grid(results), conventions_grid(results)]
         sec = Section(
             budget=budget, dataset=dataset, statement=comparability(budget, dataset),
             command=reproduce_command(table.id, budget, seeds, root, impl=_common_impl(mine),
