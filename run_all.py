@@ -189,7 +189,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfin.errors import CFINError
+    from cfin.errors import CFINError, reader_gone
 
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         print("run_all.py: interrupted; run the same command again to resume (finished rows are kept, an "
               "interrupted row resumes from its checkpoint)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return reader_gone()
 
 
 if __name__ == "__main__":

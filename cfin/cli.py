@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfin.errors import CFINError
+    from cfin.errors import CFINError, reader_gone
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cfin {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return reader_gone()
 
 
 if __name__ == "__main__":

@@ -13,3 +13,13 @@ def choice_error(what: str, value, valid) -> CFINError:
     """An error for ``value`` not among ``valid``, listing the valid choices."""
     valid = list(valid)
     return CFINError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+def reader_gone() -> int:
+    """The exit status after stdout's reader went away (``cfin ... | head``): quiet, as a shell
+    tool is. Points stdout at /dev/null so that Python's own flush at exit raises nothing."""
+    import os
+    import sys
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool the pipe closed on

@@ -430,6 +430,22 @@ def test_script_runs_as_a_program():
     assert proc.returncode == 2 and "unknown table 'nope'" in proc.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size with fcntl (Linux)")
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """``python run_all.py --list | head``: the pipe closes under the writer; it exits quietly."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: a small pipe, so that the writer waits on it
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_all.py"), "--list"], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    os.close(write_end)
+    assert os.read(read_end, 64).startswith(b"Table I:")
+    os.close(read_end)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
+
+
 def test_training_curve_is_thinned_keeping_validations(tmp_path):
     from cfin.runner.row import training_curve
 
