@@ -2,6 +2,7 @@
 resume, force and the errors a user can make. The fixture table and budget: tests/fixture_tables.py."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -256,6 +257,48 @@ def test_resume_skips_finished_rows(tmp_path, monkeypatch):
     # --force recomputes every row
     assert run(*argv, "--force") == 0
     assert sorted(fake.calls[2:]) == sorted(stored)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "list", "binary", "folder"])
+def test_a_damaged_run_folder_says_how_to_start_over(tmp_path, monkeypatch, damage):
+    from cfin.runner import plan_jobs
+    from cfin.runner.row import RUN_MARKER, _prepare_run_dir
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
+    _prepare_run_dir(job)
+    marker = job.run_dir / RUN_MARKER
+    good = marker.read_bytes()
+    marker.unlink()
+    if damage == "folder":
+        marker.mkdir()
+    else:
+        marker.write_bytes({"truncated": good[:20], "list": b"[1, 2]", "binary": b"\x80\x81\xff"}[damage])
+    with pytest.raises(cfin.CFINError, match=f"{marker} .* is damaged .*; delete {job.run_dir} to start "
+                                             f"this row's training over, or run with --force"):
+        _prepare_run_dir(job)
+    _prepare_run_dir(dataclasses.replace(job, force=True))  # --force starts it over
+    assert marker.read_bytes() == good
+
+
+def test_a_run_folder_that_is_a_file_is_an_error(tmp_path, monkeypatch):
+    from cfin.runner import plan_jobs
+    from cfin.runner.row import _prepare_run_dir
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
+    job.run_dir.parent.mkdir(parents=True)
+    job.run_dir.write_text("not a folder")
+    with pytest.raises(cfin.CFINError, match="should be this row's run folder but is a file"):
+        _prepare_run_dir(job)
+
+
+def test_a_garbled_training_log_keeps_its_whole_records(tmp_path):
+    from cfin.train.log import TrainLog
+
+    log = tmp_path / "train_log.jsonl"
+    log.write_bytes(b'{"iteration": 1, "loss": 2.0}\n\x80\xff garbage\n5\n{"iteration": 2, "loss": 1.5}\n{"iter')
+    assert [r["iteration"] for r in TrainLog(log).read()] == [1, 2]
 
 
 def test_fast_path_rows_train_fast_and_measure_faithful(tmp_path, monkeypatch):

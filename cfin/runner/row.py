@@ -72,15 +72,31 @@ def _prepare_run_dir(job: RowJob) -> None:
     marker = job.run_dir / RUN_MARKER
     current = {"config_hash": config_hash(job.row.config), "recipe": json.loads(json.dumps(job.recipe.to_dict()))}
     restart = job.force and not job.shares_training
-    if marker.is_file():
-        saved = json.loads(marker.read_text())
-        restart = restart or any(saved.get(k) != v for k, v in current.items())  # a run of another config
+    if job.run_dir.exists() and not job.run_dir.is_dir():
+        raise CFINError(f"{job.run_dir} should be this row's run folder but is a file; move it away (or pass "
+                        f"another --runs)")
+    if marker.exists() and not restart:
+        saved = _read_marker(marker)
+        restart = any(saved.get(k) != v for k, v in current.items())  # a run of another config
         if not restart:
             return  # a run of this training, to resume (or already complete)
     if job.run_dir.exists() and restart:
         shutil.rmtree(job.run_dir)
     atomic_write_json(marker, {**current, "config": job.row.config.to_dict(), "table": job.table.id,
                                "row": job.row.id})
+
+
+def _read_marker(marker: Path) -> dict:
+    """The run folder's record of what it trains; a damaged one is an error saying how to start over."""
+    try:
+        saved = json.loads(marker.read_bytes())
+    except (OSError, ValueError) as e:  # a folder, unreadable, not JSON, not UTF-8
+        saved = e
+    if not isinstance(saved, dict):
+        raise CFINError(f"{marker} (which config and recipe this run folder trains) is damaged "
+                        f"({type(saved).__name__}); delete {marker.parent} to start this row's training over, "
+                        f"or run with --force")
+    return saved
 
 
 def run_row(job: RowJob, progress: bool = True) -> Outcome:

@@ -34,15 +34,17 @@ class TrainLog:
             f.flush()
 
     def read(self) -> list[dict]:
-        """Every whole record (a line cut short by a crash is skipped)."""
+        """Every whole record (a line cut short by a crash, or garbled, is skipped)."""
         if not self.path.is_file():
             return []
         records = []
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_bytes().decode("utf-8", errors="replace").splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record, dict) and isinstance(record.get("iteration"), int):
+                records.append(record)
         return records
 
 

@@ -58,6 +58,10 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+# How each entry point starts a run over, for the messages that ask for it.
+START_OVER = "start over (cfin train --no-resume; run_all.py --force; train(..., resume=False))"
+
+
 def save_state(path: str | Path, state: dict) -> Path:
     """Write a training checkpoint atomically (a crash leaves the previous one intact)."""
     missing = [k for k in REQUIRED if k not in state]
@@ -73,13 +77,13 @@ def load_state(path: str | Path, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing error
         raise CFINError(f"training checkpoint {path} is corrupt or unreadable ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}); delete it or start over with "
-                        f"--no-resume (resume=False)") from None
+                        f"{str(e).splitlines()[0] if str(e) else ''}); delete it or {START_OVER}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CFINError(f"{path} is not a cfin training checkpoint (expected format {FORMAT!r}); "
-                        f"delete it or start over with --no-resume (resume=False)")
+                        f"delete it or {START_OVER}")
     missing = [k for k in REQUIRED if k not in state]
     if missing or state["version"] != VERSION:
         raise CFINError(f"training checkpoint {path} is incomplete or of another version "
-                        f"(version {state.get('version')!r}, missing {missing}); expected version {VERSION}")
+                        f"(version {state.get('version')!r}, missing {missing}); expected version {VERSION}: "
+                        f"delete it or {START_OVER}")
     return state

@@ -37,7 +37,8 @@ from cfin.train import distributed as D
 from cfin.train.log import LOG_NAME, TrainLog
 from cfin.train.recipes import Recipe
 from cfin.train.sampler import ResumableSampler, derive_seed
-from cfin.train.state import FORMAT, VERSION, load_state, rng_state, save_state, seed_all, set_rng_state
+from cfin.train.state import (FORMAT, START_OVER, VERSION, load_state, rng_state, save_state, seed_all,
+                              set_rng_state)
 from cfin.train.validate import as_pair, validate
 
 CHECKPOINT_NAME = "last.pt"
@@ -128,7 +129,7 @@ def _check_compatible(state: dict, recipe: Recipe, num_samples: int, network: di
                  for k in sorted(set(saved_net) | set(network)) if saved_net.get(k) != network.get(k)]
     if diff:
         raise CFINError(f"{path} belongs to a different run ({'; '.join(diff)}); use another output folder "
-                        f"or start over with --no-resume (resume=False)")
+                        f"or {START_OVER}")
 
 
 def _norm(v):
