@@ -138,6 +138,12 @@ def run(args) -> int:
     if args.list:
         list_tables(resolve_tables(args.table, default_all=True), args.budget)
         return 0
+    from cfin.paths import output_dir
+
+    # every folder this command writes, checked before any work whose results it would hold
+    for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
+        if option == "--reports" or not (args.report_only or args.complexity_only):
+            output_dir(folder, option)
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
         from cfin.report.compare import Folders

@@ -28,3 +28,32 @@ def shown(path: str | Path) -> str:
         except ValueError:
             continue
     return str(path)
+
+
+def output_dir(path: str | Path, option: str) -> Path:
+    """``path`` as a folder that takes output, created if missing: checked before any work, so
+    that a run does not end in an error after its results were computed. A CFINError naming
+    ``option`` where it is a file or cannot be created."""
+    from cfin.errors import CFINError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CFINError(f"{option} {path} is a file; expected a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CFINError(f"{option} {path}: cannot create this folder ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK):
+        raise CFINError(f"{option} {path}: this folder is not writable")
+    return path
+
+
+def output_file(path: str | Path, option: str) -> Path:
+    """``path`` as a file that output can be written to: not a folder, in a folder that takes output."""
+    from cfin.errors import CFINError
+
+    path = Path(path)
+    if path.is_dir():
+        raise CFINError(f"{option} {path} is a folder; expected a file name")
+    output_dir(path.parent, f"{option} {path}: its folder")
+    return path

@@ -86,6 +86,21 @@ def test_benchmark_without_lr_makes_and_caches_bicubic(bench_root, cache_dir, mo
         BenchmarkSet(bench_root, "Toy", 4)[0]
 
 
+def test_a_damaged_cache_entry_is_remade(bench_root, cache_dir):
+    first = BenchmarkSet(bench_root, "Toy", 4)[0].lr
+    entry = next(cache_dir.rglob("ax4.png"))
+    entry.write_bytes(entry.read_bytes()[:40])  # truncated, newer than the HR file
+    np.testing.assert_array_equal(BenchmarkSet(bench_root, "Toy", 4)[0].lr, first)
+    np.testing.assert_array_equal(read_image(entry), first)  # and repaired
+
+
+def test_an_unwritable_cache_says_so(bench_root, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("CFIN_CACHE_DIR", str(tmp_path / "afile"))
+    with pytest.raises(CFINError, match="cannot write the LR cache entry .*; set CFIN_CACHE_DIR to a writable"):
+        BenchmarkSet(bench_root, "Toy", 4)[0]
+
+
 def test_benchmark_with_lr_folder_and_size_check(bench_root, cache_dir):
     root = bench_root / "benchmark" / "Toy"
     lr_dir = root / "LR_bicubic" / "X2"

@@ -1,9 +1,21 @@
 """How far the result-changing options move Set5 PSNR (``cfin bench --psnr``)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from cfin.bench.calls import arithmetic, build_models, runners
 from cfin.bench.spec import BenchSpec, paths_for
 from cfin.errors import CFINError
+
+
+def set5_root() -> Path:
+    """The data root holding ``benchmark/Set5`` (``../shared/datasets``); a CFINError where it is absent."""
+    from cfin.paths import shared_dir
+
+    root = shared_dir()
+    if root is None or not (root / "datasets" / "benchmark" / "Set5").is_dir():
+        raise CFINError("Set5 not found: set CFIN_SHARED to the folder holding datasets/benchmark/Set5/HR")
+    return root / "datasets"
 
 
 def set5_psnr_delta(spec: BenchSpec, progress: bool = True) -> dict:
@@ -15,14 +27,11 @@ def set5_psnr_delta(spec: BenchSpec, progress: bool = True) -> dict:
     """
     from cfin.data.layouts import open_dataset
     from cfin.evaluate import evaluate_model
-    from cfin.paths import shared_dir
 
-    root = shared_dir()
-    if root is None or not (root / "datasets" / "benchmark" / "Set5").is_dir():
-        raise CFINError("Set5 not found: set CFIN_SHARED to the folder holding datasets/benchmark/Set5/HR")
+    root = set5_root()
     paths = [p for p in paths_for(spec) if p.name != "faithful" and "checkpoint" not in p.name]
     models = build_models([paths_for(spec)[0], *paths], spec.device, spec.weights)
-    data = open_dataset(root / "datasets", "Set5", spec.base_config().scale)
+    data = open_dataset(root, "Set5", spec.base_config().scale)
     psnr = {}
     run = runners(paths, models, dynamic=True)  # five image sizes: one graph for all
     for p in paths:

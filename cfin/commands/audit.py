@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from cfin.errors import CFINError
+from cfin.paths import output_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise CFINError(f"official state_dict not found: {args.official} (expected model_best_x{args.scale}.pt)")
     if args.scale not in (2, 3, 4):
         raise CFINError(f"--scale must be 2, 3 or 4, got {args.scale}")
+    output_dir(args.out, "--out")  # checked before the measurements it would hold
     report = run_audit(weights=args.official, scale=args.scale, device=args.device, data_root=args.data_root,
                        seeds=args.seeds, only=args.only, progress=not args.no_progress)
     paths = render_audit(args.out, report)

@@ -57,11 +57,17 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from cfin.bench.psnr import set5_root
     from cfin.complexity.conventions import parse_size
     from cfin.device import resolve_device
+    from cfin.paths import output_file
 
     config = config_from_args(args)
     device = resolve_device(args.device)
+    if args.output:
+        output_file(args.output, "--output")  # checked before the timings it would hold
+    if args.psnr:
+        set5_root()
     cuda = device.type == "cuda"
     spec = BenchSpec(scale=config.scale, config=config,
                      lr_size=parse_size(args.lr_size, "--lr-size") if args.lr_size else None,

@@ -47,7 +47,10 @@ def run(args) -> int:
     from cfin.complexity.memory import resolve_dtype
     from cfin.complexity.report import breakdown_rows, build_report, parse_conventions, render_table
     from cfin.device import resolve_device
+    from cfin.paths import output_file
 
+    if args.output:
+        output_file(args.output, "--output")  # checked before the counts it would hold
     if args.table is not None:
         return _run_table(args)
     cfg = config_from_args(args)

@@ -89,8 +89,11 @@ def _datasets(args, scale):
 def run(args) -> int:
     from cfin.device import resolve_device
     from cfin.evaluate import evaluate_model
+    from cfin.paths import output_dir
 
     device = resolve_device(args.device)
+    if args.save_images:
+        output_dir(args.save_images, "--save-images")
     if args.tile is not None and (args.tile < 1 or args.tile_overlap < 0):
         raise CFINError(f"--tile must be >= 1 and --tile-overlap >= 0; got {args.tile}, {args.tile_overlap}")
     model, scale, label = _load_model(args)

@@ -71,6 +71,7 @@ def run(args) -> int:
     import cfin
     from cfin.atomic import atomic_write_json
     from cfin.train import recipe, train
+    from cfin.paths import output_dir
     from cfin.train.trainer import CHECKPOINT_NAME
 
     cfg = config_from_args(args)
@@ -82,6 +83,8 @@ def run(args) -> int:
     main_process = int(os.environ.get("RANK", "0")) == 0
     progress = main_process and not args.no_progress
     out = Path(args.out or Path("runs") / "train" / f"{_model_label(args, cfg)}-{rec.name}-seed{rec.seed}")
+    if main_process:
+        output_dir(out, "--out")
 
     torch.manual_seed(rec.seed)  # initial weights (identical on every process)
     model = cfin.CFIN(cfg)

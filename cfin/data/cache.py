@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cfin.data.io import read_image, write_png
+from cfin.errors import CFINError
 from cfin.imresize import imresize, modcrop
 
 
@@ -43,9 +44,16 @@ def cached_bicubic_lr(hr_path: str | Path, scale: int, hr: np.ndarray | None = N
     """The bicubic LR of the HR image at ``hr_path``, read from the cache or made and stored."""
     path = lr_cache_path(hr_path, scale, cache_dir)
     if path.is_file() and path.stat().st_mtime_ns >= Path(hr_path).stat().st_mtime_ns:
-        return read_image(path)
+        try:
+            return read_image(path)
+        except CFINError:  # a damaged entry (a crash elsewhere, a full disk): derived data, remade below
+            pass
     if hr is None:
         hr = read_image(hr_path)
     lr = bicubic_lr(hr, scale)
-    write_png(path, lr)
+    try:
+        write_png(path, lr)
+    except OSError as e:
+        raise CFINError(f"cannot write the LR cache entry {path} ({e.strerror or e}); set CFIN_CACHE_DIR to a "
+                        f"writable folder") from None
     return lr

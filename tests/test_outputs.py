@@ -1,0 +1,55 @@
+"""Every place a command writes is checked before the work whose results it would hold: a
+file where a folder belongs (or a folder where a file belongs) is one message and exit 2."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from cfin.cli import main as cfin_main
+from cfin.paths import REPO_ROOT, output_dir, output_file
+
+
+def _run_all(argv):
+    spec = importlib.util.spec_from_file_location("run_all_outputs", REPO_ROOT / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+@pytest.fixture
+def afile(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("not a folder")
+    return path
+
+
+CASES = [
+    (cfin_main, ["train", "--preset", "tiny", "--out", "{afile}"], "--out {afile} is a file; expected a folder"),
+    (cfin_main, ["evaluate", "--model", "bicubic", "--scale", "4", "--save-images", "{afile}/x"],
+     "--save-images {afile}/x: cannot create this folder"),
+    (cfin_main, ["audit", "--out", "{afile}", "--only", "unused-parameters"], "--out {afile} is a file"),
+    (cfin_main, ["bench", "--preset", "tiny", "--lr-size", "8x8", "--output", "{tmp}"],
+     "--output {tmp} is a folder; expected a file name"),
+    (cfin_main, ["complexity", "--preset", "tiny", "--no-libs", "--no-measure", "--output", "{afile}/x.json"],
+     "--output {afile}/x.json: its folder {afile} is a file"),
+    (_run_all, ["--table", "VII", "--results", "{afile}"], "--results {afile} is a file; expected a folder"),
+    (_run_all, ["--table", "VII", "--runs", "{afile}"], "--runs {afile} is a file"),
+    (_run_all, ["--report-only", "--reports", "{afile}"], "--reports {afile} is a file"),
+    (_run_all, ["--complexity-only", "--table", "VII", "--reports", "{afile}"], "--reports {afile} is a file"),
+]
+
+
+@pytest.mark.parametrize("main, argv, message", CASES, ids=lambda v: v[0] if isinstance(v, list) else None)
+def test_an_unusable_output_path_fails_before_any_work(main, argv, message, afile, tmp_path, capsys):
+    where = {"afile": afile, "tmp": tmp_path}
+    assert main([a.format(**where) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message.format(**where) in err, err
+    assert afile.read_text() == "not a folder"
+
+
+def test_output_paths_are_created_when_missing(tmp_path):
+    assert output_dir(tmp_path / "a" / "b", "--x").is_dir()
+    assert output_file(tmp_path / "c" / "r.json", "--y") == tmp_path / "c" / "r.json"
+    assert (tmp_path / "c").is_dir() and not (tmp_path / "c" / "r.json").exists()
