@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -212,5 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         return reader_gone()
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM ends the command as Ctrl-C does (workers stopped, the resume hint printed), not
+    by killing this process alone while its worker processes train on."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 if __name__ == "__main__":
+    _interrupt_on_sigterm()
     raise SystemExit(main())

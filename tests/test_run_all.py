@@ -489,6 +489,55 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads process states from /proc (Linux)")
+def test_an_interrupted_parallel_run_stops_its_workers(tmp_path):
+    """SIGTERM (as run_all.py turns it into an interrupt) or Ctrl-C: the worker processes are
+    terminated with the command, not left training and writing records after it."""
+    import signal
+    import textwrap
+    import time
+
+    script = textwrap.dedent(f"""
+        import signal, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from cfin.runner.parallel import in_worker_processes
+        from pool_tasks import sleep_and_report
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)
+        try:
+            for _ in in_worker_processes(sleep_and_report, [({str(tmp_path)!r},)] * 2, 2):
+                pass
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO_ROOT)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    workers = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(workers) == 2, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)  # not the workers' minute
+    assert proc.returncode == 0 and "interrupted" in out, err
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        stat = Path(f"/proc/{pid}/stat")
+        return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)
+
+
 def test_training_curve_is_thinned_keeping_validations(tmp_path):
     from cfin.runner.row import training_curve
 

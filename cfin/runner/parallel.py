@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
 from tqdm.auto import tqdm
@@ -55,8 +54,28 @@ def training_groups(todo: list[tuple[int, RowJob]]) -> list[list[tuple[int, RowJ
     return list(groups.values())
 
 
-def _run_group(group: list[tuple[int, RowJob]], progress: bool, threads: int | None) -> list[Outcome]:
-    return [_run_safely(job, progress, threads) for _, job in group]
+def _run_group(group: list[tuple[int, RowJob]], progress: bool, threads: int | None) -> list[tuple[int, Outcome]]:
+    return [(i, _run_safely(job, progress, threads)) for i, job in group]
+
+
+def _call(task):
+    fn, args = task
+    return fn(*args)
+
+
+def in_worker_processes(fn, arg_tuples: list[tuple], workers: int):
+    """``fn(*args)`` for each of ``arg_tuples`` in ``workers`` spawned processes, yielding the
+    results as they finish. Interrupted (Ctrl-C, or SIGTERM where the caller turns it into
+    KeyboardInterrupt), the workers are terminated at once: no row goes on training, or writes
+    a record, after the command has stopped (checkpoints and records are atomic, so a rerun
+    resumes where each stopped)."""
+    pool = get_context("spawn").Pool(workers)
+    try:
+        yield from pool.imap_unordered(_call, [(fn, args) for args in arg_tuples])
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def run_jobs(jobs: list[RowJob], n_jobs: int = 1, progress: bool = True) -> list[Outcome]:
@@ -78,13 +97,11 @@ def run_jobs(jobs: list[RowJob], n_jobs: int = 1, progress: bool = True) -> list
             workers = min(n_jobs, len(groups))
             threads = None if todo[0][1].device and str(todo[0][1].device).startswith("cuda") \
                 else max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_run_group, group, False, threads): group for group in groups}
-                for fut in as_completed(futures):
-                    for (i, _), outcome in zip(futures[fut], fut.result()):
-                        outcomes[i] = outcome
-                        bar.set_postfix_str(outcome.name)
-                        bar.update()
+            for done in in_worker_processes(_run_group, [(group, False, threads) for group in groups], workers):
+                for i, outcome in done:
+                    outcomes[i] = outcome
+                    bar.set_postfix_str(outcome.name)
+                    bar.update()
     finally:
         bar.close()
     return [outcomes[i] for i in range(len(jobs))]
