@@ -117,12 +117,13 @@ def check_data(tables, data_root: str | None) -> None:
         return
     from cfin.commands.train import DIV2K_VAL_IDS
     from cfin.data import div2k_pairs, open_dataset
+    from cfin.metrics import smallest_scorable
 
     for scale in sorted({r.config.scale for t in tables for r in t.reproducible_rows}):
         div2k_pairs(data_root, scale, "train")
         div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS)
         for name in sorted({d for t in tables for d in t.datasets}):
-            open_dataset(data_root, name, scale)
+            open_dataset(data_root, name, scale).check_sizes(smallest_scorable(scale))
 
 
 def run(args) -> int:
@@ -144,7 +145,7 @@ def run(args) -> int:
     # every folder this command writes, checked before any work whose results it would hold
     for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
         if option == "--reports" or not (args.report_only or args.complexity_only):
-            output_dir(folder, option)
+            output_dir(folder, option, create=False)
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
         from cfin.report.compare import Folders

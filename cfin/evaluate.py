@@ -20,7 +20,7 @@ from cfin.data.io import write_png
 from cfin.device import resolve_device, tf32_mode
 from cfin.errors import CFINError
 from cfin.imresize import imresize, to_uint8
-from cfin.metrics import psnr, ssim
+from cfin.metrics import SSIM_WINDOW, psnr, smallest_scorable, ssim
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -160,8 +160,7 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
                     if seed is not None:
                         torch.manual_seed(seed)
                     sr = _super_resolve(predict, sample, scale, device, data.name)
-                    rows.append({"name": sample.name, "psnr": psnr(sr, sample.hr, crop_border, test_y_channel),
-                                 "ssim": ssim(sr, sample.hr, crop_border, test_y_channel)})
+                    rows.append({"name": sample.name, **_scores(sr, sample, crop_border, test_y_channel, data.name)})
                     if save_dir is not None:
                         write_png(Path(save_dir) / data.name / f"{sample.name}_x{scale}.png", sr)
                     bar.update()
@@ -177,6 +176,18 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
         if was_training:
             model_or_fn.train()
     return results
+
+
+def _scores(sr: np.ndarray, sample, crop_border: int, test_y_channel: bool, dataset: str) -> dict:
+    """PSNR and SSIM of one image; an image too small to score is an error naming it."""
+    h, w = sample.hr.shape[:2]
+    if min(h, w) < smallest_scorable(crop_border):
+        need = smallest_scorable(crop_border)
+        raise CFINError(f"{dataset}/{sample.name} is {h}x{w} (after modcrop) and cannot be scored: with a "
+                        f"{crop_border}-pixel border cropped, SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window needs at "
+                        f"least {need}x{need}; remove it from the dataset")
+    return {"psnr": psnr(sr, sample.hr, crop_border, test_y_channel),
+            "ssim": ssim(sr, sample.hr, crop_border, test_y_channel)}
 
 
 def _super_resolve(predict: Model, sample, scale: int, device: torch.device, dataset: str) -> np.ndarray:

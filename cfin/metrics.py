@@ -59,6 +59,14 @@ def prepare(sr: np.ndarray, hr: np.ndarray, crop_border: int, test_y_channel: bo
     return sr, hr
 
 
+SSIM_WINDOW = 11  # MATLAB ssim_index's Gaussian window
+
+
+def smallest_scorable(crop_border: int) -> int:
+    """The smallest side an image can have and be scored: SSIM's window after the border crop."""
+    return SSIM_WINDOW + 2 * crop_border
+
+
 def psnr(sr: np.ndarray, hr: np.ndarray, crop_border: int, test_y_channel: bool = True) -> float:
     """PSNR in dB (peak 255) after :func:`prepare`; ``inf`` for identical images."""
     sr, hr = prepare(sr, hr, crop_border, test_y_channel)
@@ -72,8 +80,9 @@ def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int, test_y_channel: bool 
     On RGB (``test_y_channel=False``) it is the mean of the three per-channel SSIMs.
     """
     sr, hr = prepare(sr, hr, crop_border, test_y_channel)
-    if min(sr.shape[:2]) < 11:
-        raise CFINError(f"SSIM needs at least 11x11 pixels after cropping; got {sr.shape[0]}x{sr.shape[1]}")
+    if min(sr.shape[:2]) < SSIM_WINDOW:
+        raise CFINError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping; got "
+                        f"{sr.shape[0]}x{sr.shape[1]}")
     return float(structural_similarity(
         sr, hr, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
         channel_axis=None if sr.ndim == 2 else 2))

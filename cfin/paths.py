@@ -30,21 +30,25 @@ def shown(path: str | Path) -> str:
     return str(path)
 
 
-def output_dir(path: str | Path, option: str) -> Path:
-    """``path`` as a folder that takes output, created if missing: checked before any work, so
-    that a run does not end in an error after its results were computed. A CFINError naming
-    ``option`` where it is a file or cannot be created."""
+def output_dir(path: str | Path, option: str, create: bool = True) -> Path:
+    """``path`` as a folder that takes output, checked before any work so that a run does not end
+    in an error after its results were computed; created if missing (``create``), else only
+    checked to be creatable. A CFINError naming ``option`` where it is a file or cannot be made."""
     from cfin.errors import CFINError
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CFINError(f"{option} {path} is a file; expected a folder (it is created if missing)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CFINError(f"{option} {path}: cannot create this folder ({e.strerror or e})") from None
-    if not os.access(path, os.W_OK):
-        raise CFINError(f"{option} {path}: this folder is not writable")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise CFINError(f"{option} {path}: cannot create this folder ({existing} is a file)")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CFINError(f"{option} {path}: cannot create this folder ({e.strerror or e})") from None
+    if not os.access(existing, os.W_OK):
+        raise CFINError(f"{option} {path}: {existing} is not writable")
     return path
 
 

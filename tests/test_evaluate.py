@@ -144,6 +144,19 @@ def test_tf32_mode_sets_the_cuda_flags_and_restores_them():
         assert flags() == before
 
 
+def test_an_image_too_small_to_score_is_named(data_root, capsys):
+    small = data_root / "benchmark" / "Small" / "HR"
+    small.mkdir(parents=True)
+    write_png(small / "big.png", _smooth(40, 40, 0))
+    write_png(small / "tiny.png", _smooth(18, 30, 1))  # 16x28 at x4: under 19 = 11 + 2 x 4
+    code, _, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "4", "--data-root", str(data_root),
+                        "--datasets", "Small")
+    assert code == 2 and "Small/tiny is 16x28 (after modcrop) and cannot be scored" in err and "19x19" in err
+    with pytest.raises(CFINError, match=r"1 image\(s\) too small to score at x4 .*19x19.*: tiny.png \(18x30\)"):
+        BenchmarkSet(data_root, "Small", 4).check_sizes(19)
+    BenchmarkSet(data_root, "Small", 2).check_sizes(15)  # 18x30 at x2 scores
+
+
 def test_evaluate_model_leaves_caller_rng_alone(data_root):
     torch.manual_seed(123)
     before = torch.rand(3)

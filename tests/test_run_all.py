@@ -443,6 +443,16 @@ def test_data_root_checked_before_training(tmp_path, monkeypatch, capsys):
         (train_hr / f"{i:04d}.png").symlink_to(train_hr / "0001.png")
     _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "data")),
                     "DIV2K not found", "DIV2K_valid_HR/0801.png")
+    # the validation images too, and a benchmark with an image too small to score
+    valid_hr = tmp_path / "data" / "DIV2K_valid_HR"
+    valid_hr.mkdir()
+    for i in range(801, 811):
+        (valid_hr / f"{i:04d}.png").symlink_to(train_hr / "0001.png")
+    set5 = tmp_path / "data" / "benchmark" / "Set5" / "HR"
+    set5.mkdir(parents=True)
+    write_png(set5 / "small.png", np.zeros((10, 10, 3), np.uint8))
+    _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "data")),
+                    "too small to score at x4", "small.png (10x10)")
     assert not (tmp_path / "runs").exists()  # nothing trained
 
 

@@ -61,6 +61,18 @@ def read_image(path: str | Path) -> np.ndarray:
     return as_rgb_uint8(img, str(path))
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(rows, columns) of an image file from its header, without decoding it."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            return tuple(np.load(path, mmap_mode="r").shape[:2])
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception as e:  # PIL/NumPy raise many types for corrupt files
+        raise CFINError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
+
+
 def write_png(path: str | Path, img: np.ndarray, compress_level: int = 1) -> Path:
     """Write an H x W x 3 uint8 image as PNG, atomically."""
     img = as_rgb_uint8(img, str(path))

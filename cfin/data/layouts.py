@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from cfin.data.io import IMAGE_SUFFIXES
+from cfin.data.io import IMAGE_SUFFIXES, image_size
 from cfin.data.pairs import ImagePair, ImageSet
 from cfin.errors import CFINError
 
@@ -88,6 +88,16 @@ class BenchmarkSet(ImageSet):
             pairs.append(ImagePair(hr.stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
         super().__init__(name, pairs, scale)
         self.folder = folder
+
+    def check_sizes(self, smallest: int) -> None:
+        """Every HR image (cropped to a multiple of the scale) at least ``smallest`` on each side,
+        from the files' headers: checked before a run trains, not when it is scored."""
+        s = self.scale
+        small = [f"{p.hr_path.name} ({h}x{w})" for p in self.pairs
+                 for h, w in [image_size(p.hr_path)] if min(h // s * s, w // s * s) < smallest]
+        if small:
+            raise CFINError(f"{self.folder / 'HR'}: {len(small)} image(s) too small to score at x{s} (at least "
+                            f"{smallest}x{smallest} after cropping to a multiple of {s}): {', '.join(small[:5])}")
 
 
 def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterable[int] | None = None,
