@@ -128,6 +128,7 @@ def check_data(tables, data_root: str | None) -> None:
 
 def run(args) -> int:
     from cfin.device import resolve_device
+    from cfin.records import load_known_records
     from cfin.runner import check_budget, plan_jobs, run_jobs
 
     t0 = time.perf_counter()
@@ -149,13 +150,13 @@ def run(args) -> int:
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
         from cfin.report.compare import Folders
-        from cfin.records import load_records
         from cfin.tables import all_tables
 
         tables = resolve_tables(args.table, default_all=True)
+        records = load_known_records(args.results)  # for the index; checked before anything is written
         out = Path(args.reports) / "complexity"
         written = write_complexity_reports(tables, out, index_tables=all_tables())
-        write_index(load_records(args.results), args.reports, Folders(args.results, args.runs, args.reports))
+        write_index(records, args.reports, Folders(args.results, args.runs, args.reports))
         print(f"complexity of {sum(len(t.rows) for t in tables)} rows in {len(tables)} table(s) "
               f"({time.perf_counter() - t0:.1f} s): {out}/ ({len(written)} files)")
         return 0
@@ -171,6 +172,9 @@ def run(args) -> int:
     tables = resolve_tables(args.table, default_all=False)
     device = str(resolve_device(args.device)) if args.device else None
     check_data(tables, args.data_root)
+    # every file under --results, as the reports at the end read them: a file that is not a record this
+    # code reads (never replaced), two records of one key, an unknown row stop the run before any training
+    load_known_records(args.results)
     command = "python run_all.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
     jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device, args.force,
                      command, args.impl, args.tf32)

@@ -403,7 +403,9 @@ def _one_line_error(capsys, rc: int, *needles: str) -> None:
 
 
 def test_report_only_without_records(tmp_path, monkeypatch, capsys):
+    """An empty results folder (a missing one: tests/test_records.py)."""
     _patch(monkeypatch)
+    (tmp_path / "results").mkdir()
     _one_line_error(capsys, Runner(tmp_path)("--report-only"), "no records")
 
 

@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from cfin.atomic import atomic_write_text
 from cfin.errors import CFINError
-from cfin.records import load_records, slug
+from cfin.records import check_results_folder, load_known_records, slug
 from cfin.paths import REPO_ROOT
 from cfin.report.compare import Folders, Section, build_sections, legend, rebuild_command
 from cfin.report.markdown import table_markdown
@@ -110,27 +110,40 @@ def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS, fold
         rebuild=rebuild_command(None, folders)))
 
 
+def records_by_table(records: list[dict], tables: list[str]) -> dict[str, list[dict]]:
+    """``{table id: its records}`` for each of ``tables`` (ids in any case, as :func:`get_table` takes them)."""
+    by_table: dict[str, list[dict]] = {}
+    for tid in tables:
+        table_id = get_table(tid).id
+        by_table[table_id] = [r for r in records if r["table"] == table_id]
+    return by_table
+
+
 def build_reports(results: str | Path, out_dir: str | Path = DEFAULT_REPORTS, tables: list[str] | None = None,
                   require: bool = True, runs: str | Path = "runs") -> list[Path]:
     """Rebuild the reports of ``tables`` (default: every table with records) and the index.
 
-    With ``require``, a CFINError when there are no records at all, or none for a table asked for.
+    Every record under ``results`` is read and checked first (:func:`cfin.records.load_known_records`).
+    With ``require``, a CFINError before anything is written when ``results`` is not a folder,
+    when there are no records at all, or none for a table asked for.
     """
     folders = Folders(str(results), str(runs), str(out_dir))
-    records = load_records(results)
+    if require:
+        check_results_folder(results)
+    records = load_known_records(results)
     if require and not records:
         raise CFINError(f"no records under {results}/: nothing to report; run python run_all.py --table VII "
                         f"(or --table all) first")
     wanted = tables if tables is not None else list(dict.fromkeys(r["table"] for r in records))
+    by_table = records_by_table(records, wanted)
+    missing = [tid for tid, mine in by_table.items() if not mine]
+    if require and missing:
+        ids, tables_word = " ".join(missing), "Tables" if len(missing) > 1 else "Table"
+        raise CFINError(f"no records for {tables_word} {', '.join(missing)} under {results}/ (nothing written); "
+                        f"run python run_all.py --table {ids} first, or leave {ids} out of --table")
     written = []
-    for tid in wanted:
-        table = get_table(tid)
-        mine = [r for r in records if r["table"] == table.id]
-        if not mine:
-            if require:
-                raise CFINError(f"no records for Table {table.id} under {results}/; run "
-                                f"python run_all.py --table {table.id} first")
-            continue
-        written += list(write_table_report(table, mine, out_dir, folders=folders).values())
+    for tid, mine in by_table.items():
+        if mine:
+            written += list(write_table_report(get_table(tid), mine, out_dir, folders=folders).values())
     written.append(write_index(records, out_dir, folders))
     return written

@@ -27,6 +27,7 @@ from cfin.train import RECIPES, Recipe, recipe
 
 EMBEDDED = "embedded"
 DIV2K = "div2k"
+DATASETS = (EMBEDDED, DIV2K)  # the data labels of records
 
 
 def check_budget(budget: str) -> str:

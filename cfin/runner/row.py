@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfin.atomic import atomic_write_json
-from cfin.errors import CFINError
 from cfin.records import config_hash, read_record, write_record
 from cfin.runner.jobs import RowJob, dataset_label, eval_dataset_names
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
@@ -57,13 +56,15 @@ def training_curve(run_dir: Path, max_points: int = CURVE_POINTS) -> list[dict]:
 
 def needs_run(job: RowJob) -> bool:
     """Whether ``job`` must run: forced, no record yet, or a record of another config (the
-    row's definition changed since; such a record is stale and is replaced)."""
-    if job.force or not job.record_path.is_file():
+    row's definition changed since; such a record is stale and is replaced).
+
+    Whatever is at the record's path is read first, forced or not: a file this code cannot read
+    (not a record, a folder, a newer version's record) is a CFINError naming it, never replaced.
+    """
+    if not job.record_path.exists():
         return True
-    try:
-        return read_record(job.record_path).get("config_hash") != config_hash(job.row.config)
-    except CFINError:
-        return True  # unreadable (e.g. a foreign file): recompute and replace it
+    record = read_record(job.record_path)
+    return job.force or record.get("config_hash") != config_hash(job.row.config)
 
 
 def _prepare_run_dir(job: RowJob) -> None:
