@@ -22,8 +22,9 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
+import jsonschema
 import pandas as pd
 
 from cfin.atomic import atomic_write_json
@@ -111,84 +112,72 @@ def write_record(path: str | Path, record: dict) -> Path:
     return atomic_write_json(path, {"format": RECORD_FORMAT, "version": RECORD_VERSION, **record})
 
 
-@dataclass(frozen=True)
-class FieldType:
-    """What a record field must hold: ``accepts`` tests a JSON value, ``expected`` says it in words."""
-
-    expected: str
-    accepts: Callable[[object], bool]
-
-    def or_null(self) -> "FieldType":
-        """The same type, or null."""
-        return FieldType(f"{self.expected} or null", lambda v: v is None or self.accepts(v))
-
-
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool)  # 4.0 and True are not a scale or seed
 
 
-def _is_number(value) -> bool:
-    return _is_int(value) or isinstance(value, float)
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _, v: _is_int(v)))
+
+_INT, _NUMBER, _STRING = {"type": "integer"}, {"type": "number"}, {"type": "string"}
 
 
-STRING = FieldType("a string", lambda v: isinstance(v, str))
-INT = FieldType("an int", _is_int)
-NUMBER = FieldType("a number", _is_number)
-BOOL = FieldType("true or false", lambda v: isinstance(v, bool))
-OBJECT = FieldType("a JSON object", lambda v: isinstance(v, dict))
-LIST = FieldType("a list", lambda v: isinstance(v, list))
-SHAPE = FieldType("a list of 4 ints", lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_int, v)))
-
-# (field, type, required): the fields that code reading records (reports, records_frame) relies
-# on. A dotted field lies inside the one before the dot; "*" stands for every key of an object
-# or item of a list. A field comes after the field that holds it; "required" applies where
-# that one is present.
-RECORD_SCHEMA: tuple[tuple[str, FieldType, bool], ...] = (
-    ("version", INT, True),
-    ("table", STRING, True), ("row", STRING, True), ("scale", INT, True), ("seed", INT, True),
-    ("budget", STRING, True), ("dataset", STRING, True),
-    ("metrics", OBJECT, True), ("metrics.*", OBJECT, True), ("metrics.*.psnr", NUMBER, True),
-    ("metrics.*.ssim", NUMBER, True), ("metrics.*.images", INT.or_null(), False),
-    ("config", OBJECT, False), ("config_hash", STRING, False), ("self_ensemble", BOOL, False),
-    ("impl", STRING, False), ("tf32", BOOL, False), ("wall_time_s", NUMBER.or_null(), False),
-    ("recipe", OBJECT, False), ("recipe.iterations", INT, False), ("recipe.loss", STRING, False),
-    ("data", OBJECT, False), ("data.root", STRING.or_null(), False), ("data.train", STRING, False),
-    ("complexity", OBJECT, False), ("complexity.*", OBJECT, True),
-    ("complexity.*.params", NUMBER.or_null(), False), ("complexity.*.multi_adds", NUMBER.or_null(), False),
-    ("complexity.*.label", STRING, False), ("complexity.*.input", SHAPE, False),
-    ("memory", OBJECT.or_null(), False), ("memory.peak_mb", NUMBER.or_null(), False),
-    ("memory.condition", STRING, False),
-    ("latency", OBJECT.or_null(), False), ("latency.seconds", NUMBER.or_null(), False),
-    ("latency.condition", STRING, False), ("latency.raw", OBJECT.or_null(), False),
-    ("latency.raw.iqr_ms", NUMBER, False),
-    ("training", OBJECT.or_null(), False), ("training.run_dir", STRING.or_null(), False),
-    ("training.elapsed_s", NUMBER.or_null(), False), ("training.scored_weights", OBJECT.or_null(), False),
-    ("training.scored_weights.weights", STRING, False),
-    ("env", OBJECT.or_null(), False),
-    ("curve", LIST, False), ("curve.*", OBJECT, True), ("curve.*.iteration", NUMBER, True),
-    ("curve.*.loss", NUMBER.or_null(), False), ("curve.*.val_psnr", NUMBER.or_null(), False),
-)
+def _object(properties: dict | None = None, required=(), null: bool = False, each: dict | None = None) -> dict:
+    schema = {"type": ["object", "null"] if null else "object", "properties": properties or {},
+              "required": list(required)}
+    if each is not None:
+        schema["additionalProperties"] = each
+    return schema
 
 
-def _child_name(parent: str, key) -> str:
-    if isinstance(key, int):
-        return f"{parent}[{key}]"
-    return f"{parent}.{key}" if parent else str(key)
+def _or_null(schema: dict) -> dict:
+    return {**schema, "type": [schema["type"], "null"]}
 
 
-def _step(nodes: list[tuple[str, object]], part: str) -> list[tuple[str, object]]:
-    """The (name, value) one level down from each of ``nodes``: every child for "*", else the
-    child named ``part`` where it exists (null containers have no children)."""
-    out = []
-    for name, node in nodes:
-        if isinstance(node, dict):
-            items = node.items() if part == "*" else [(part, node[part])] if part in node else []
-        elif isinstance(node, list) and part == "*":
-            items = enumerate(node)
-        else:
-            items = []
-        out += [(_child_name(name, key), value) for key, value in items]
-    return out
+# What code reading records (reports, records_frame) relies on, as a JSON Schema (validated by
+# the jsonschema library). Fields not listed are free.
+RECORD_SCHEMA = _object({
+    "version": _INT, "table": _STRING, "row": _STRING, "scale": _INT, "seed": _INT, "budget": _STRING,
+    "dataset": _STRING,
+    "metrics": _object(each=_object({"psnr": _NUMBER, "ssim": _NUMBER, "images": _or_null(_INT)},
+                                    required=("psnr", "ssim"))),
+    "config": _object(), "config_hash": _STRING, "self_ensemble": {"type": "boolean"}, "impl": _STRING,
+    "tf32": {"type": "boolean"}, "wall_time_s": _or_null(_NUMBER),
+    "recipe": _object({"iterations": _INT, "loss": _STRING}),
+    "data": _object({"root": _or_null(_STRING), "train": _STRING}),
+    "complexity": _object(each=_object({
+        "params": _or_null(_NUMBER), "multi_adds": _or_null(_NUMBER), "label": _STRING,
+        "input": {"type": "array", "items": _INT, "minItems": 4, "maxItems": 4}})),
+    "memory": _object({"peak_mb": _or_null(_NUMBER), "condition": _STRING}, null=True),
+    "latency": _object({"seconds": _or_null(_NUMBER), "condition": _STRING,
+                        "raw": _object({"iqr_ms": _NUMBER}, null=True)}, null=True),
+    "training": _object({"run_dir": _or_null(_STRING), "elapsed_s": _or_null(_NUMBER),
+                         "scored_weights": _object({"weights": _STRING}, null=True)}, null=True),
+    "env": _object(null=True),
+    "curve": {"type": "array", "items": _object({"iteration": _NUMBER, "loss": _or_null(_NUMBER),
+                                                  "val_psnr": _or_null(_NUMBER)}, required=("iteration",))},
+}, required=("version", "table", "row", "scale", "seed", "budget", "dataset", "metrics"))
+
+_TYPE_WORDS = {"integer": "an int", "number": "a number", "string": "a string", "boolean": "true or false",
+               "object": "a JSON object", "array": "a list", "null": "null"}
+
+
+def _expected(schema: dict) -> str:
+    """A field's schema in words: ``a list of 4 ints``, ``a number or null``."""
+    types = schema.get("type", [])
+    words = [_TYPE_WORDS[t] for t in ([types] if isinstance(types, str) else types)]
+    if schema.get("minItems") is not None and schema.get("minItems") == schema.get("maxItems"):
+        words[0] = f"a list of {schema['minItems']} ints"
+    return " or ".join(words)
+
+
+def _field_name(path) -> str:
+    """``metrics.embedded.psnr``, ``curve[0].loss``."""
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
 
 
 def _short(value) -> str:
@@ -197,19 +186,18 @@ def _short(value) -> str:
 
 
 def schema_problem(record: dict) -> str | None:
-    """What is wrong with the first field of ``record`` that breaks :data:`RECORD_SCHEMA`, or None."""
-    for field, kind, required in RECORD_SCHEMA:
-        *parents, last = field.split(".")
-        nodes = [("", record)]
-        for part in parents:
-            nodes = _step(nodes, part)
-        for name, node in nodes:
-            if required and last != "*" and isinstance(node, dict) and last not in node:
-                return f"field {_child_name(name, last)!r} is missing ({kind.expected} expected)"
-            for child, value in _step([(name, node)], last):
-                if not kind.accepts(value):
-                    return f"field {child!r} must be {kind.expected} (got {_short(value)})"
-    return None
+    """What is wrong with ``record`` against :data:`RECORD_SCHEMA` (the outermost field first), or None."""
+    errors = sorted(_Validator(RECORD_SCHEMA).iter_errors(record), key=lambda e: (len(e.absolute_path),
+                                                                                    list(map(str, e.absolute_path))))
+    if not errors:
+        return None
+    error = errors[0]
+    if error.validator == "required":
+        missing = next(k for k in error.validator_value if k not in error.instance)
+        field = _field_name([*error.absolute_path, missing])
+        return f"field {field!r} is missing ({_expected(error.schema['properties'][missing])} expected)"
+    field = _field_name(error.absolute_path)
+    return f"field {field!r} must be {_expected(error.schema)} (got {_short(error.instance)})"
 
 
 def _read_json(path: Path):
