@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cfin.errors import CFINError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,3 +30,13 @@ def shown(path: str | Path) -> str:
         except ValueError:
             continue
     return str(path)
+
+
+def existing_file(path: str | Path, what: str, expected: str = "a .pt file") -> Path:
+    """``path`` if it is a file; a CFINError naming ``what`` when it is missing or a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise CFINError(f"{what} {path} is a folder, expected {expected}")
+    if not path.is_file():
+        raise CFINError(f"{what} not found: {path}")
+    return path
