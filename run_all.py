@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", metavar="DIR", help="folder with DIV2K_train_HR and benchmark/<Set5>/HR "
                                                       "(default: the bundled pictures, label 'embedded')")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--seeds", nargs="+", default=["0"], metavar="N", help="seeds (default 0), e.g. --seeds 0 1 2")
+    p.add_argument("--seeds", nargs="+", default=["0"], metavar="N",
+                   help="seeds from 0 to 2**63 - 1 (default 0), e.g. --seeds 0 1 2")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="rows in parallel: N processes (on several GPUs, rows are dealt one per GPU)")
     p.add_argument("--force", action="store_true", help="recompute rows whose record exists (training starts over)")
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_seeds(values: list[str]) -> list[int]:
+    """The --seeds values (spaces or commas between them) as distinct ints from 0 to 2**63 - 1."""
+    from cfin.commands._common import check_seed
     from cfin.errors import CFINError
 
     seeds = []
@@ -68,9 +71,7 @@ def parse_seeds(values: list[str]) -> list[int]:
                 seed = int(part)
             except ValueError:
                 raise CFINError(f"--seeds takes non-negative integers (e.g. --seeds 0 1 2), got {part!r}") from None
-            if seed < 0:
-                raise CFINError(f"--seeds takes non-negative integers, got {seed}")
-            seeds.append(seed)
+            seeds.append(check_seed("--seeds", seed))
     if not seeds:
         raise CFINError("--seeds needs at least one integer")
     return list(dict.fromkeys(seeds))
@@ -134,6 +135,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     check_budget(args.budget)
     seeds = parse_seeds(args.seeds)
+    device = str(resolve_device(args.device)) if args.device else None
     if args.jobs < 1:
         from cfin.errors import CFINError
 
@@ -170,7 +172,6 @@ def run(args) -> int:
         return 0
 
     tables = resolve_tables(args.table, default_all=False)
-    device = str(resolve_device(args.device)) if args.device else None
     check_data(tables, args.data_root)
     # every file under --results, as the reports at the end read them: a file that is not a record this
     # code reads (never replaced), two records of one key, an unknown row stop the run before any training

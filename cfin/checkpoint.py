@@ -10,6 +10,7 @@ from cfin.atomic import atomic_torch_save
 from cfin.config import CFINConfig
 from cfin.errors import CFINError
 from cfin.models import CFIN
+from cfin.paths import existing_file
 
 FORMAT = "cfin-bench/1"
 
@@ -35,9 +36,8 @@ def save_checkpoint(model: CFIN, path: str | Path, **metadata) -> Path:
 
 
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CFINError(f"checkpoint not found: {path}")
+    """The checkpoint dict at ``path``, checked to be ours and to hold a config and a state dict."""
+    path = existing_file(path, "checkpoint")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
@@ -47,6 +47,12 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
         hint = " (it looks like an official state_dict: use load_official / --official)" \
             if isinstance(obj, dict) and "UP1.0.weight" in obj else ""
         raise CFINError(f"{path} is not a {FORMAT} checkpoint{hint}; write one with `cfin convert` or cfin.save")
+    for key, holds in (("config", "CFINConfig fields"), ("state_dict", "tensors")):
+        if key not in obj:
+            raise CFINError(f"{FORMAT} checkpoint {path} has no {key!r} entry (a dict of {holds})")
+        if not isinstance(obj[key], dict):
+            raise CFINError(f"{FORMAT} checkpoint {path}: its {key!r} entry is a {type(obj[key]).__name__}, "
+                            f"expected a dict of {holds}")
     return obj
 
 
@@ -57,7 +63,10 @@ def load_checkpoint(path: str | Path, map_location="cpu", impl: str | None = Non
     ("faithful" or "fast": the same function and state dict); None keeps the saved config's.
     """
     obj = read_checkpoint(path, map_location)
-    config = CFINConfig.from_dict(obj["config"])
+    try:
+        config = CFINConfig.from_dict(obj["config"])
+    except CFINError as e:
+        raise CFINError(f"checkpoint {path}: {e}") from None
     model = CFIN(config if impl is None else config.with_impl(impl))
     check_state_dict(model, obj["state_dict"], source=str(path))
     model.load_state_dict(obj["state_dict"])

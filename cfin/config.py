@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,27 +123,23 @@ class CFINConfig:
     grad_checkpoint: bool = False
 
     def __post_init__(self):
+        _check_types(self)
         object.__setattr__(self, "heads", tuple(self.heads))
         object.__setattr__(self, "cga_kernels", tuple(self.cga_kernels))
         object.__setattr__(self, "rgb_mean", tuple(self.rgb_mean))
         if self.scale not in SCALES:
             raise choice_error("scale", self.scale, SCALES)
-        for name, valid in (("mask", MASKS), ("mask_eval", MASK_EVAL), ("conv_block", CONV_BLOCKS),
-                            ("token_mixer", TOKEN_MIXERS), ("cgm_impl", CGM_IMPLS),
-                            ("ciam_branch_impl", CIAM_BRANCH_IMPLS), ("cga_gram", CGA_GRAM_CHOICES)):
+        for name, valid in _CHOICES.items():
             if getattr(self, name) not in valid:
                 raise choice_error(name, getattr(self, name), valid)
         _positive(self, "n_feats", "dim", "loop", "deconv_feats", "gconv_groups")
         if self.transformer and self.token_mixer == "gconv" and self.dim % self.gconv_groups:
             raise CFINError(f"the gconv token mixer needs dim divisible by gconv_groups: "
                             f"dim = {self.dim}, gconv_groups = {self.gconv_groups}")
-        for n in ("expand_weight_norm", "ciam_branch", "transformer", "conv_stage", "kv_share"):
-            if not isinstance(getattr(self, n), bool):
-                raise CFINError(f"{n} must be True or False, got {getattr(self, n)!r}")
         if self.rgb_range <= 0:
             raise CFINError(f"rgb_range must be positive, got {self.rgb_range}")
-        if len(self.heads) == 0 or any((not isinstance(h, int)) or h <= 0 for h in self.heads):
-            raise CFINError(f"heads must be a non-empty tuple of positive ints, got {self.heads}")
+        if any(h <= 0 for h in self.heads):
+            raise CFINError(f"heads must be positive ints, got {self.heads}")
         if len(self.heads) % self.loop:
             raise CFINError(f"the number of CT blocks (len(heads) = {len(self.heads)}) must be a "
                             f"multiple of loop = {self.loop}")
@@ -154,8 +151,7 @@ class CFINConfig:
             if self.token_mixer == "cgm" and self.dim % 8:
                 raise CFINError(f"the CGM groups channels by 8: dim must be a multiple of 8, got {self.dim}")
         if self.num_cfgt is not None:
-            if isinstance(self.num_cfgt, bool) or not isinstance(self.num_cfgt, int) \
-                    or not 0 <= self.num_cfgt <= len(self.heads):
+            if not 0 <= self.num_cfgt <= len(self.heads):
                 raise CFINError(f"num_cfgt must be None or an int from 0 to the number of CT blocks "
                                 f"(len(heads) = {len(self.heads)}), got {self.num_cfgt!r}")
             if not self.transformer and self.num_cfgt:
@@ -165,13 +161,8 @@ class CFINConfig:
             raise CFINError("without the conv stage (conv_stage=False) every CT block needs its Transformer "
                             f"stage: transformer=True and num_cfgt None or {len(self.heads)}, got "
                             f"transformer={self.transformer}, num_cfgt={self.num_cfgt}")
-        if len(self.cga_kernels) != 2 or any(k not in (1, 3, 5, 7) for k in self.cga_kernels):
+        if any(k not in (1, 3, 5, 7) for k in self.cga_kernels):
             raise CFINError(f"cga_kernels must be two odd kernel sizes from 1, 3, 5, 7, got {self.cga_kernels}")
-        if len(self.rgb_mean) != 3:
-            raise CFINError(f"rgb_mean needs three values (R, G, B), got {self.rgb_mean}")
-        for n in ("fused_attention", "fused_conv_stage", "fused_tail", "channels_last", "grad_checkpoint"):
-            if not isinstance(getattr(self, n), bool):
-                raise CFINError(f"{n} must be True or False, got {getattr(self, n)!r}")
 
     @property
     def num_blocks(self) -> int:
@@ -208,16 +199,27 @@ class CFINConfig:
 
     @classmethod
     def from_json(cls, path) -> "CFINConfig":
+        """The config a JSON file of fields describes; a CFINError naming the file for anything else."""
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 d = json.load(f)
         except FileNotFoundError:
             raise CFINError(f"config file not found: {path}") from None
+        except IsADirectoryError:
+            raise CFINError(f"config file {path} is a folder, expected a JSON file of CFINConfig fields") from None
+        except UnicodeDecodeError:
+            raise CFINError(f"config file {path} is not a UTF-8 JSON file (it holds bytes that are not "
+                            f"UTF-8 text)") from None
+        except OSError as e:
+            raise CFINError(f"config file {path} cannot be read: {e.strerror or e}") from None
         except json.JSONDecodeError as e:
             raise CFINError(f"config file {path} is not valid JSON: {e}") from None
         if not isinstance(d, dict):
             raise CFINError(f"config file {path} must hold a JSON object of CFINConfig fields")
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except CFINError as e:
+            raise CFINError(f"config file {path}: {e}") from None
 
     def replace(self, **changes) -> "CFINConfig":
         known = {f.name for f in dataclasses.fields(self)}
@@ -245,10 +247,55 @@ def impl_switches(name: str) -> dict[str, Any]:
 
 
 def _positive(cfg, *names):
+    """A CFINError for the first of the int fields ``names`` that is not positive."""
     for n in names:
         v = getattr(cfg, n)
-        if not isinstance(v, int) or v <= 0:
+        if v <= 0:
             raise CFINError(f"{n} must be a positive int, got {v!r}")
+
+
+def _is_int(v) -> bool:
+    """An int and not a bool (JSON's true would otherwise pass as 1)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    """A finite int or float, not a bool."""
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _is_sequence_of(v, check, length: int | None = None) -> bool:
+    """A list or tuple (of ``length`` items, when given) whose items all pass ``check``."""
+    return isinstance(v, (list, tuple)) and (length is None or len(v) == length) and all(map(check, v))
+
+
+# The string fields and their valid values.
+_CHOICES = {"mask": MASKS, "mask_eval": MASK_EVAL, "conv_block": CONV_BLOCKS, "token_mixer": TOKEN_MIXERS,
+            "cgm_impl": CGM_IMPLS, "ciam_branch_impl": CIAM_BRANCH_IMPLS, "cga_gram": CGA_GRAM_CHOICES}
+
+# Each field's type, checked before its value: field -> (check, what a value must be).
+_FIELD_TYPES: dict[str, tuple] = {
+    **{n: (_is_int, "an int") for n in ("scale", "n_feats", "dim", "loop", "deconv_feats", "gconv_groups")},
+    **{n: (lambda v: isinstance(v, bool), "True or False")
+       for n in ("expand_weight_norm", "ciam_branch", "transformer", "conv_stage", "kv_share", "fused_attention",
+                 "fused_conv_stage", "fused_tail", "channels_last", "grad_checkpoint")},
+    **{n: (lambda v: isinstance(v, str), f"one of {', '.join(valid)}") for n, valid in _CHOICES.items()},
+    "heads": (lambda v: _is_sequence_of(v, _is_int) and len(v) > 0,
+              "a non-empty list of ints (the heads of each CFGT)"),
+    "num_cfgt": (lambda v: v is None or _is_int(v), "None or an int"),
+    "cga_kernels": (lambda v: _is_sequence_of(v, _is_int, 2), "a list of two ints (kernel sizes)"),
+    "rgb_range": (_is_number, "a number"),
+    "rgb_mean": (lambda v: _is_sequence_of(v, _is_number, 3), "a list of three numbers (R, G, B)"),
+}
+
+
+def _check_types(cfg: CFINConfig) -> None:
+    """A CFINError naming the first field whose value has the wrong type, and the type expected."""
+    for f in dataclasses.fields(cfg):
+        check, expected = _FIELD_TYPES[f.name]
+        value = getattr(cfg, f.name)
+        if not check(value):
+            raise CFINError(f"config field {f.name} must be {expected}, got {value!r} ({type(value).__name__})")
 
 
 _HEADS_X24 = (8, 12, 16, 12, 8, 12, 16, 12)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-from cfin.config import CFINConfig, preset
-from cfin.errors import CFINError
+from cfin.config import SCALES, CFINConfig, preset
+from cfin.errors import CFINError, choice_error
 from cfin.models import CFIN
+from cfin.paths import existing_file
 
 # Registered by the official code, never read by its forward.
 UNUSED = [
@@ -80,9 +81,7 @@ class Conversion:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state_dict with ``weights_only=True``; a clear error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise CFINError(f"checkpoint not found: {path}")
+    path = existing_file(path, "official state_dict")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle of arbitrary objects, not a torch file ...
@@ -146,6 +145,8 @@ def load_official(path: str | Path, scale: int, mask_eval: str = "sample", **cha
         mask_eval: "sample" (official: a hard Gumbel sample at inference) or "argmax".
         changes: further CFINConfig overrides (e.g. ``cgm_impl="conv"``).
     """
+    if scale not in SCALES:
+        raise choice_error("scale", scale, SCALES)
     cfg = preset(int(scale), mask_eval=mask_eval, **changes)
     conv = convert_official(read_state_dict(path), cfg, source=str(path))
     model = CFIN(cfg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cfin.errors import CFINError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +36,6 @@ def output_dir(path: str | Path, option: str, create: bool = True) -> Path:
     """``path`` as a folder that takes output, checked before any work so that a run does not end
     in an error after its results were computed; created if missing (``create``), else only
     checked to be creatable. A CFINError naming ``option`` where it is a file or cannot be made."""
-    from cfin.errors import CFINError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CFINError(f"{option} {path} is a file; expected a folder (it is created if missing)")
@@ -54,10 +54,18 @@ def output_dir(path: str | Path, option: str, create: bool = True) -> Path:
 
 def output_file(path: str | Path, option: str) -> Path:
     """``path`` as a file that output can be written to: not a folder, in a folder that takes output."""
-    from cfin.errors import CFINError
-
     path = Path(path)
     if path.is_dir():
         raise CFINError(f"{option} {path} is a folder; expected a file name")
     output_dir(path.parent, f"{option} {path}: its folder")
+    return path
+
+
+def existing_file(path: str | Path, what: str, expected: str = "a .pt file") -> Path:
+    """``path`` if it is a file; a CFINError naming ``what`` when it is missing or a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise CFINError(f"{what} {path} is a folder, expected {expected}")
+    if not path.is_file():
+        raise CFINError(f"{what} not found: {path}")
     return path

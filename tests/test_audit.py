@@ -234,6 +234,10 @@ def test_render_and_cli(shared, tmp_path, capsys):
     assert "unknown finding 'no-such-finding'" in capsys.readouterr().err
     assert main(["audit", "--official", str(tmp_path / "absent.pt"), "--out", str(out)]) == 2
     assert "official state_dict not found" in capsys.readouterr().err
+    assert main(["audit", "--official", str(tmp_path), "--out", str(out)]) == 2
+    assert f"official state_dict {tmp_path} is a folder, expected a .pt file" in capsys.readouterr().err
+    assert main(["audit", "--scale", "5", "--out", str(out)]) == 2
+    assert "--scale 5: valid scales 2, 3, 4" in capsys.readouterr().err
 
 
 def test_fresh_weights_are_labelled(tmp_path, monkeypatch):

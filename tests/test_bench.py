@@ -75,6 +75,9 @@ def test_spec_errors_name_the_problem():
         run_bench(tiny_spec(memory_runs=0), progress=False)
     with pytest.raises(CFINError, match="tf32 is a CUDA option"):
         paths_for(tiny_spec(tf32=True))
+    with pytest.raises(CFINError, match="amp fp16 is a CUDA option .*got device cpu; use amp bf16"):
+        paths_for(tiny_spec(amp="fp16"))
+    assert [p.name for p in paths_for(tiny_spec(amp="bf16"))] == ["faithful", "fast", "fast+bf16"]
 
 
 def test_bf16_autocast_path_is_reported_not_required_equal():
@@ -154,7 +157,19 @@ def test_cli_rejects_a_bad_scale(capsys):
     from cfin.cli import main
 
     assert main(["bench", "--scale", "5", "--device", "cpu"]) == 2
-    assert capsys.readouterr().err.strip() == "cfin bench: error: unknown scale 5; valid: 2, 3, 4"
+    assert capsys.readouterr().err.strip() == "cfin bench: error: --scale 5: valid scales 2, 3, 4"
+
+
+def test_cli_refuses_fp16_on_a_cpu_before_measuring(capsys):
+    """fp16 on a CPU would spend minutes in the float16 speed floor: refused at once, bf16 stays."""
+    from cfin.cli import main
+
+    argv = ["bench", "--preset", "tiny", "--lr-size", "8x8", "--runs", "1", "--warmup", "0", "--no-memory",
+            "--device", "cpu", "--amp", "fp16"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("cfin bench: error: amp fp16 is a CUDA option") and "use amp bf16" in err
 
 
 def test_cli_benches_any_network(tmp_path, capsys):

@@ -187,6 +187,9 @@ def test_cli_table_x3_hr_size(capsys):
     (["--hr-size", "720x1280", "--scale", "3"], "240x426"),
     (["--conventions", "paper,flops"], "unknown convention 'flops'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--depth", "-1", "--breakdown"], "--depth must be at least 1, got -1"),
+    (["--depth", "0"], "--depth must be at least 1, got 0"),
+    (["--scale", "4", "--preset", "x3"], "--scale 4 picks preset x4, but --preset x3 was given"),
 ])
 def test_cli_errors(capsys, argv, message):
     assert main(["complexity", "--no-libs", *argv]) == 2

@@ -223,6 +223,41 @@ def test_cli_model_errors(data_root, capsys):
     assert code == 2 and "checkpoint not found" in err
 
 
+@pytest.mark.parametrize("scale", ["0", "-2", "1"])
+def test_cli_bicubic_scale_must_be_at_least_2(data_root, capsys, scale):
+    code, out, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", scale, "--data-root", str(data_root))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.strip() == f"cfin evaluate: error: --scale {scale}: the upscaling factor must be an integer >= 2"
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999", "-1", str(2**63)])
+def test_cli_seed_out_of_range(data_root, capsys, seed):
+    code, out, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", "--data-root", str(data_root),
+                          "--seed", seed)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"--seed takes an integer from 0 to 2**63 - 1 = {2**63 - 1}, got {seed}" in err
+
+
+def test_cli_folders_and_bad_checkpoints_are_named(data_root, tmp_path, capsys):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for option, what in (("--official", "--official state_dict"), ("--model", "--model checkpoint")):
+        code, _, err = _cli(capsys, "evaluate", option, str(folder), "--scale", "4", "--data-root", str(data_root))
+        assert code == 2 and err.strip() == f"cfin evaluate: error: {what} {folder} is a folder, expected a .pt file"
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "cfin-bench/1", "state_dict": {}}, bad)
+    code, _, err = _cli(capsys, "evaluate", "--model", str(bad), "--data-root", str(data_root))
+    assert code == 2 and err.count("\n") == 1 and f"checkpoint {bad} has no 'config' entry" in err
+
+
+def test_cli_official_scale_is_2_3_or_4(shared, data_root, capsys):
+    official = shared / "reference" / "official_x4_random_state_dict.pt"
+    for scale in ("1", "5"):
+        code, _, err = _cli(capsys, "evaluate", "--official", str(official), "--scale", scale,
+                            "--data-root", str(data_root))
+        assert code == 2 and err.strip() == f"cfin evaluate: error: --scale {scale}: valid scales 2, 3, 4"
+
+
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -81,6 +81,53 @@ def test_config_validation(field, value, match):
         cfin.preset("x4", **{field: value})
 
 
+@pytest.mark.parametrize("field,value,expected", [
+    ("rgb_range", "x", "must be a number, got 'x' (str)"),
+    ("rgb_range", None, "must be a number, got None (NoneType)"),
+    ("rgb_range", float("nan"), "must be a number, got nan"),
+    ("rgb_mean", ["a", "b", "c"], "must be a list of three numbers (R, G, B), got ['a', 'b', 'c']"),
+    ("rgb_mean", None, "must be a list of three numbers (R, G, B), got None"),
+    ("rgb_mean", [0.4, 0.4], "must be a list of three numbers"),
+    ("heads", 5, "must be a non-empty list of ints (the heads of each CFGT), got 5 (int)"),
+    ("heads", [8, True], "must be a non-empty list of ints"),
+    ("cga_kernels", 3, "must be a list of two ints (kernel sizes), got 3 (int)"),
+    ("cga_kernels", [True, 1], "must be a list of two ints"),
+    ("n_feats", True, "must be an int, got True (bool)"),
+    ("loop", True, "must be an int, got True (bool)"),
+    ("scale", 4.0, "must be an int, got 4.0 (float)"),
+    ("num_cfgt", "2", "must be None or an int, got '2' (str)"),
+    ("mask", 5, "must be one of gumbel, softmax, maxpool, none, got 5 (int)"),
+    ("kv_share", 1, "must be True or False, got 1 (int)"),
+])
+def test_config_field_types(field, value, expected):
+    """A field of the wrong type is one CFINError naming the field, the value and the type expected
+    (a bool is not an int, though Python's bool is one)."""
+    with pytest.raises(CFINError) as e:
+        cfin.preset("x4", **{field: value})
+    assert str(e.value).startswith(f"config field {field} {expected}"), str(e.value)
+
+
+def test_config_numbers_of_either_kind_load(tmp_path):
+    """JSON ints where floats are expected are fine; lists become tuples."""
+    p = tmp_path / "c.json"
+    p.write_text('{"rgb_range": 255, "rgb_mean": [0.4488, 0.4371, 0.404], "heads": [2, 4], "n_feats": 16, '
+                 '"dim": 32, "deconv_feats": 16}')
+    assert CFINConfig.from_json(p) == cfin.preset("tiny")
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    with pytest.raises(CFINError, match=f"^config file {tmp_path} is a folder, expected a JSON file"):
+        CFINConfig.from_json(tmp_path)
+    binary = tmp_path / "weights.json"
+    binary.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(CFINError, match=f"^config file {binary} is not a UTF-8 JSON file"):
+        CFINConfig.from_json(binary)
+    typed = tmp_path / "typed.json"
+    typed.write_text('{"loop": true}')
+    with pytest.raises(CFINError, match=f"^config file {typed}: config field loop must be an int, got True"):
+        CFINConfig.from_json(typed)
+
+
 def test_config_unknown_fields_and_presets(tmp_path):
     with pytest.raises(CFINError, match=r"unknown config field\(s\) \['n_feat'\]; valid fields:"):
         cfin.preset("x4", n_feat=64)
@@ -116,6 +163,21 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         cfin.load(tmp_path / "c.pt")
 
 
+@pytest.mark.parametrize("entry", ["config", "state_dict"])
+def test_checkpoint_without_config_or_state_dict(tmp_path, entry):
+    model = cfin.CFIN(cfin.preset("tiny"))
+    obj = {"format": "cfin-bench/1", "config": model.config.to_dict(), "state_dict": model.state_dict()}
+    path = tmp_path / "m.pt"
+    torch.save({k: v for k, v in obj.items() if k != entry}, path)
+    with pytest.raises(CFINError, match=f"^cfin-bench/1 checkpoint {path} has no '{entry}' entry"):
+        cfin.load(path)
+    torch.save({**obj, entry: [1]}, path)
+    with pytest.raises(CFINError, match=f"its '{entry}' entry is a list, expected a dict"):
+        cfin.load(path)
+    with pytest.raises(CFINError, match=f"^checkpoint {tmp_path} is a folder, expected a .pt file"):
+        cfin.load(tmp_path)
+
+
 def test_cli_summary_and_errors(capsys):
     from cfin.cli import main
 
@@ -125,3 +187,55 @@ def test_cli_summary_and_errors(capsys):
     assert main(["summary", "--preset", "x9"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "cfin summary: error: unknown preset 'x9'; valid: x2, x3, x4, tiny"
+
+
+def _summary_error(capsys, *argv) -> str:
+    from cfin.cli import main
+
+    assert main(["summary", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("cfin summary: error: ")
+    return err.strip().removeprefix("cfin summary: error: ")
+
+
+@pytest.mark.parametrize("config,message", [
+    ('{"rgb_range": "x"}', "config field rgb_range must be a number, got 'x' (str)"),
+    ('{"rgb_range": null}', "config field rgb_range must be a number, got None"),
+    ('{"rgb_mean": ["a", "b", "c"]}', "config field rgb_mean must be a list of three numbers"),
+    ('{"rgb_mean": null}', "config field rgb_mean must be a list of three numbers"),
+    ('{"heads": 5}', "config field heads must be a non-empty list of ints"),
+    ('{"cga_kernels": 3}', "config field cga_kernels must be a list of two ints"),
+    ('{"n_feats": true}', "config field n_feats must be an int, got True (bool)"),
+    ('{"loop": true}', "config field loop must be an int, got True (bool)"),
+])
+def test_cli_summary_rejects_config_fields_of_the_wrong_type(tmp_path, capsys, config, message):
+    path = tmp_path / "c.json"
+    path.write_text(config)
+    assert _summary_error(capsys, "--depth", "1", "--config", str(path)).startswith(f"config file {path}: {message}")
+
+
+def test_cli_summary_rejects_unreadable_config_files(tmp_path, capsys):
+    assert _summary_error(capsys, "--config", str(tmp_path)) == \
+        f"config file {tmp_path} is a folder, expected a JSON file of CFINConfig fields"
+    binary = tmp_path / "b.json"
+    binary.write_bytes(b"\x80\xbe\x00\xff")
+    assert _summary_error(capsys, "--config", str(binary)).startswith(f"config file {binary} is not a UTF-8 JSON file")
+
+
+def test_cli_summary_checks_depth_and_scale(tmp_path, capsys):
+    from cfin.cli import main
+
+    for depth in ("-1", "0"):
+        assert _summary_error(capsys, "--depth", depth) == f"--depth must be at least 1, got {depth}"
+    assert _summary_error(capsys, "--scale", "4", "--preset", "x2") == \
+        "--scale 4 picks preset x4, but --preset x2 was given; give one of them"
+    assert _summary_error(capsys, "--scale", "5") == "--scale 5: valid scales 2, 3, 4"
+    assert _summary_error(capsys, "--scale", "5", "--preset", "tiny") == "--scale 5: valid scales 2, 3, 4"
+    # --scale sets the scale of the tiny preset and of a config file (documented), and may repeat a preset's
+    for argv in (["--scale", "2", "--preset", "tiny"], ["--scale", "3", "--preset", "x3"]):
+        assert main(["summary", "--depth", "1", *argv]) == 0
+        assert capsys.readouterr().out.startswith(f"CFIN x{argv[1]}: ")
+    path = tmp_path / "c.json"
+    path.write_text('{"scale": 4, "n_feats": 16, "dim": 32, "heads": [2, 4], "deconv_feats": 16}')
+    assert main(["summary", "--depth", "1", "--scale", "2", "--config", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("CFIN x2: ")

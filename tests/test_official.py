@@ -117,3 +117,38 @@ def test_convert_roundtrip_cli(shared, tmp_path, capsys):
         torch.testing.assert_close(model(io["lr"]), io["sr_mask_gumbel_seed1234"], atol=1e-3, rtol=0)
     assert main(["convert", str(sd_path), "--scale", "4", "--out", str(out)]) == 2
     assert "x3 checkpoint, but scale 4" in capsys.readouterr().err
+
+
+def _convert_error(capsys, *argv) -> str:
+    from cfin.cli import main
+
+    assert main(["convert", *map(str, argv)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("cfin convert: error: ")
+    return err.strip().removeprefix("cfin convert: error: ")
+
+
+def test_convert_refuses_to_overwrite_its_input(shared, tmp_path, capsys, monkeypatch):
+    src = tmp_path / "model_best_x4.pt"
+    src.write_bytes((_fixture(shared, 4)[0]).read_bytes())
+    before = src.read_bytes()
+    (tmp_path / "link.pt").symlink_to(src)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for out in (src, "model_best_x4.pt", "sub/../model_best_x4.pt", "link.pt"):
+        assert _convert_error(capsys, "model_best_x4.pt", "--scale", "4", "--out", out) == \
+            f"--out {out} is the input file model_best_x4.pt: writing there would overwrite the official " \
+            f"checkpoint; give another --out path"
+    assert src.read_bytes() == before
+
+
+def test_convert_names_a_bad_scale_and_a_folder(shared, tmp_path, capsys):
+    sd_path = _fixture(shared, 4)[0]
+    for scale in (5, 1):
+        assert _convert_error(capsys, sd_path, "--scale", scale, "--out", tmp_path / "o.pt") == \
+            f"--scale {scale}: valid scales 2, 3, 4"
+    assert _convert_error(capsys, tmp_path, "--scale", 4, "--out", tmp_path / "o.pt") == \
+        f"official state_dict {tmp_path} is a folder, expected a .pt file"
+    assert not (tmp_path / "o.pt").exists()
+    with pytest.raises(CFINError, match="unknown scale 5; valid: 2, 3, 4"):
+        cfin.load_official(sd_path, 5)

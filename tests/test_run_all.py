@@ -427,6 +427,21 @@ def test_bad_seeds_and_missing_table(tmp_path, monkeypatch, capsys):
     run = Runner(tmp_path)
     _one_line_error(capsys, run("--table", "TINY", "--seeds", "x"), "--seeds")
     _one_line_error(capsys, run(), "--table")
+    for seed in ("99999999999999999999", str(2**63), "-1"):
+        _one_line_error(capsys, run("--table", "TINY", "--budget", "micro", "--seeds", "0", seed),
+                        f"--seeds takes an integer from 0 to 2**63 - 1 = {2**63 - 1}, got {seed}")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()  # no row started
+    assert _load_run_all().parse_seeds(["0,3", str(2**63 - 1), "3"]) == [0, 3, 2**63 - 1]
+
+
+@pytest.mark.parametrize("mode", [[], ["--complexity-only"], ["--report-only"], ["--list"]])
+def test_device_is_checked_in_every_mode(tmp_path, monkeypatch, capsys, mode):
+    """A device this machine lacks is an error before anything runs, with or without training."""
+    _patch(monkeypatch)
+    _one_line_error(capsys, Runner(tmp_path)(*mode, "--table", "TINY", "--device", "cuda:99"), "'cuda:99'")
+    _one_line_error(capsys, Runner(tmp_path)(*mode, "--table", "TINY", "--device", "tpu"),
+                    "unknown device 'tpu'; valid forms: cpu, cuda, cuda:N")
+    assert not (tmp_path / "reports").exists()
 
 
 def test_data_root_checked_before_training(tmp_path, monkeypatch, capsys):

@@ -310,6 +310,18 @@ def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     assert "smoke, short, paper" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("seed", ["99999999999999999999", str(2**63), "-1"])
+def test_cli_rejects_a_seed_out_of_range_before_starting(tmp_path, capsys, seed):
+    from cfin.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--out", str(out), "--no-progress", "--seed", seed]) == 2
+    stdout, err = capsys.readouterr()
+    assert stdout == "" and err.strip() == \
+        f"cfin train: error: --seed takes an integer from 0 to 2**63 - 1 = {2**63 - 1}, got {seed}"
+    assert not out.exists()
+
+
 def test_cli_trains_on_the_fast_path(tmp_path, capsys):
     """--impl fast trains the same network by the fast path; its checkpoint says so and loads
     either way (one state dict)."""

@@ -110,6 +110,9 @@ def paths_for(spec: BenchSpec) -> list[Variant]:
     if spec.amp is not None:
         if spec.amp not in AMP_DTYPES:
             raise choice_error("amp dtype", spec.amp, AMP_DTYPES)
+        if spec.amp == "fp16" and spec.device.type != "cuda":
+            raise CFINError(f"amp fp16 is a CUDA option (a CPU has no fast float16 kernels: the speed floor's "
+                            f"float16 matmul alone runs for minutes), got device {spec.device}; use amp bf16")
         paths.append(Variant(f"fast+{spec.amp}", fast, amp=spec.amp))
     if spec.tf32:
         if spec.device.type != "cuda":

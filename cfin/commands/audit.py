@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
-from cfin.errors import CFINError
-from cfin.paths import output_dir
+from cfin.commands._common import check_scale
+from cfin.paths import existing_file, output_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,10 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cfin.audit import render_audit, run_audit
 
-    if args.official is not None and not Path(args.official).is_file():
-        raise CFINError(f"official state_dict not found: {args.official} (expected model_best_x{args.scale}.pt)")
-    if args.scale not in (2, 3, 4):
-        raise CFINError(f"--scale must be 2, 3 or 4, got {args.scale}")
+    if args.official is not None:
+        existing_file(args.official, "official state_dict", f"a .pt file (model_best_x{args.scale}.pt)")
+    check_scale(args.scale)
     output_dir(args.out, "--out")  # checked before the measurements it would hold
     report = run_audit(weights=args.official, scale=args.scale, device=args.device, data_root=args.data_root,
                        seeds=args.seeds, only=args.only, progress=not args.no_progress)

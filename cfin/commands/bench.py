@@ -33,7 +33,7 @@ def add_arguments(parser):
     parser.add_argument("--grad-checkpoint", action="store_true",
                         help="also time the fast path with activation checkpointing per CT block")
     parser.add_argument("--amp", default=None, choices=list(AMP_DTYPES),
-                        help="also time the fast path under autocast (changes results)")
+                        help="also time the fast path under autocast (changes results; fp16 on a GPU only)")
     parser.add_argument("--compile", action="store_true", help="also time the fast path through torch.compile")
     parser.add_argument("--compile-mode", default=None, metavar="MODE",
                         help="torch.compile mode of the --compile path (implies --compile): default, "

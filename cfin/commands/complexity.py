@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from cfin.commands._common import add_model_arguments, config_from_args
+from cfin.commands._common import add_model_arguments, check_at_least, config_from_args
 from cfin.complexity.conventions import CONVENTIONS, TRAIN_BATCH, TRAIN_PATCH, resolve_lr_size, size_label
 from cfin.errors import CFINError
 
@@ -60,8 +60,7 @@ def run(args) -> int:
         conventions = tuple(c for c in conventions if not c.startswith(("fvcore", "ptflops")))
     if not conventions:
         raise CFINError("no convention left to count: --no-libs removed all of --conventions")
-    if args.depth is not None and args.depth < 1:
-        raise CFINError(f"--depth must be at least 1, got {args.depth}")
+    check_at_least("--depth", args.depth, 1)
     resolve_dtype(args.dtype)
     device = None
     if not args.no_measure:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cfin.commands._common import check_scale
+from cfin.errors import CFINError
+
 
 def add_arguments(parser):
     parser.add_argument("official", help="an official model_best_x{s}.pt state_dict")
@@ -15,7 +18,11 @@ def add_arguments(parser):
 def run(args) -> int:
     from cfin.checkpoint import save_checkpoint
     from cfin.official import load_official
+    from cfin.paths import output_file
 
+    check_scale(args.scale)
+    check_out(args.official, args.out)
+    output_file(args.out, "--out")
     model = load_official(args.official, args.scale, mask_eval=args.mask_eval)
     n_drop = len(model.official_dropped)
     save_checkpoint(model, args.out, source=str(Path(args.official).resolve()), converted_from="official",
@@ -23,3 +30,11 @@ def run(args) -> int:
     print(f"wrote {args.out}: CFIN x{args.scale}, {sum(p.numel() for p in model.parameters()):,} parameters; "
           f"dropped {n_drop} official tensors the official forward never uses")
     return 0
+
+
+def check_out(official: str, out: str) -> None:
+    """A CFINError when ``out`` is the input file itself (the conversion would overwrite it)."""
+    src, dst = Path(official), Path(out)
+    if dst.resolve() == src.resolve() or (dst.exists() and src.exists() and dst.samefile(src)):
+        raise CFINError(f"--out {out} is the input file {official}: writing there would overwrite the official "
+                        f"checkpoint; give another --out path")

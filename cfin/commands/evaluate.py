@@ -13,8 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-from cfin.commands._common import add_impl_argument, add_tf32_argument
+from cfin.commands._common import add_impl_argument, add_tf32_argument, check_scale, check_seed
 from cfin.errors import CFINError
+from cfin.paths import existing_file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--model", metavar="{bicubic|CHECKPOINT}",
                        help="'bicubic' (MATLAB bicubic baseline) or a cfin checkpoint file")
     which.add_argument("--official", metavar="OFFICIAL.pt", help="an official model_best_x{s}.pt state_dict")
-    p.add_argument("--scale", type=int, help="upscaling factor (needed for bicubic and --official; "
-                                            "checked against a checkpoint's own)")
+    p.add_argument("--scale", type=int, help="upscaling factor (needed for bicubic: an integer >= 2, and for "
+                                            "--official: 2, 3 or 4; checked against a checkpoint's own)")
     p.add_argument("--data-root", metavar="DIR", help="folder with benchmark/<name>/HR (default: the "
                                                      "bundled scikit-image pictures, label 'embedded')")
     p.add_argument("--datasets", nargs="+", metavar="NAME",
@@ -38,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-image", action="store_true", help="also report every image")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--seed", type=int, default=0, help="torch seed before each image (CFIN's masks are random)")
+    p.add_argument("--seed", type=int, default=0, help="torch seed before each image (CFIN's masks are random; "
+                                                       "0 to 2**63 - 1)")
     add_impl_argument(p, None, "the checkpoint's own (faithful for --official)")
     add_tf32_argument(p)
 
@@ -50,11 +52,11 @@ def _load_model(args):
     if args.model == "bicubic":
         if args.scale is None:
             raise CFINError("--model bicubic needs --scale (2, 3, 4, ...)")
+        check_scale(args.scale, valid=None)
         return bicubic_upsampler(args.scale), args.scale, "bicubic"
-    path = Path(args.official or args.model)
-    if not path.is_file():
-        raise CFINError(f"{'official state_dict' if args.official else 'checkpoint'} not found: {path} "
-                        f"(--model takes 'bicubic' or a checkpoint file)")
+    path = _model_path(args)
+    if args.scale is not None:
+        check_scale(args.scale)
     import cfin
     from cfin.config import impl_switches
 
@@ -69,6 +71,15 @@ def _load_model(args):
     if args.scale is not None and args.scale != scale:
         raise CFINError(f"--scale {args.scale} but checkpoint {path} is a x{scale} model")
     return model, scale, f"{path}{impl}"
+
+
+def _model_path(args) -> Path:
+    """The --official or --model file; a CFINError naming the option when it is missing or a folder."""
+    if args.official:
+        return existing_file(args.official, "--official state_dict")
+    if not Path(args.model).exists():
+        raise CFINError(f"--model checkpoint not found: {args.model} (--model takes 'bicubic' or a checkpoint file)")
+    return existing_file(args.model, "--model checkpoint")
 
 
 def _datasets(args, scale):
@@ -92,6 +103,7 @@ def run(args) -> int:
     from cfin.paths import output_dir
 
     device = resolve_device(args.device)
+    check_seed("--seed", args.seed)
     if args.save_images:
         output_dir(args.save_images, "--save-images")
     if args.tile is not None and (args.tile < 1 or args.tile_overlap < 0):

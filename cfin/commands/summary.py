@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from cfin.commands._common import add_model_arguments, config_from_args
+from cfin.commands._common import add_model_arguments, check_at_least, config_from_args
 
 
 def add_arguments(parser):
     add_model_arguments(parser)
-    parser.add_argument("--depth", type=int, default=3, help="tree depth to print (default 3)")
+    parser.add_argument("--depth", type=int, default=3, help="tree depth to print, at least 1 (default 3)")
 
 
 def module_rows(model: nn.Module, depth: int):
@@ -25,6 +25,7 @@ def module_rows(model: nn.Module, depth: int):
 def run(args) -> int:
     from cfin.models import CFIN
 
+    check_at_least("--depth", args.depth, 1)
     cfg = config_from_args(args)
     model = CFIN(cfg)
     rows = list(module_rows(model, args.depth))

@@ -15,7 +15,8 @@ import argparse
 import os
 from pathlib import Path
 
-from cfin.commands._common import add_impl_argument, add_model_arguments, add_tf32_argument, config_from_args
+from cfin.commands._common import (add_impl_argument, add_model_arguments, add_tf32_argument, check_seed,
+                                   config_from_args)
 
 DIV2K_VAL_IDS = range(801, 811)
 
@@ -29,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train/<model>-<recipe>-seed<N>)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available; under torchrun "
                                     "each process takes cuda:LOCAL_RANK)")
-    p.add_argument("--seed", type=int, help="seed of weights, data order and masks (default: the recipe's, 0)")
+    p.add_argument("--seed", type=int, help="seed of weights, data order and masks, 0 to 2**63 - 1 (default: the "
+                                            "recipe's, 0)")
     p.add_argument("--iterations", type=int, metavar="N", help="override the recipe's iteration count "
                                                                "(the cosine schedule spans N)")
     p.add_argument("--workers", type=int, metavar="N", help="DataLoader workers (default: the recipe's)")
@@ -74,6 +76,8 @@ def run(args) -> int:
     from cfin.paths import output_dir
     from cfin.train.trainer import CHECKPOINT_NAME
 
+    if args.seed is not None:
+        check_seed("--seed", args.seed)
     cfg = config_from_args(args)
     if args.impl is not None:
         cfg = cfg.with_impl(args.impl)
