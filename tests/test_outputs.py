@@ -33,7 +33,7 @@ CASES = [
      "--output {tmp} is a folder; expected a file name"),
     (cfin_main, ["complexity", "--preset", "tiny", "--no-libs", "--no-measure", "--output", "{afile}/x.json"],
      "--output {afile}/x.json: its folder {afile} is a file"),
-    (cfin_main, ["convert", "{official}", "--scale", "4", "--out", "{tmp}"], "--out {tmp} is a folder"),
+    (cfin_main, ["convert", "{tmp}/model_best_x4.pt", "--scale", "4", "--out", "{tmp}"], "--out {tmp} is a folder"),
     (_run_all, ["--table", "VII", "--results", "{afile}"], "--results {afile} is a file; expected a folder"),
     (_run_all, ["--table", "VII", "--runs", "{afile}"], "--runs {afile} is a file"),
     (_run_all, ["--report-only", "--reports", "{afile}"], "--reports {afile} is a file"),
@@ -43,8 +43,7 @@ CASES = [
 
 @pytest.mark.parametrize("main, argv, message", CASES, ids=lambda v: v[0] if isinstance(v, list) else None)
 def test_an_unusable_output_path_fails_before_any_work(main, argv, message, afile, tmp_path, capsys):
-    where = {"afile": afile, "tmp": tmp_path,
-             "official": REPO_ROOT.parent / "shared" / "reference" / "official_x4_random_state_dict.pt"}
+    where = {"afile": afile, "tmp": tmp_path}
     assert main([a.format(**where) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message.format(**where) in err, err

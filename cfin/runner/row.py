@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfin.atomic import atomic_write_json
+from cfin.errors import CFINError
 from cfin.records import config_hash, read_record, write_record
 from cfin.runner.jobs import RowJob, dataset_label, eval_dataset_names
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
