@@ -184,6 +184,31 @@ def test_a_run_resumes_only_the_network_it_trains(tmp_path):
     assert run(tiny.with_impl("fast")).resumed_from == 2
 
 
+def test_a_run_resumes_only_on_the_images_it_trains_on(tmp_path):
+    """The same recipe and number of patches from other pictures (another --data-root) is another run."""
+    from cfin.data import TrainPatchDataset, embedded_images
+
+    rec = _toy_recipe(iterations=4, checkpoint_every=2, val_images=0, batch_size=2)
+    pictures = embedded_images("train")
+
+    def run(images, **kw):
+        torch.manual_seed(0)
+        data = TrainPatchDataset(images, 2, rec.patch_size, length=rec.iterations * rec.batch_size, seed=0)
+        return train(cfin.CFIN(cfin.preset("tiny", scale=2)), rec, data, tmp_path, device="cpu", progress=False, **kw)
+
+    run(pictures[:3], max_iterations=2)
+    with pytest.raises(CFINError, match=r"different run \(training images: checkpoint 3 images \(.*\) vs now 2 images"):
+        run(pictures[1:3])
+    assert run(list(pictures[:3])).resumed_from == 2  # the same pictures, another list: resumes
+
+
+def test_starting_over_leaves_no_weights_of_the_last_run(tmp_path):
+    _train_toy(tmp_path, rec=_toy_recipe(iterations=4))
+    assert (tmp_path / "final.pt").is_file() and (tmp_path / "best.pt").is_file()
+    _, res = _train_toy(tmp_path, rec=_toy_recipe(iterations=4), resume=False, max_iterations=2)
+    assert res.resumed_from is None and not (tmp_path / "final.pt").exists() and not (tmp_path / "best.pt").exists()
+
+
 def test_cli_keeps_the_run_json_of_the_run_it_resumes(tmp_path, capsys):
     from cfin.cli import main
 

@@ -88,7 +88,7 @@ def run(args) -> int:
     progress = main_process and not args.no_progress
     out = Path(args.out or Path("runs") / "train" / f"{_model_label(args, cfg)}-{rec.name}-seed{rec.seed}")
     if main_process:
-        output_dir(out, "--out")
+        output_dir(out, "--out", create=False)  # made when training starts, after the data is checked
 
     torch.manual_seed(rec.seed)  # initial weights (identical on every process)
     model = cfin.CFIN(cfg)

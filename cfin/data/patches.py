@@ -6,6 +6,8 @@ the worker count or access order.
 """
 from __future__ import annotations
 
+import hashlib
+
 from typing import Sequence
 
 import numpy as np
@@ -71,6 +73,14 @@ class TrainPatchDataset(Dataset):
         for i, src in enumerate(self.sources):  # in-memory images: compute LR and check sizes now
             if isinstance(src, ArrayPair):
                 self._get(i)
+
+    def images(self) -> dict:
+        """Which images it cuts patches from, for a resumed run to compare: their count, the first
+        names, and a hash of every name (file stems, so a dataset moved to another folder is the
+        same) and the scale."""
+        names = [src.name for src in self.sources]
+        digest = hashlib.sha256("\n".join([f"x{self.scale}", *names]).encode()).hexdigest()[:16]
+        return {"count": len(names), "first": names[:3], "hash": digest}
 
     def __len__(self) -> int:
         return self.length

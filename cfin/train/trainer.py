@@ -116,12 +116,20 @@ def network_of(model: nn.Module) -> dict | None:
     return config.network() if isinstance(config, CFINConfig) else None
 
 
-def _check_compatible(state: dict, recipe: Recipe, num_samples: int, network: dict | None, path: Path) -> None:
+def _images_text(images: dict) -> str:
+    return f"{images['count']} images ({', '.join(images['first'])}{', ...' if images['count'] > 3 else ''})"
+
+
+def _check_compatible(state: dict, recipe: Recipe, num_samples: int, network: dict | None, path: Path,
+                      images: dict | None = None) -> None:
     saved = state["recipe"]
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(recipe, k)!r}" for k in SCHEDULE_FIELDS
             if _norm(saved.get(k)) != _norm(getattr(recipe, k))]
     if state["data"]["num_samples"] != num_samples:
         diff.append(f"training-set size: checkpoint {state['data']['num_samples']} vs now {num_samples}")
+    saved_images = state["data"].get("images")  # absent from checkpoints written before it was kept
+    if saved_images and images and saved_images["hash"] != images["hash"]:
+        diff.append(f"training images: checkpoint {_images_text(saved_images)} vs now {_images_text(images)}")
     saved_net = state.get("network")  # absent from checkpoints written before it was kept
     if saved_net is not None and network is not None:
         saved_net = {**CFINConfig().network(), **saved_net}  # a field added since: its default
@@ -216,10 +224,14 @@ class _Run:
     # -- state ---------------------------------------------------------------------------
     def _restore(self, resume: bool) -> None:
         if not (resume and self.ckpt_path.is_file()):
+            if not resume and self.info.is_main:  # starting over: the last run's weights are not this one's
+                for name in (FINAL_NAME, BEST_NAME):
+                    (self.out_dir / name).unlink(missing_ok=True)
             seed_all(derive_seed(TRAIN_STREAM, self.recipe.seed, self.info.rank))
             return
         state = load_state(self.ckpt_path)
-        _check_compatible(state, self.recipe, len(self.train_set), network_of(self.model), self.ckpt_path)
+        _check_compatible(state, self.recipe, len(self.train_set), network_of(self.model), self.ckpt_path,
+                          self._images())
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -240,12 +252,18 @@ class _Run:
         epoch, batch = divmod(self.iteration, self.sampler.batches_per_epoch)
         save_state(self.ckpt_path, {
             "format": FORMAT, "version": VERSION, "iteration": self.iteration,
-            "data": {"epoch": epoch, "batch_in_epoch": batch, "num_samples": self.sampler.num_samples},
+            "data": {"epoch": epoch, "batch_in_epoch": batch, "num_samples": self.sampler.num_samples,
+                     "images": self._images()},
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": rngs, "recipe": self.recipe.to_dict(),
             "network": network_of(self.model), "world_size": self.info.world_size, "best_psnr": self.best_psnr,
             "best_iteration": self.best_iteration, "elapsed": self.elapsed, "last_loss": self.last_loss,
         })
+
+    def _images(self) -> dict | None:
+        """Which images the training set cuts patches from (TrainPatchDataset.images), if it says."""
+        images = getattr(self.train_set, "images", None)
+        return images() if callable(images) else None
 
     def _metadata(self) -> dict:
         return {"recipe": self.recipe.to_dict(), "iteration": self.iteration, "best_psnr": self.best_psnr,
