@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfin.errors import CFINError, reader_gone
+    from cfin.errors import CFINError, out_of_memory, reader_gone
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return reader_gone()
+    except (MemoryError, RuntimeError) as e:  # numpy's MemoryError; torch's allocation failures
+        oom = out_of_memory(e)
+        if oom is None:
+            raise
+        print(f"cfin {args.command}: error: {oom}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,3 +23,14 @@ def reader_gone() -> int:
 
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 141  # 128 + SIGPIPE, what a shell reports for a tool the pipe closed on
+
+
+def out_of_memory(error: BaseException) -> CFINError | None:
+    """``error`` as one clear message where it is an allocation that failed (a huge input, batch,
+    network or seed count: torch's and numpy's out-of-memory errors), else None."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and (
+            "out of memory" in text.lower() or "tried to allocate" in text.lower())):
+        return CFINError(f"out of memory ({text[:200]}); ask for less: a smaller input size, batch, network "
+                         f"or number of seeds")
+    return None

@@ -52,13 +52,32 @@ def output_dir(path: str | Path, option: str, create: bool = True) -> Path:
     return path
 
 
-def output_file(path: str | Path, option: str) -> Path:
-    """``path`` as a file that output can be written to: not a folder, in a folder that takes output."""
+def output_file(path: str | Path, option: str, replaceable=None, what: str = "") -> Path:
+    """``path`` as a file that output can be written to: not a folder, in a folder that takes
+    output. Where ``replaceable(path)`` is given, an existing file it does not accept (a trained
+    checkpoint, a record: not an earlier output of this kind, ``what``) is an error, not replaced."""
     path = Path(path)
     if path.is_dir():
         raise CFINError(f"{option} {path} is a folder; expected a file name")
+    if replaceable is not None and path.is_file() and not replaceable(path):
+        raise CFINError(f"{option} {path} exists and is not {what}: writing would replace it; give another path, "
+                        f"or remove that file first")
     output_dir(path.parent, f"{option} {path}: its folder")
     return path
+
+
+def json_with_keys(*keys: str):
+    """A ``replaceable`` test for :func:`output_file`: a JSON object holding ``keys`` (an earlier
+    output of the same command)."""
+    import json
+
+    def test(path: Path) -> bool:
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and all(k in data for k in keys)
+    return test
 
 
 def existing_file(path: str | Path, what: str, expected: str = "a .pt file") -> Path:

@@ -188,3 +188,16 @@ def test_cli_benches_any_network(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "network: preset x4 with " in out and "kv_share=False" in out and "cga_gram='never'" in out
     assert "fast " in out and "max|diff|" in out
+
+
+def test_an_allocation_too_large_is_one_message(capsys):
+    from cfin.cli import main
+    from cfin.errors import out_of_memory
+
+    assert main(["bench", "--preset", "tiny", "--lr-size", "1000000x1000000", "--runs", "1", "--warmup", "0",
+                 "--no-memory"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cfin bench: error: out of memory (" in err and "ask for less" in err
+    assert out_of_memory(MemoryError("Unable to allocate 3.64 TiB")) is not None
+    assert out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")) is not None
+    assert out_of_memory(RuntimeError("size mismatch")) is None

@@ -54,3 +54,35 @@ def test_output_paths_are_created_when_missing(tmp_path):
     assert output_dir(tmp_path / "a" / "b", "--x").is_dir()
     assert output_file(tmp_path / "c" / "r.json", "--y") == tmp_path / "c" / "r.json"
     assert (tmp_path / "c").is_dir() and not (tmp_path / "c" / "r.json").exists()
+
+
+def test_an_output_never_replaces_a_file_of_another_kind(tmp_path, capsys):
+    """--output / --out replace an earlier output of the same command, never a trained checkpoint
+    or a record that happens to sit at that path."""
+    import torch
+
+    import cfin
+
+    trained = tmp_path / "trained.pt"
+    cfin.save(cfin.CFIN(cfin.preset("tiny")), trained)
+    record = tmp_path / "x4_seed0_smoke_embedded.json"
+    record.write_text('{"format": "cfin-record", "version": 1}')
+    before = {p: p.read_bytes() for p in (trained, record)}
+    for argv, path in ((["complexity", "--preset", "tiny", "--no-libs", "--no-measure", "--lr-size", "8x8"], trained),
+                       (["complexity", "--preset", "tiny", "--no-libs", "--no-measure", "--lr-size", "8x8"], record),
+                       (["bench", "--preset", "tiny", "--lr-size", "8x8"], record),
+                       (["convert", str(tmp_path / "official.pt"), "--scale", "4"], trained)):
+        option = "--out" if argv[0] == "convert" else "--output"
+        assert cfin_main([*argv, option, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{option} {path} exists and is not" in err and "writing would replace it" in err, err
+    assert {p: p.read_bytes() for p in before} == before
+    report = tmp_path / "counts.json"  # an earlier output of the same command is replaced
+    argv = ["complexity", "--preset", "tiny", "--no-libs", "--no-measure", "--lr-size", "8x8", "--output", str(report)]
+    assert cfin_main(argv) == 0 and cfin_main(argv) == 0
+    official = REPO_ROOT.parent / "shared" / "reference" / "official_x4_random_state_dict.pt"
+    if official.is_file():
+        converted = tmp_path / "converted.pt"
+        for _ in range(2):
+            assert cfin_main(["convert", str(official), "--scale", "4", "--out", str(converted)]) == 0
+        assert torch.load(converted, weights_only=True)["metadata"]["converted_from"] == "official"

@@ -47,10 +47,11 @@ def run(args) -> int:
     from cfin.complexity.memory import resolve_dtype
     from cfin.complexity.report import breakdown_rows, build_report, parse_conventions, render_table
     from cfin.device import resolve_device
-    from cfin.paths import output_file
+    from cfin.paths import json_with_keys, output_file
 
-    if args.output:
-        output_file(args.output, "--output")  # checked before the counts it would hold
+    if args.output:  # checked before the counts it would hold; only an earlier count is replaced
+        output_file(args.output, "--output", json_with_keys("rows", "table") if args.table is not None
+                    else json_with_keys("conventions", "paper_printed"), "an earlier cfin complexity report")
     if args.table is not None:
         return _run_table(args)
     cfg = config_from_args(args)

@@ -22,7 +22,7 @@ def run(args) -> int:
 
     check_scale(args.scale)
     check_out(args.official, args.out)
-    output_file(args.out, "--out")
+    output_file(args.out, "--out", _converted, "a checkpoint cfin convert wrote")
     model = load_official(args.official, args.scale, mask_eval=args.mask_eval)
     n_drop = len(model.official_dropped)
     save_checkpoint(model, args.out, source=str(Path(args.official).resolve()), converted_from="official",
@@ -30,6 +30,16 @@ def run(args) -> int:
     print(f"wrote {args.out}: CFIN x{args.scale}, {sum(p.numel() for p in model.parameters()):,} parameters; "
           f"dropped {n_drop} official tensors the official forward never uses")
     return 0
+
+
+def _converted(path) -> bool:
+    """Whether ``path`` is a checkpoint an earlier ``cfin convert`` wrote (not a trained one)."""
+    from cfin.checkpoint import read_checkpoint
+
+    try:
+        return read_checkpoint(path).get("metadata", {}).get("converted_from") == "official"
+    except CFINError:
+        return False
 
 
 def check_out(official: str, out: str) -> None:
