@@ -249,3 +249,15 @@ def test_fresh_weights_are_labelled(tmp_path, monkeypatch):
     assert c.kind == "init" and "freshly initialised" in c.label and c.golden is None
     f = unused_parameters(c)  # registered count derived from the layer structure
     assert f.measurement["registered_params"] == 6_055_052 and f.confirmed
+
+
+def test_a_set5_image_too_small_to_score_is_named(tmp_path, capsys):
+    from cfin.cli import main
+    from cfin.data.io import write_png
+
+    hr = tmp_path / "benchmark" / "Set5" / "HR"
+    hr.mkdir(parents=True)
+    write_png(hr / "a.png", np.zeros((10, 10, 3), np.uint8))
+    assert main(["audit", "--seeds", "2", "--only", "gumbel-at-inference", "--data-root", str(tmp_path),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "1 image(s) too small to score at x4" in capsys.readouterr().err

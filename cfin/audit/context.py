@@ -16,6 +16,7 @@ import torch
 from cfin.config import IMPLS, CFINConfig, preset
 from cfin.device import resolve_device
 from cfin.errors import CFINError
+from cfin.metrics import smallest_scorable
 from cfin.models import CFIN
 from cfin.official import Conversion, convert_official, read_state_dict
 from cfin.paths import shared_dir, shown
@@ -118,7 +119,9 @@ class AuditContext:
             roots.append(shared / "datasets")
         for root in roots:
             try:
-                return BenchmarkSet(root, "Set5", self.scale)
+                data = BenchmarkSet(root, "Set5", self.scale)
+                data.check_sizes(smallest_scorable(self.scale))
+                return data
             except CFINError:
                 if root == self.data_root:
                     raise
