@@ -674,3 +674,15 @@ def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys, monkeypat
     assert _load_run_all().main(["--list", "--table", "II"]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("CFIN ")]
     assert len(listed) == 1 and listed[0].endswith("(trains as Table I / x4 CFIN)")
+
+
+def test_plot_labels_of_points_at_one_place_are_stacked():
+    import matplotlib.pyplot as plt
+
+    from cfin.report.plots import _label_lifts
+
+    fig, ax = plt.subplots()
+    pts = [(178.8, 24.47, "Cross"), (177.0, 24.0, "KV"), (178.8, 24.471, "KV+Cross"), (178.79, 24.47, "third")]
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts])
+    assert _label_lifts(ax, pts) == [0, 0, 1, 2]
+    plt.close(fig)

@@ -70,8 +70,17 @@ def _scatter(ax, pts, style, label):
         ax.errorbar([p[0] for p in spread], [p[1] for p in spread], yerr=[p[3] for p in spread], fmt="none",
                     ecolor=style["color"], elinewidth=1, capsize=3, zorder=style["zorder"] - 1,
                     label="± 1 std over seeds")
-    for x, y, name, *_ in pts:
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    for (x, y, name, *_), lift in zip(pts, _label_lifts(ax, pts)):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4 + 10 * lift), fontsize=8)
+
+
+def _label_lifts(ax, pts) -> list[int]:
+    """How many labels to lift each point's label by, so that points at (nearly) one place on the
+    axes, such as two rows of the same size and PSNR, do not print their names over each other."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    near_x, near_y = 0.05 * (x1 - x0), 0.04 * (y1 - y0)
+    return [sum(1 for q in pts[:i] if abs(q[0] - p[0]) <= near_x and abs(q[1] - p[1]) <= near_y)
+            for i, p in enumerate(pts)]
 
 
 def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, path: Path,
