@@ -28,4 +28,17 @@ def save(model, path, **metadata):
     return save_checkpoint(model, path, **metadata)
 
 
+def __getattr__(name):
+    """``cfin.complexity``, ``cfin.records``, ... after a plain ``import cfin`` (imported on first use,
+    so that ``import cfin`` stays light)."""
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"cfin.{name}")
+    raise AttributeError(f"module 'cfin' has no attribute {name!r}")
+
+
+_SUBMODULES = ("complexity", "records", "evaluate", "metrics", "imresize", "data", "train", "tables", "audit",
+               "bench", "checkpoint", "official", "models", "config", "report", "runner")
+
 __all__ = ["CFIN", "CFINConfig", "CFINError", "PRESETS", "preset", "load_official", "load", "save"]

@@ -317,6 +317,10 @@ def preset(name: str | int, **changes) -> CFINConfig:
     if key not in PRESETS:
         raise choice_error("preset", name, PRESETS)
     cfg = PRESETS[key]
+    if key != "tiny" and "scale" in changes and changes["scale"] != cfg.scale:
+        raise CFINError(f"preset {key} is the official x{cfg.scale} network; for scale {changes['scale']} take "
+                        f"preset x{changes['scale']} (or preset({key!r}).replace(scale={changes['scale']}) for "
+                        f"{key}'s layout at another scale)")
     return cfg.replace(**changes) if changes else cfg
 
 

@@ -210,3 +210,22 @@ def test_api_errors():
         count(cfin.preset(4), (1, 64))
     with pytest.raises(CFINError, match="explicit lr_size"):
         count(torch.nn.Conv2d(3, 3, 1), convention="full")
+
+
+@pytest.mark.parametrize("convention", ["paper", "full"])
+def test_the_fast_path_counts_as_the_network_it_computes(convention):
+    """Same state dict, same function: the fast path's switches, alone or together, and a model
+    built with them count as the official computation."""
+    import cfin
+    from cfin.complexity import count
+    from cfin.config import IMPLS
+
+    base = cfin.preset(4)
+    expected = count(base, convention=convention)
+    variants = [base.replace(**{k: v}) for k, v in IMPLS["fast"].items()]
+    variants += [base.with_impl("fast"), base.with_impl("fast").replace(grad_checkpoint=True, cga_gram="always")]
+    for cfg in variants:
+        c = count(cfg, convention=convention)
+        assert (c.params, c.multi_adds) == (expected.params, expected.multi_adds), cfg
+    model = cfin.CFIN(cfin.preset("tiny").with_impl("fast"))
+    assert count(model, convention="full").params == sum(p.numel() for p in model.parameters())

@@ -239,3 +239,22 @@ def test_cli_summary_checks_depth_and_scale(tmp_path, capsys):
     path.write_text('{"scale": 4, "n_feats": 16, "dim": 32, "heads": [2, 4], "deconv_feats": 16}')
     assert main(["summary", "--depth", "1", "--scale", "2", "--config", str(path)]) == 0
     assert capsys.readouterr().out.startswith("CFIN x2: ")
+
+
+def test_the_library_names_bad_arguments_and_loads_its_submodules():
+    """``cfin.CFIN(4)`` and a preset asked for another scale are CFINErrors; ``cfin.complexity``
+    and ``cfin.records`` work after a plain ``import cfin`` (as the README writes them)."""
+    import subprocess
+    import sys
+
+    import cfin
+
+    with pytest.raises(cfin.CFINError, match="CFIN expects a CFINConfig .*got int 4"):
+        cfin.CFIN(4)
+    with pytest.raises(cfin.CFINError, match="preset x4 is the official x4 network; for scale 3 take preset x3"):
+        cfin.preset("x4", scale=3)
+    assert cfin.preset("tiny", scale=2).scale == 2 and cfin.preset(4, scale=4) == cfin.preset(4)
+    code = ("import cfin; print(cfin.complexity.count(cfin.preset(4), convention='full').params, "
+            "len(cfin.records.records_frame('nowhere')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["3382410", "0"], out.stderr

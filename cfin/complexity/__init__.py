@@ -21,6 +21,21 @@ from cfin.complexity.conventions import (CONVENTIONS, PAPER_PRINTED, Convention,
 from cfin.complexity.counts import Counts, ModuleCount
 
 
+def counted_form(model_or_config):
+    """What is counted for ``model_or_config``: a CFIN computed another way than the official one
+    (the fast path's switches, :data:`cfin.config.COMPUTE_FIELDS`) is counted as its faithful
+    config, since its parameters and the function's multiply-adds are the same; the rewrites
+    (folded convs, the Gram form) are how it runs, not what it is. Anything else as given."""
+    from cfin.config import COMPUTE_FIELDS, CFINConfig
+
+    config = model_or_config if isinstance(model_or_config, CFINConfig) else getattr(model_or_config, "config", None)
+    if not isinstance(config, CFINConfig):
+        return model_or_config
+    defaults = CFINConfig()
+    faithful = config.replace(**{name: getattr(defaults, name) for name in COMPUTE_FIELDS})
+    return model_or_config if faithful == config else faithful
+
+
 def count(model_or_config, lr_size=None, convention: str = "paper", batch: int = 1) -> Counts:
     """Params and Multi-Adds (MACs) of a CFIN variant under one convention.
 
@@ -33,11 +48,13 @@ def count(model_or_config, lr_size=None, convention: str = "paper", batch: int =
         batch: input batch size (the paper rule ignores it, as torchsummaryX does).
 
     ``paper``, ``full`` and the ptflops ones run on meta tensors (seconds at 720p); ``fvcore``
-    traces the model on real CPU tensors (about a minute at 720p x4 on two cores).
+    traces the model on real CPU tensors (about a minute at 720p x4 on two cores). The fast
+    path's switches count as the official computation (:func:`counted_form`).
     """
     from cfin.complexity.conventions import convention as _check
 
     _check(convention)
+    model_or_config = counted_form(model_or_config)
     if convention == "paper":
         from cfin.complexity.paper import count_paper
 

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from cfin.config import CFINConfig
+from cfin.errors import CFINError
 from cfin.models.cfgt import CFGT
 from cfin.models.ciam import CIAM
 from cfin.models.common import MeanShift, Scale, conv
@@ -115,7 +116,8 @@ class CFIN(nn.Module):
     def __init__(self, config: CFINConfig):
         super().__init__()
         if not isinstance(config, CFINConfig):
-            raise TypeError(f"CFIN expects a CFINConfig, got {type(config).__name__}")
+            raise CFINError(f"CFIN expects a CFINConfig (cfin.preset(4), cfin.CFINConfig(...)), got "
+                            f"{type(config).__name__} {config!r:.60}")
         self.config = config
         c = config
         self.sub_mean = MeanShift(c.rgb_range, c.rgb_mean, -1)
