@@ -98,7 +98,8 @@ def ciam_branch(ctx: AuditContext) -> Finding:
              "of one centre output pixel of the branch with respect to its input. Multi-adds: analytic at the "
              "paper's LR size, over all CIAM calls (each CIAM runs twice: loop mechanism). The whole model with "
              "cfin's ciam_branch_impl='1x1' (this rewrite) is compared with the official form."),
-        user_impact=(f"The V-A.2 ablation measures a pointwise sigmoid gate, not cross-scale context "
+        user_impact=(f"In the released code the branch V-A.2 ablates is a pointwise sigmoid gate, not cross-scale "
+                     f"context "
                      f"(receptive field {receptive} pixel). {n(dead)} deconvolution weights are dead. An exact "
                      f"rewrite (max |diff| {sci(max_abs)}) cuts the branch from {g(macs_code)} to {g(macs_1x1)} "
                      f"multiply-adds at 720p and never materialises the 4x upsampled tensor "
@@ -147,7 +148,8 @@ def ciam_equations(ctx: AuditContext) -> Finding:
         user_impact=("Re-implementing CIAM from the paper gives a different network: the released weights do not "
                      "fit it (whole-model PSNR between the two readings "
                      f"{meas['model_output_psnr_code_vs_paper_reading_db']:.1f} dB on the same weights) and the "
-                     "ablations of Tables III-V were run on the code's form. cfin builds the code's form."),
+                     "ablation models of Tables III-V are not released, so which form they ran is not known. cfin builds "
+                     "the code's form, the one the released weights fit."),
         test=test_name("test_ciam_differs_from_eq_10_12"),
         found_by="REFERENCE.md; our CIAM (the code's form) matches the golden outputs, the paper's reading does not.",
         confirmed=confirmed,
@@ -245,8 +247,9 @@ def residual_scalars(ctx: AuditContext) -> Finding:
              "fixture's golden outputs exist, the official x_scale/res_scale of each CIAM are also read the way "
              "RIFU's are (names taken uniformly) and the golden output is recomputed: the mapping the key map uses "
              "reproduces it, the uniform reading does not."),
-        user_impact=("A port that trusts the official names (res_scale = residual scale) loads CIAM's scalars "
-                     "swapped and silently computes another function"
+        user_impact=("The names mean different things in different modules: a port that reads them one way "
+                     "everywhere (CIAM's as RIFU's, res_scale on the skip) swaps CIAM's scalars and silently computes "
+                     "another function"
                      + (f" (golden max |diff| {meas['golden_max_abs_diff_names_read_uniformly']:.2f} vs "
                         f"{meas['golden_max_abs_diff_as_mapped']:.1e})" if "golden_max_abs_diff_as_mapped" in meas else "")
                      + ". The scalars are trained, so the residual branches are not unit-weighted as the equations say."),

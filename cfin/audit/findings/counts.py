@@ -60,9 +60,9 @@ def printed_complexity(ctx: AuditContext) -> Finding:
             f"x{s} is a {m(full.params)}-parameter, {g(full.multi_adds)} multiply-add model at 1280x720 output, "
             f"not {m(p_params)} / {g(p_macs)}: {meas['params_ratio_full_over_printed']}x the printed parameters "
             f"and {meas['multi_adds_ratio_full_over_printed']}x the printed Multi-Adds. The printed numbers are "
-            f"reproduced exactly by the torchsummaryX rule ({n(paper.params)} / {g(paper.multi_adds)}), so "
-            f"comparisons in Tables I, II and IX against models counted by other tools are not like for like; "
-            f"budget memory and latency by the full count."),
+            f"reproduced exactly by the torchsummaryX rule ({n(paper.params)} / {g(paper.multi_adds)}), so they "
+            f"compare with other models' printed numbers only where those were counted by the same rule, which "
+            f"the paper does not say; budget memory and latency by the full count."),
         test=test_name("test_printed_complexity_undercounts"),
         found_by="REFERENCE.md (counting section); re-measured by cfin.complexity (issue 3).",
         confirmed=confirmed,
@@ -145,8 +145,8 @@ def unused_parameters(ctx: AuditContext) -> Finding:
         user_impact=(
             f"Counting `model.parameters()` of the official model gives {m(registered)}, neither the printed "
             f"{m(PRINTED[ctx.scale][0])} nor the {m(used)} that compute. {pct(unused / registered)} of an official "
-            f"checkpoint is dead weight ({sci(unused * 4, 2)} bytes in float32), and training the official code "
-            f"keeps Adam moments for it. cfin.load_official drops these {dropped_tensors} tensors and lists them."),
+            f"checkpoint is dead weight ({sci(unused * 4, 2)} bytes in float32); the official optimizer is handed "
+            f"it but, with no gradient, never updates it. cfin.load_official drops these {dropped_tensors} tensors and lists them."),
         test=test_name("test_unused_official_parameters"),
         found_by="REFERENCE.md; confirmed while writing the official key map (these keys have no consumer).",
         confirmed=confirmed,

@@ -95,7 +95,8 @@ def gumbel_at_inference(ctx: AuditContext) -> Finding:
              f"{ctx.data_label}; PSNR on Y with {ctx.scale} px shaved (cfin.metrics, outputs quantised to uint8). "
              f"Mask flips: forward hooks on every RIFU mask in the seed-0 and seed-1 runs. 'argmax' replaces the "
              f"sample by the noiseless argmax (our mask_eval='argmax')."),
-        user_impact=(f"Two runs of the released model on the same image differ by up to "
+        user_impact=(f"Two runs of {'the released model' if ctx.kind == 'official' else 'this model'} on the same "
+                     f"image differ by up to "
                      f"{meas['max_abs_diff_between_two_seeds']:.1f} grey levels (PSNR between them "
                      f"{meas['psnr_between_two_seeds_db']:.1f} dB) and the Set5 PSNR moves by "
                      f"{meas['psnr_spread_over_seeds_db']:.2g} dB across {ctx.seeds} seeds; "
