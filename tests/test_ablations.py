@@ -146,6 +146,7 @@ def test_complexity_table_json_shape(capsys):
     assert result["table"] == "VIII" and [r["id"] for r in result["rows"]] == ["CFGT-0", "CFGT-4", "CFGT-8"]
     cfgt8 = result["rows"][2]
     assert cfgt8 == {"id": "CFGT-8", "quoted": False, "paper": {"params": 699_000, "multi_adds": 31_200_000_000},
+                     "printed": {"params": "699K", "multi_adds": "31.2G"},
                      "ours": {"paper": {"params": 698_826, "multi_adds": cfgt8["ours"]["paper"]["multi_adds"]},
                               "full": {"params": 3_382_410, "multi_adds": cfgt8["ours"]["full"]["multi_adds"]}}}
     assert round(cfgt8["ours"]["paper"]["multi_adds"] / 1e9, 2) == 31.18
@@ -153,7 +154,10 @@ def test_complexity_table_json_shape(capsys):
     assert "CFGT-4" in render_table_complexity(result)
     # quoted rows: printed numbers only; a key is left out where nothing is printed
     rows = {r["id"]: r for r in table_complexity("IX")["rows"]}
-    assert rows["PAN"] == {"id": "PAN", "quoted": True, "paper": {"params": 272_000, "multi_adds": 28_200_000_000}}
+    assert rows["PAN"] == {"id": "PAN", "quoted": True, "paper": {"params": 272_000, "multi_adds": 28_200_000_000},
+                           "printed": {"params": "272K", "multi_adds": "28.2G"}}
+    assert "printed Params" in render_table_complexity(table_complexity("I")) and "171.0G" in \
+        render_table_complexity(table_complexity("I"))  # as printed, not 171.0000G
     assert "multi_adds" not in {r["id"]: r for r in table_complexity("X")["rows"]}["Pure-CNN"]["paper"]
     # the command line
     assert cli_main(["complexity", "--table", "VII", "--json"]) == 0

@@ -156,7 +156,7 @@ def render_table(report: dict, breakdown: list[dict] | None = None) -> str:
                      f"{pp['multi_adds_G']:.2f}G ({where})")
         of = report["official_full"]
         lines.append(f"{'(official)':<{name_w}}  {of['params']:>11,}  {of['multi_adds_G']:>8.1f}G  "
-                     f"everything the official forward uses/computes; it registers "
+                     f"everything the official forward uses/computes ({where}); it registers "
                      f"{of['registered_params']:,} params")
     lines += ["", "What each convention counts:"]
     for n, c in conv.items():

@@ -31,7 +31,8 @@ def table_complexity(table_id: str, progress: bool = False) -> dict:
     for row in tqdm(table.rows, desc=f"Table {table.id}", disable=not progress, unit="row"):
         entry = {"id": row.id, "quoted": row.quoted,
                  "paper": {k: v for k, v in (("params", row.paper.params), ("multi_adds", row.paper.multi_adds))
-                           if v is not None}}
+                           if v is not None},
+                 "printed": {k: v for k, v in row.paper.printed.items() if k in ("params", "multi_adds")}}
         if row.config is not None:
             if row.config not in cache:
                 lr = default_lr_size(row.config.scale)
@@ -61,13 +62,14 @@ def render_table_complexity(result: dict) -> str:
     from cfin.tables import get_table
 
     table = get_table(result["table"])
-    header = ["row", "paper Params", "paper Multi-Adds", "ours (paper rule) Params", "Multi-Adds",
+    header = ["row", "printed Params", "printed Multi-Adds", "ours (paper rule) Params", "Multi-Adds",
               "ours (full) Params", "Multi-Adds"]
     lines = []
     for r in result["rows"]:
-        printed = r["paper"]
+        printed, text = r["paper"], r.get("printed", {})
         cells = [r["id"] + (" [quoted]" if r["quoted"] else ""),
-                 _fmt(printed.get("params"), "params"), _fmt(printed.get("multi_adds"), "multi_adds")]
+                 text.get("params") or _fmt(printed.get("params"), "params"),
+                 text.get("multi_adds") or _fmt(printed.get("multi_adds"), "multi_adds")]
         for conv in CONVENTIONS_SHOWN:
             ours = r.get("ours", {}).get(conv)
             if ours is None:
