@@ -9,6 +9,7 @@ import torch
 from cfin.atomic import atomic_torch_save
 from cfin.config import CFINConfig
 from cfin.errors import CFINError
+from cfin.paths import output_file
 from cfin.models import CFIN
 from cfin.paths import existing_file
 
@@ -26,6 +27,9 @@ def _metadata() -> dict:
 def save_checkpoint(model: CFIN, path: str | Path, **metadata) -> Path:
     """Write ``model`` (state dict + config + metadata) atomically to ``path``."""
     model = getattr(model, "module", model)  # unwrap DDP
+    if not isinstance(getattr(model, "config", None), CFINConfig):
+        raise CFINError(f"cfin.save writes a CFIN (a model with a CFINConfig), got {type(model).__name__}")
+    output_file(path, "checkpoint path")
     obj = {
         "format": FORMAT,
         "config": model.config.to_dict(),

@@ -258,3 +258,12 @@ def test_the_library_names_bad_arguments_and_loads_its_submodules():
             "len(cfin.records.records_frame('nowhere')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["3382410", "0"], out.stderr
+
+
+def test_save_names_what_it_cannot_write(tmp_path):
+    import cfin
+
+    with pytest.raises(cfin.CFINError, match="cfin.save writes a CFIN .*got str"):
+        cfin.save("x", tmp_path / "a.pt")
+    with pytest.raises(cfin.CFINError, match="checkpoint path .* is a folder; expected a file name"):
+        cfin.save(cfin.CFIN(cfin.preset("tiny")), tmp_path)
