@@ -317,7 +317,7 @@ def preset(name: str | int, **changes) -> CFINConfig:
     if key not in PRESETS:
         raise choice_error("preset", name, PRESETS)
     cfg = PRESETS[key]
-    if key != "tiny" and "scale" in changes and changes["scale"] != cfg.scale:
+    if key != "tiny" and changes.get("scale", cfg.scale) in SCALES and changes.get("scale", cfg.scale) != cfg.scale:
         raise CFINError(f"preset {key} is the official x{cfg.scale} network; for scale {changes['scale']} take "
                         f"preset x{changes['scale']} (or preset({key!r}).replace(scale={changes['scale']}) for "
                         f"{key}'s layout at another scale)")
