@@ -267,3 +267,12 @@ def test_save_names_what_it_cannot_write(tmp_path):
         cfin.save("x", tmp_path / "a.pt")
     with pytest.raises(cfin.CFINError, match="checkpoint path .* is a folder; expected a file name"):
         cfin.save(cfin.CFIN(cfin.preset("tiny")), tmp_path)
+
+
+@pytest.mark.parametrize("x", [torch.randint(0, 255, (1, 3, 8, 8)), torch.rand(1, 3, 0, 8), torch.rand(3, 8, 8),
+                               torch.rand(1, 1, 8, 8), [1.0]], ids=["int", "empty", "3-D", "gray", "list"])
+def test_forward_names_an_input_it_cannot_take(x):
+    import cfin
+
+    with pytest.raises(cfin.CFINError, match="CFIN expects a non-empty B x 3 x H x W float tensor"):
+        cfin.CFIN(cfin.preset("tiny"))(x)

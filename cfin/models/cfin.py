@@ -106,6 +106,12 @@ class Upsampler(nn.Sequential):
         super().__init__(conv(in_ch, 3 * scale * scale, 3), nn.PixelShuffle(scale))
 
 
+def _described(x) -> str:
+    if not isinstance(x, torch.Tensor):
+        return type(x).__name__
+    return f"shape {tuple(x.shape)}, {x.dtype}"
+
+
 class CFIN(nn.Module):
     """CFIN (eq. 1-4): RGB in [0, rgb_range], B x 3 x H x W -> B x 3 x sH x sW.
 
@@ -130,8 +136,10 @@ class CFIN(nn.Module):
         self.add_mean = MeanShift(c.rgb_range, c.rgb_mean, +1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"CFIN expects B x 3 x H x W RGB input, got shape {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point() \
+                or x.numel() == 0:
+            raise CFINError(f"CFIN expects a non-empty B x 3 x H x W float tensor of RGB in [0, {self.config.rgb_range:g}], "
+                            f"got {_described(x)}")
         h = self.head(self.sub_mean(x))
         if self.config.channels_last and x.shape[0] == 1 and x.device.type == "cpu":
             # one image: the body's per-sample convs are plain oneDNN convs, fastest channels-last;
