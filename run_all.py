@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from cfin.paths import Folders
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_all.py", description=__doc__.splitlines()[0],
@@ -42,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--complexity-only", action="store_true",
                       help="no training: the complexity of every row, written to reports/complexity/")
     mode.add_argument("--list", action="store_true", help="list the tables and their rows")
-    p.add_argument("--results", default="results", metavar="DIR", help="records folder (default results/)")
-    p.add_argument("--runs", default="runs", metavar="DIR", help="training folder (default runs/)")
-    p.add_argument("--reports", default="reports", metavar="DIR", help="reports folder (default reports/)")
+    for name, what in (("results", "records"), ("runs", "training"), ("reports", "reports")):
+        default = getattr(Folders(), name)
+        p.add_argument(f"--{name}", default=default, metavar="DIR", help=f"{what} folder (default {default}/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--impl", default="faithful", metavar="{faithful,fast}",
                    help="how each row's network is trained and evaluated: 'faithful' (default; the official "
@@ -118,13 +120,12 @@ def check_data(tables, data_root: str | None) -> None:
         return
     from cfin.commands.train import DIV2K_VAL_IDS
     from cfin.data import div2k_pairs, open_dataset
-    from cfin.metrics import smallest_scorable
 
     for scale in sorted({r.config.scale for t in tables for r in t.reproducible_rows}):
         div2k_pairs(data_root, scale, "train")
         div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS)
         for name in sorted({d for t in tables for d in t.datasets}):
-            open_dataset(data_root, name, scale).check_sizes(smallest_scorable(scale))
+            open_dataset(data_root, name, scale).check_sizes()
 
 
 def run(args) -> int:
@@ -151,7 +152,6 @@ def run(args) -> int:
             output_dir(folder, option, create=False)
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
-        from cfin.report.compare import Folders
         from cfin.tables import all_tables
 
         tables = resolve_tables(args.table, default_all=True)

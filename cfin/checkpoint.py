@@ -9,9 +9,8 @@ import torch
 from cfin.atomic import atomic_torch_save
 from cfin.config import CFINConfig
 from cfin.errors import CFINError
-from cfin.paths import output_file
 from cfin.models import CFIN
-from cfin.paths import existing_file
+from cfin.paths import existing_file, output_file
 
 FORMAT = "cfin-bench/1"
 

@@ -1,7 +1,9 @@
-"""Where the repository and the read-only ground truth (``../shared``) are."""
+"""Where things are: the repository, the read-only ground truth (``../shared``), run_all.py's
+folders, and the output paths a command checks before its work."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cfin.errors import CFINError
@@ -30,6 +32,22 @@ def shown(path: str | Path) -> str:
         except ValueError:
             continue
     return str(path)
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where run_all.py reads and writes (``--results``, ``--runs``, ``--reports``; the defaults
+    here are its defaults): what a command printed in a report must name to work."""
+
+    results: str = "results"
+    runs: str = "runs"
+    reports: str = "reports"
+
+    def args(self, *names: str) -> list[str]:
+        """``--NAME DIR`` for each named folder that is not the default."""
+        default = Folders()
+        return [part for n in names if Path(getattr(self, n)) != Path(getattr(default, n))
+                for part in (f"--{n}", str(getattr(self, n)))]
 
 
 def output_dir(path: str | Path, option: str, create: bool = True) -> Path:

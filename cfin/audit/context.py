@@ -16,7 +16,6 @@ import torch
 from cfin.config import IMPLS, CFINConfig, preset
 from cfin.device import resolve_device
 from cfin.errors import CFINError
-from cfin.metrics import smallest_scorable
 from cfin.models import CFIN
 from cfin.official import Conversion, convert_official, read_state_dict
 from cfin.paths import shared_dir, shown
@@ -120,7 +119,7 @@ class AuditContext:
         for root in roots:
             try:
                 data = BenchmarkSet(root, "Set5", self.scale)
-                data.check_sizes(smallest_scorable(self.scale))
+                data.check_sizes()
                 return data
             except CFINError:
                 if root == self.data_root:

@@ -89,10 +89,14 @@ class BenchmarkSet(ImageSet):
         super().__init__(name, pairs, scale)
         self.folder = folder
 
-    def check_sizes(self, smallest: int) -> None:
-        """Every HR image (cropped to a multiple of the scale) at least ``smallest`` on each side,
-        from the files' headers: checked before a run trains, not when it is scored."""
+    def check_sizes(self, smallest: int | None = None) -> None:
+        """Every HR image (cropped to a multiple of the scale) at least ``smallest`` on each side
+        (default: the smallest that can be scored at this scale), from the files' headers: checked
+        before a run trains, not when it is scored."""
+        from cfin.metrics import smallest_scorable
+
         s = self.scale
+        smallest = smallest_scorable(s) if smallest is None else smallest
         small = [f"{p.hr_path.name} ({h}x{w})" for p in self.pairs
                  for h, w in [image_size(p.hr_path)] if min(h // s * s, w // s * s) < smallest]
         if small:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cfin.complexity import CONVENTIONS
 from cfin.records import config_hash, slug
 from cfin.report import fmt
+from cfin.paths import Folders
 from cfin.report.fmt import Cell
 from cfin.tables import Row, Table, Tolerance
 
@@ -36,22 +36,6 @@ def comparability(budget: str, dataset: str) -> str:
     if budget != "paper":
         return f"{budget} budget on DIV2K: accuracy not comparable to the paper (shorter training)"
     return "paper budget on DIV2K: accuracy comparable to the paper"
-
-
-@dataclass(frozen=True)
-class Folders:
-    """Where run_all.py read and wrote (its ``--results``, ``--runs``, ``--reports``): what a
-    command printed in a report must name to work."""
-
-    results: str = "results"
-    runs: str = "runs"
-    reports: str = "reports"
-
-    def args(self, *names: str) -> list[str]:
-        """``--NAME DIR`` for each named folder that is not the default."""
-        default = Folders()
-        return [part for n in names if Path(getattr(self, n)) != Path(getattr(default, n))
-                for part in (f"--{n}", str(getattr(self, n)))]
 
 
 def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, impl: str = "faithful",
