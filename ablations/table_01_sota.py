@@ -98,8 +98,11 @@ def _rows():
                 printed(DATASETS, texts, params, multi_adds),
                 self_ensemble=ens,
                 note=("the official CFINx%d.py network; " % s)
-                     + ("evaluated with the x8 self-ensemble (flips and rotations)" if ens else
-                        "the paper-rule count reproduces the printed Params / Multi-Adds to the last digit"),
+                     + ("evaluated with the x8 self-ensemble (flips and rotations): 8 forwards per image, so 8x "
+                        "the Multi-Adds and time of one; the counts and time shown are one forward's, as the paper "
+                        "prints them" if ens else
+                        "the paper-rule count gives the printed Params / Multi-Adds to the printed digit"
+                        + (" (the printed 675K truncates 675,938; x3's and x4's counts round)" if s == 2 else "")),
             ))
     return tuple(rows)
 

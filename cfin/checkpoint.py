@@ -41,6 +41,10 @@ def save_checkpoint(model: CFIN, path: str | Path, **metadata) -> Path:
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """The checkpoint dict at ``path``, checked to be ours and to hold a config and a state dict."""
     path = existing_file(path, "checkpoint")
+    if isinstance(map_location, (str, torch.device)):
+        from cfin.device import resolve_device
+
+        map_location = resolve_device(map_location)  # an unknown device is named as such, not as the file
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:

@@ -269,6 +269,15 @@ def test_save_names_what_it_cannot_write(tmp_path):
         cfin.save(cfin.CFIN(cfin.preset("tiny")), tmp_path)
 
 
+def test_load_names_an_unknown_map_location_not_the_file(tmp_path):
+    import cfin
+
+    path = cfin.save(cfin.CFIN(cfin.preset("tiny")), tmp_path / "a.pt")
+    with pytest.raises(cfin.CFINError, match="unknown device 'tpu'; valid forms: cpu, cuda, cuda:N"):
+        cfin.load(path, map_location="tpu")
+    assert cfin.load(path, map_location=torch.device("cpu")).config == cfin.preset("tiny")
+
+
 @pytest.mark.parametrize("x", [torch.randint(0, 255, (1, 3, 8, 8)), torch.rand(1, 3, 0, 8), torch.rand(3, 8, 8),
                                torch.rand(1, 1, 8, 8), [1.0]], ids=["int", "empty", "3-D", "gray", "list"])
 def test_forward_names_an_input_it_cannot_take(x):

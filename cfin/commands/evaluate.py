@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="tiled inference with N x N LR tiles, for images too large to run whole; CFIN's "
                         "attention and context pooling then see one tile, so the scores differ from "
                         "whole-image scores (the output says so)")
-    p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="LR pixels of context per tile side")
+    p.add_argument("--tile-overlap", type=int, metavar="N",
+                   help="LR pixels of context per tile side, with --tile (default 16)")
     p.add_argument("--save-images", metavar="DIR", help="write SR images to DIR/<dataset>/<image>_x<s>.png")
     p.add_argument("--per-image", action="store_true", help="also report every image")
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -106,6 +107,11 @@ def run(args) -> int:
     check_seed("--seed", args.seed)
     if args.save_images:
         output_dir(args.save_images, "--save-images")
+    if args.tile is None and args.tile_overlap is not None:
+        raise CFINError(f"--tile-overlap {args.tile_overlap} given without --tile; tiling is off unless "
+                        f"--tile N names the LR tile size")
+    if args.tile_overlap is None:
+        args.tile_overlap = 16
     if args.tile is not None and (args.tile < 1 or args.tile_overlap < 0):
         raise CFINError(f"--tile must be >= 1 and --tile-overlap >= 0; got {args.tile}, {args.tile_overlap}")
     model, scale, label = _load_model(args)
