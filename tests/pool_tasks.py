@@ -5,7 +5,13 @@ from pathlib import Path
 
 
 def sleep_and_report(folder: str) -> int:
-    """Say this worker has started (a file named by its pid), then work for a minute."""
+    """Open a progress bar as a row does, say this worker has started (a file named by its pid),
+    then work for a minute."""
+    import io
+
+    from tqdm.auto import tqdm
+
+    tqdm(total=1, file=io.StringIO())
     (Path(folder) / str(os.getpid())).write_text("started")
     time.sleep(60)
     return os.getpid()

@@ -550,6 +550,7 @@ def test_an_interrupted_parallel_run_stops_its_workers(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)  # not the workers' minute
     assert proc.returncode == 0 and "interrupted" in out, err
+    assert "leaked" not in err, err  # a worker's progress bar leaves no semaphore to the resource tracker
 
     def alive(pid):
         try:

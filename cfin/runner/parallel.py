@@ -8,6 +8,7 @@ row is reported and the others go on.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import traceback
@@ -63,13 +64,22 @@ def _call(task):
     return fn(*args)
 
 
+def _worker_init() -> None:
+    """A worker's progress bars lock with a thread lock: tqdm's default also makes a named
+    multiprocessing semaphore, which a worker terminated by an interrupt cannot release (the
+    resource tracker would warn of it as leaked)."""
+    import threading
+
+    tqdm.set_lock(threading.RLock())
+
+
 def in_worker_processes(fn, arg_tuples: list[tuple], workers: int):
     """``fn(*args)`` for each of ``arg_tuples`` in ``workers`` spawned processes, yielding the
     results as they finish. Interrupted (Ctrl-C, or SIGTERM where the caller turns it into
     KeyboardInterrupt), the workers are terminated at once: no row goes on training, or writes
     a record, after the command has stopped (checkpoints and records are atomic, so a rerun
     resumes where each stopped)."""
-    pool = get_context("spawn").Pool(workers)
+    pool = get_context("spawn").Pool(workers, initializer=_worker_init)
     try:
         yield from pool.imap_unordered(_call, [(fn, args) for args in arg_tuples])
         pool.close()
@@ -97,11 +107,13 @@ def run_jobs(jobs: list[RowJob], n_jobs: int = 1, progress: bool = True) -> list
             workers = min(n_jobs, len(groups))
             threads = None if todo[0][1].device and str(todo[0][1].device).startswith("cuda") \
                 else max(1, (os.cpu_count() or 1) // workers)
-            for done in in_worker_processes(_run_group, [(group, False, threads) for group in groups], workers):
-                for i, outcome in done:
-                    outcomes[i] = outcome
-                    bar.set_postfix_str(outcome.name)
-                    bar.update()
+            results = in_worker_processes(_run_group, [(group, False, threads) for group in groups], workers)
+            with contextlib.closing(results):  # interrupted, the workers stop here, not at exit
+                for done in results:
+                    for i, outcome in done:
+                        outcomes[i] = outcome
+                        bar.set_postfix_str(outcome.name)
+                        bar.update()
     finally:
         bar.close()
     return [outcomes[i] for i in range(len(jobs))]
