@@ -184,6 +184,29 @@ def test_a_copy_of_a_record_is_not_a_second_seed(results, capsys):
         records_frame(results)
 
 
+@pytest.mark.parametrize("how", ["renamed", "seed edited"])
+@pytest.mark.parametrize("mode", [(), TRAIN], ids=["report-only", "run"])
+def test_a_record_not_at_its_keys_file_is_named(results, capsys, no_training, how, mode):
+    """A renamed record (or one whose key fields were edited) would not be found when its row is
+    rerun, so the row would be trained again and a duplicate written: it is refused, naming the
+    file it should be."""
+    if how == "renamed":
+        path = results / "TINY" / "KV+Cross" / "x4_seed0_micro_embedded.old.json"
+        (results / KV_CROSS).rename(path)
+        key = "Table TINY / KV+Cross, x4 seed 0"
+        where = Path("TINY", "KV+Cross", "x4_seed0_micro_embedded.json")
+    else:
+        path = results / KV_OFF
+        _edit(path, _set("seed", 5))
+        key = "Table TINY / KV off, x4 seed 5"
+        where = Path("TINY", "KV_off", "x4_seed5_micro_embedded.json")
+    before = _snapshot(results)
+    rc = Runner(results.parent)(*(mode or ("--report-only",)))
+    _check_refused(capsys, rc, results.parent, before,
+                   f"record {path}: its fields make it {key}, micro budget, embedded, whose file is {where} "
+                   f"under the results folder")
+
+
 UNKNOWN = {
     "table": (_set("table", "XI"), "unknown table 'XI'; valid: TINY"),
     "row": (_set("row", "KV on"), "unknown row of Table TINY 'KV on'; valid: KV off, KV+Cross"),
