@@ -15,7 +15,8 @@ from cfin.atomic import atomic_write_text
 from cfin.errors import CFINError
 from cfin.records import check_results_folder, load_known_records, slug
 from cfin.paths import REPO_ROOT, Folders
-from cfin.report.compare import Section, build_sections, legend, rebuild_command
+from cfin.report.compare import Section, build_sections, rebuild_command
+from cfin.report.grids import legend
 from cfin.report.markdown import table_markdown
 from cfin.report.plots import curves_plot, psnr_params_plot, row_scale
 from cfin.tables import Table, get_table, table_ids

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cfin.atomic import atomic_write_text
 from cfin.complexity import CONVENTIONS, default_lr_size
-from cfin.report.compare import RowResult, complexity_grid, conventions_grid, legend
+from cfin.report.grids import RowResult, complexity_grid, conventions_grid, legend
 from cfin.report.markdown import grid_markdown, notes_markdown
 from cfin.runner.measure import REPORT_CONVENTIONS, complexity
 from cfin.tables import Table

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from cfin.atomic import atomic_write  # noqa: E402
-from cfin.report.compare import PAPER_CONVENTION, RowResult  # noqa: E402
+from cfin.report.grids import PAPER_CONVENTION, RowResult  # noqa: E402
 from cfin.tables import Table  # noqa: E402
 
 PAPER_STYLE = dict(marker="o", color="#1f4e9a", s=46, zorder=3)
