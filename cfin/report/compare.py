@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cfin.complexity.conventions import size_label
 from cfin.paths import Folders
 from cfin.records import slug
 from cfin.report.grids import (PAPER_CONVENTION, Grid, RowResult, accuracy_grid, complexity_grid, conventions_grid,
@@ -173,10 +174,10 @@ def build_sections(table: Table, records: list[dict], size: str = "", folders: F
 
 
 def _size_text(records: list[dict]) -> str:
+    """The input the records' counts were made at, labelled as every count is (:func:`size_label`)."""
     for r in records:
         c = r.get("complexity", {}).get(PAPER_CONVENTION)
         if c and c.get("input"):
-            b, ch, h, w = c["input"]
-            s = r["scale"]
-            return f"{b}x{ch}x{h}x{w} LR -> {h * s}x{w * s} output (x{s})"
+            b, _, h, w = c["input"]
+            return size_label((h, w), r["scale"], b)
     return "the paper's input size"
