@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfin.config import CGA_GRAM_CHOICES
+from cfin.config import CGA_GRAM_CHOICES, TOKEN_MIXERS
 from cfin.models.cgm import CGM, modulated_conv
 from cfin.models.common import LayerNorm2d, records_grad
 
@@ -33,7 +33,7 @@ def token_mixer(kind: str, in_ch: int, out_ch: int, k: int, impl: str = "unfold"
         return ChannelLinear(in_ch, out_ch)
     if kind == "gconv":
         return nn.Conv2d(in_ch, out_ch, k, padding=k // 2, groups=groups)
-    raise ValueError(f"unknown token mixer {kind!r}; valid: cgm, linear, gconv")
+    raise ValueError(f"unknown token mixer {kind!r}; valid: {', '.join(TOKEN_MIXERS)}")
 
 
 class CGA(nn.Module):

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfin.config import CIAM_BRANCH_IMPLS
 from cfin.models.common import Scale, conv, records_grad
 from cfin.models.rng import exponential_like
 
 LRELU_SLOPE = 0.05
-BRANCH_IMPLS = ("deconv", "1x1")
 
 
 class ECA(nn.Module):
@@ -141,8 +141,8 @@ class CIAM(nn.Module):
                  mask_eval: str = "sample", branch: bool = True, branch_impl: str = "deconv",
                  fused: bool = False):
         super().__init__()
-        if branch_impl not in BRANCH_IMPLS:
-            raise ValueError(f"unknown CIAM branch_impl {branch_impl!r}; valid: {', '.join(BRANCH_IMPLS)}")
+        if branch_impl not in CIAM_BRANCH_IMPLS:
+            raise ValueError(f"unknown CIAM branch_impl {branch_impl!r}; valid: {', '.join(CIAM_BRANCH_IMPLS)}")
         self.branch_impl = branch_impl
         self.fused = fused
         self.rifu1 = RIFU(n_feats, mask, mask_eval, fused)
