@@ -104,11 +104,12 @@ def run(args) -> int:
             output_dir(folder, option, create=False)
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
+        from cfin.report.complexity import COMPLEXITY_DIR
         from cfin.tables import all_tables
 
         tables = resolve_tables(args.table, default_all=True)
         records = load_known_records(args.results)  # for the index; checked before anything is written
-        out = Path(args.reports) / "complexity"
+        out = Path(args.reports) / COMPLEXITY_DIR
         written = write_complexity_reports(tables, out, index_tables=all_tables())
         write_index(records, args.reports, Folders(args.results, args.runs, args.reports))
         print(f"complexity of {sum(len(t.rows) for t in tables)} rows in {len(tables)} table(s) "
