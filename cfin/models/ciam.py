@@ -18,10 +18,13 @@ LRELU_SLOPE = 0.05
 
 
 class ECA(nn.Module):
-    """Channel attention f_CA of eq. (9) as the official code builds it.
+    """Channel attention f_CA of eq. (9) as the official code builds it (the paper names only
+    "the channel attention mechanism").
 
     Global average pool, then each channel c mixes the pooled values of channels
     (c-1, c, c+1) with its own three weights (zero-padded at the ends), sigmoid, multiply.
+    Unlike ECA-Net's one 1-D kernel shared by every channel, the official layer gives each
+    channel its own (REFERENCE.md).
     """
 
     def __init__(self, channels: int, k: int = 3):

@@ -89,7 +89,8 @@ def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
-    """Cosine annealing from ``lr`` to ``eta_min`` over the run, stepped every iteration."""
+    """Cosine annealing from ``lr`` to ``eta_min`` over the run, stepped every iteration
+    (``recipe.scheduler == "cosine"``, the paper's), or a constant ``lr`` (``"constant"``)."""
     if recipe.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.iterations,
                                                           eta_min=recipe.eta_min)
