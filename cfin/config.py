@@ -191,10 +191,7 @@ class CFINConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CFINConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise CFINError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
+        _reject_unknown(d)
         return cls(**d)
 
     @classmethod
@@ -222,10 +219,8 @@ class CFINConfig:
             raise CFINError(f"config file {path}: {e}") from None
 
     def replace(self, **changes) -> "CFINConfig":
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise CFINError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
+        """A copy with ``changes`` (validated as a new config); unknown field names are rejected."""
+        _reject_unknown(changes)
         return dataclasses.replace(self, **changes)
 
     def with_impl(self, name: str) -> "CFINConfig":
@@ -244,6 +239,14 @@ def impl_switches(name: str) -> dict[str, Any]:
     if name not in IMPLS:
         raise choice_error("implementation", name, IMPLS)
     return IMPLS[name]
+
+
+def _reject_unknown(fields) -> None:
+    """A CFINError naming the keys of ``fields`` that are not CFINConfig fields, and listing those."""
+    known = {f.name for f in dataclasses.fields(CFINConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise CFINError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
 
 
 def _positive(cfg, *names):

@@ -29,10 +29,11 @@ import pandas as pd
 
 from cfin.atomic import atomic_write_json
 from cfin.errors import CFINError, choice_error
+from cfin.paths import Folders
 
 RECORD_FORMAT = "cfin-record"
 RECORD_VERSION = 1
-DEFAULT_RESULTS = Path("results")
+DEFAULT_RESULTS = Path(Folders().results)
 
 
 def slug(text: str) -> str:

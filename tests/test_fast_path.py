@@ -130,12 +130,26 @@ def test_checkpoint_recomputes_the_same_masks():
         torch.testing.assert_close(g_ckpt[name], g_ref[name], atol=0, rtol=1e-6)
 
 
-def test_checkpoint_is_inactive_without_grad():
-    _, ckpt = pair("tiny", dict(grad_checkpoint=True), mask_eval="argmax")
+def test_checkpoint_is_inactive_without_grad(monkeypatch):
+    """Without gradients there is nothing to recompute: in training mode under no_grad the CT blocks
+    run without torch.utils.checkpoint and give the faithful outputs; with gradients each block is
+    checkpointed (which shows the spy sees the calls)."""
+    import cfin.models.cfin as cfin_module
+
+    calls = []
+    real = cfin_module.checkpoint
+    monkeypatch.setattr(cfin_module, "checkpoint", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    ref, ckpt = pair("tiny", dict(grad_checkpoint=True), mask_eval="argmax")
     x = lr_batch(1, 8, 8)
     with torch.no_grad():
+        torch.manual_seed(3)
         out = ckpt.train()(x)
-    assert out.shape == (1, 3, 32, 32)
+        torch.manual_seed(3)
+        expected = ref.train()(x)
+    assert calls == []
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    ckpt(x)
+    assert len(calls) == ckpt.config.num_blocks
 
 
 @pytest.mark.parametrize("switch", [IMPLS["fast"], dict(IMPLS["fast"], grad_checkpoint=True)])

@@ -85,7 +85,7 @@ def forward_macs(config: CFINConfig, lr_size: tuple[int, int], batch: int) -> in
 
 def round_rates(probe_s: list[float], probe_macs: int) -> list[float]:
     """Each round's MAC rate: the reference kernel's faster time of the two that bracket the
-    round (``probe_s[r]``, ``probe_s[r + 1]``, from :func:`time_paths`)."""
+    round (``probe_s[r]``, ``probe_s[r + 1]``, from :func:`~cfin.bench.timing.time_paths`)."""
     return [probe_macs / min(before, after) for before, after in zip(probe_s, probe_s[1:])]
 
 def paired_floor(times_s: list[float], rates: list[float], macs: int) -> dict:

@@ -45,7 +45,7 @@ class Variant:
 
 @dataclass
 class BenchSpec:
-    """What to compare: ``cfin bench`` arguments as data.
+    """What to compare: ``cfin bench`` arguments as data, every field checked when it is built.
 
     Args:
         scale: 2, 3 or 4 (preset ``x{scale}``), or ``config``: any CFINConfig.
@@ -93,6 +93,31 @@ class BenchSpec:
     mask_eval: str | None = None
     breakdown: bool = False
 
+    def __post_init__(self):
+        for name, low in (("runs", 1), ("warmup", 0), ("batch", 1), ("memory_runs", 1)):
+            value = getattr(self, name)
+            if name == "batch" and value is None:  # run_bench's default: 1, or 16 with train
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise CFINError(f"{name} must be an int >= {low}, got {value!r}")
+        if self.device.type not in ("cpu", "cuda"):
+            raise CFINError(f"cfin bench runs on cpu or cuda, got {self.device}")
+        if self.threads is not None and self.threads < 1:
+            raise CFINError(f"threads must be >= 1, got {self.threads}")
+        if self.grad_checkpoint and not self.train:
+            raise CFINError("grad_checkpoint only changes training (it recomputes activations in backward): "
+                            "use it with train=True (--train)")
+        if self.amp is not None:
+            if self.amp not in AMP_DTYPES:
+                raise choice_error("amp dtype", self.amp, AMP_DTYPES)
+            if self.amp == "fp16" and self.device.type != "cuda":
+                raise CFINError(f"amp fp16 is a CUDA option (a CPU has no fast float16 kernels: the speed floor's "
+                                f"float16 matmul alone runs for minutes), got device {self.device}; use amp bf16")
+        if self.tf32 and self.device.type != "cuda":
+            raise CFINError(f"tf32 is a CUDA option (TF32 tensor-core arithmetic), got device {self.device}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise choice_error("torch.compile mode", self.compile_mode, COMPILE_MODES)
+
     def base_config(self) -> CFINConfig:
         cfg = self.config if self.config is not None else preset(self.scale)
         return cfg if self.mask_eval is None else cfg.replace(mask_eval=self.mask_eval)
@@ -103,23 +128,11 @@ def paths_for(spec: BenchSpec) -> list[Variant]:
     faithful, fast = base.with_impl("faithful"), base.with_impl("fast")
     paths = [Variant("faithful", faithful), Variant("fast", fast)]
     if spec.grad_checkpoint:
-        if not spec.train:
-            raise CFINError("grad_checkpoint only changes training (it recomputes activations in backward): "
-                            "use it with train=True (--train)")
         paths.append(Variant("fast+checkpoint", fast.replace(grad_checkpoint=True)))
     if spec.amp is not None:
-        if spec.amp not in AMP_DTYPES:
-            raise choice_error("amp dtype", spec.amp, AMP_DTYPES)
-        if spec.amp == "fp16" and spec.device.type != "cuda":
-            raise CFINError(f"amp fp16 is a CUDA option (a CPU has no fast float16 kernels: the speed floor's "
-                            f"float16 matmul alone runs for minutes), got device {spec.device}; use amp bf16")
         paths.append(Variant(f"fast+{spec.amp}", fast, amp=spec.amp))
     if spec.tf32:
-        if spec.device.type != "cuda":
-            raise CFINError(f"tf32 is a CUDA option (TF32 tensor-core arithmetic), got device {spec.device}")
         paths.append(Variant("fast+tf32", fast, tf32=True))
-    if spec.compile_mode not in COMPILE_MODES:
-        raise choice_error("torch.compile mode", spec.compile_mode, COMPILE_MODES)
     if spec.compile:
         paths.append(Variant("fast+compile", fast, compile=True, compile_mode=spec.compile_mode))
     return paths

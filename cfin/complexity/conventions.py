@@ -76,7 +76,6 @@ CONVENTIONS: dict[str, Convention] = {
         False,
     ),
 }
-COUNTED = ("paper", "full")  # the conventions cfin computes itself
 
 # The paper's printed Params / Multi-Adds (Table I, Table II) and the torchsummaryX rule measured
 # on the official code (REFERENCE.md, "Counting"): (params, multi_adds, printed strings).

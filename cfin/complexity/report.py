@@ -11,8 +11,6 @@ from cfin.complexity.conventions import (CONVENTIONS, OFFICIAL_FULL, PAPER_PRINT
 from cfin.complexity.counts import Counts
 from cfin.config import CFINConfig
 
-LIBRARY_CONVENTIONS = ("fvcore", "ptflops", "ptflops_aten")
-
 
 def parse_conventions(names) -> tuple[str, ...]:
     """``"paper,full"`` or a list -> validated names in CONVENTIONS order; ``"all"`` -> every one."""

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfin.config import CGA_GRAM_CHOICES
+from cfin.config import CGA_GRAM_CHOICES, TOKEN_MIXERS
 from cfin.models.cgm import CGM, modulated_conv
 from cfin.models.common import LayerNorm2d, records_grad
 
@@ -33,7 +33,7 @@ def token_mixer(kind: str, in_ch: int, out_ch: int, k: int, impl: str = "unfold"
         return ChannelLinear(in_ch, out_ch)
     if kind == "gconv":
         return nn.Conv2d(in_ch, out_ch, k, padding=k // 2, groups=groups)
-    raise ValueError(f"unknown token mixer {kind!r}; valid: cgm, linear, gconv")
+    raise ValueError(f"unknown token mixer {kind!r}; valid: {', '.join(TOKEN_MIXERS)}")
 
 
 class CGA(nn.Module):
@@ -297,7 +297,11 @@ def _norm_from_quadratic(wg: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 class IGP(nn.Module):
-    """Interactive Guidance Perceptron: CGM (k = 1), GELU, CGM (k = 3).
+    """Interactive Guidance Perceptron (eq. 16, Fig. 5): CGM (k = 1), GELU, CGM (k = 3).
+
+    As the official code builds it. The paper (section III-C.2) says only that the IGP connects a
+    CGM with k = 3 and one with k = 1 "using a residual structure"; the code has no residual inside
+    the IGP (the one around it is eq. (16)'s, in :class:`CFGT`).
 
     ``fused``: the GELU runs inside the first CGM's convolution where it can (the same function).
     """
@@ -319,6 +323,9 @@ class CFGT(nn.Module):
 
     ``y, k1, v1 = CGA1(x)``; ``x = x + LN1(y)``; ``x = x + LN2(CGA2(x, k1, v1))``;
     ``x = x + LN3(IGP(x))``. ``kv_share=False`` drops the K/V hand-over (Table VII).
+    ``kernels``: the CGM sizes of the two CGAs' qkv projections. The paper's CGAs use different
+    k (its "Cross"); the official code passes (1, 3) but builds both at k = 1, which the
+    presets follow (``cga_kernels=(1, 1)``, REFERENCE.md).
     ``fused`` selects the fewer-pass CGAs and adds each branch in place into its
     LayerNorm's output (the same function).
     """

@@ -23,9 +23,9 @@ def conv_stage(cfg: CFINConfig) -> nn.Module:
     if cfg.conv_block == "ciam":
         return CIAM(cfg.n_feats, cfg.deconv_feats, cfg.mask, cfg.mask_eval, cfg.ciam_branch, cfg.ciam_branch_impl,
                     cfg.fused_conv_stage)
-    from cfin.models.blocks import CONV_BLOCKS
+    from cfin.models.blocks import build_conv_block
 
-    return CONV_BLOCKS[cfg.conv_block](cfg.n_feats)
+    return build_conv_block(cfg.conv_block, cfg.n_feats)
 
 
 class Expand(nn.Sequential):

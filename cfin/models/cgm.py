@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfin.config import CGM_IMPLS
 from cfin.models.postops import activation, conv_act
 
 
@@ -64,7 +65,7 @@ def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold", 
         y = torch.matmul(kernel.reshape(b, cout, cin * k * k), cols).view(b, cout, h, w)
         return y if act is None else activation(y, act)
     if impl != "conv":
-        raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: unfold, conv")
+        raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: {', '.join(CGM_IMPLS)}")
     if b == 1:
         return F.conv2d(x, kernel[0], padding=k // 2) if act is None else conv_act(x, kernel[0], None, act)
     if k == 1 and x.device.type != "cpu":

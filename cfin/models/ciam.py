@@ -10,18 +10,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfin.config import CIAM_BRANCH_IMPLS
 from cfin.models.common import Scale, conv, records_grad
 from cfin.models.rng import exponential_like
 
 LRELU_SLOPE = 0.05
-BRANCH_IMPLS = ("deconv", "1x1")
 
 
 class ECA(nn.Module):
-    """Channel attention f_CA of eq. (9) as the official code builds it.
+    """Channel attention f_CA of eq. (9) as the official code builds it (the paper names only
+    "the channel attention mechanism").
 
     Global average pool, then each channel c mixes the pooled values of channels
     (c-1, c, c+1) with its own three weights (zero-padded at the ends), sigmoid, multiply.
+    Unlike ECA-Net's one 1-D kernel shared by every channel, the official layer gives each
+    channel its own (REFERENCE.md).
     """
 
     def __init__(self, channels: int, k: int = 3):
@@ -141,8 +144,8 @@ class CIAM(nn.Module):
                  mask_eval: str = "sample", branch: bool = True, branch_impl: str = "deconv",
                  fused: bool = False):
         super().__init__()
-        if branch_impl not in BRANCH_IMPLS:
-            raise ValueError(f"unknown CIAM branch_impl {branch_impl!r}; valid: {', '.join(BRANCH_IMPLS)}")
+        if branch_impl not in CIAM_BRANCH_IMPLS:
+            raise ValueError(f"unknown CIAM branch_impl {branch_impl!r}; valid: {', '.join(CIAM_BRANCH_IMPLS)}")
         self.branch_impl = branch_impl
         self.fused = fused
         self.rifu1 = RIFU(n_feats, mask, mask_eval, fused)

@@ -15,13 +15,14 @@ from cfin.atomic import atomic_write_text
 from cfin.errors import CFINError
 from cfin.records import check_results_folder, load_known_records, slug
 from cfin.paths import REPO_ROOT, Folders
-from cfin.report.compare import Section, build_sections, legend, rebuild_command
+from cfin.report.compare import Section, build_sections, rebuild_command
+from cfin.report.complexity import COMPLEXITY_DIR
+from cfin.report.grids import legend
 from cfin.report.markdown import table_markdown
 from cfin.report.plots import curves_plot, psnr_params_plot, row_scale
 from cfin.tables import Table, get_table, table_ids
 
-DEFAULT_REPORTS = Path("reports")
-COMPLEXITY_DIR = "complexity"
+DEFAULT_REPORTS = Path(Folders().reports)
 AUDIT_PAGES = ("audit.html", "audit.md")  # cfin audit writes both; the Markdown is committed
 
 

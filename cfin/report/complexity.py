@@ -11,12 +11,13 @@ from pathlib import Path
 
 from cfin.atomic import atomic_write_text
 from cfin.complexity import CONVENTIONS, default_lr_size
-from cfin.report.compare import RowResult, complexity_grid, conventions_grid, legend
+from cfin.paths import Folders
+from cfin.report.grids import RowResult, complexity_grid, conventions_grid, legend
 from cfin.report.markdown import grid_markdown, notes_markdown
 from cfin.runner.measure import REPORT_CONVENTIONS, complexity
 from cfin.tables import Table
 
-COMPLEXITY_DIR = Path("reports") / "complexity"
+COMPLEXITY_DIR = "complexity"  # the complexity reports' folder, under the reports folder
 
 
 def _stem(table: Table) -> str:
@@ -79,7 +80,7 @@ def expected_files(tables: list[Table], conventions=REPORT_CONVENTIONS) -> dict[
     return files
 
 
-def write_complexity_reports(tables: list[Table], out_dir: str | Path = COMPLEXITY_DIR,
+def write_complexity_reports(tables: list[Table], out_dir: str | Path = Path(Folders().reports) / COMPLEXITY_DIR,
                              index_tables: list[Table] | None = None) -> list[Path]:
     """Write the reports of ``tables`` and the index of ``index_tables`` (default: ``tables``)."""
     out_dir = Path(out_dir)

@@ -1,7 +1,8 @@
 """Markdown reports: pipe tables, one per grid, with paper | ours | delta columns."""
 from __future__ import annotations
 
-from cfin.report.compare import Grid, Section, legend, rebuild_command
+from cfin.report.compare import Section, rebuild_command
+from cfin.report.grids import Grid, legend
 from cfin.tables import Table
 
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from cfin.atomic import atomic_write  # noqa: E402
-from cfin.report.compare import PAPER_CONVENTION, RowResult  # noqa: E402
+from cfin.report.grids import PAPER_CONVENTION, RowResult  # noqa: E402
 from cfin.tables import Table  # noqa: E402
 
 PAPER_STYLE = dict(marker="o", color="#1f4e9a", s=46, zorder=3)
@@ -40,7 +40,8 @@ def _paper_dataset(table: Table) -> str | None:
     return "Set5" if "Set5" in table.datasets else (table.datasets[0] if table.datasets else None)
 
 
-def _points_paper(table: Table, results: list[RowResult], dataset: str | None):
+def _points_paper(results: list[RowResult], dataset: str | None):
+    """(Params in K, printed PSNR, row) of each row the paper prints both for on ``dataset``."""
     pts = []
     for rr in results:
         m = rr.row.paper.metrics.get(dataset) if dataset else None
@@ -92,7 +93,7 @@ def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, 
     if scale is not None:
         results = [rr for rr in results if row_scale(table, rr.row) == scale]
     paper_set = _paper_dataset(table)
-    paper = _points_paper(table, results, paper_set)
+    paper = _points_paper(results, paper_set)
     ours = _points_ours(results, ours_dataset)
     if not paper and not ours:
         return None

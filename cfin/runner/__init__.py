@@ -1,6 +1,7 @@
 """Reproduce paper tables: plan one job per (table, row, seed), train, evaluate, measure, record.
 
-``run_all.py`` is the command line; :func:`plan_jobs` and :func:`run_jobs` are the library.
+``run_all.py`` parses the command line and calls :func:`cfin.runner.command.run`, which runs each
+of its modes; :func:`plan_jobs` and :func:`run_jobs` plan and run the rows.
 """
 from cfin.runner.jobs import RowJob, budget_recipe, check_budget, dataset_label, plan_jobs
 from cfin.runner.parallel import run_jobs

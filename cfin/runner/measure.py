@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from cfin.complexity import CONVENTIONS, count, default_lr_size
+from cfin.complexity import CONVENTIONS, count
 from cfin.config import CFINConfig
 
 ALL_CONVENTIONS = tuple(CONVENTIONS)
@@ -34,11 +34,6 @@ def complexity(config: CFINConfig, conventions=REPORT_CONVENTIONS) -> dict:
     (the LR whose output is 1280 x 720)."""
     key = json.dumps(config.to_dict(), sort_keys=True)
     return {name: dict(_count(key, name)) for name in conventions}
-
-
-def paper_input(config: CFINConfig) -> tuple[int, int]:
-    """The LR (H, W) every count uses: output 1280 x 720 at the config's scale."""
-    return default_lr_size(config.scale)
 
 
 MIB = 2 ** 20
@@ -66,7 +61,7 @@ def memory(config: CFINConfig, device, batch: int, patch: int) -> dict:
 CPU_LATENCY_LR = (64, 64)
 
 
-def latency(model, config: CFINConfig, device, progress: bool = False) -> dict:
+def latency(model, device, progress: bool = False) -> dict:
     """Median inference time of one forward: at the paper's 720p-output input on CUDA (as its
     Time column), at a 64 x 64 LR input on CPU (:func:`cfin.complexity.latency.measure_latency`)."""
     from cfin.complexity.latency import measure_latency
@@ -84,4 +79,4 @@ def latency(model, config: CFINConfig, device, progress: bool = False) -> dict:
 def memory_latency(model, config: CFINConfig, device, recipe) -> dict:
     """``{"memory": ..., "latency": ...}`` for a record (see :func:`memory`, :func:`latency`)."""
     return {"memory": memory(config, device, recipe.batch_size, recipe.patch_size),
-            "latency": latency(model, config, device)}
+            "latency": latency(model, device)}

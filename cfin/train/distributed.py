@@ -85,15 +85,6 @@ def all_gather_object(info: DistInfo, obj) -> list:
     return out
 
 
-def broadcast_object(info: DistInfo, obj):
-    """Rank 0's ``obj`` on every process."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def all_reduce_sum(info: DistInfo, t: torch.Tensor) -> torch.Tensor:
     """The sum of ``t`` over all processes (in place; returns ``t``)."""
     if info.distributed:

@@ -1,10 +1,11 @@
-"""What a training checkpoint holds, and reading it back safely.
+"""What a training checkpoint holds, reading it back safely, and whether it belongs to this run.
 
 ``last.pt`` is a dict (format ``cfin-train-state``) with the model, optimizer and
 scheduler state dicts, the iteration, the data position ``data`` (``epoch``,
 ``batch_in_epoch``, ``num_samples``), the random-number state of every process (torch,
 CUDA, numpy, python), the best validation PSNR so far, the recipe and the elapsed
-training time. Everything in it loads with ``torch.load(weights_only=True)``.
+training time. Everything in it loads with ``torch.load(weights_only=True)``. A run resumes
+from it only where :func:`check_compatible` finds the same schedule, data and network.
 """
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ import numpy as np
 import torch
 
 from cfin.atomic import atomic_torch_save
+from cfin.config import CFINConfig
 from cfin.errors import CFINError
+from cfin.train.recipes import Recipe
 
 FORMAT = "cfin-train-state"
 VERSION = 1
 REQUIRED = ("format", "version", "iteration", "data", "model", "optimizer", "scheduler", "rng",
             "recipe", "world_size", "best_psnr", "best_iteration", "elapsed")
+# Recipe fields a resumed run must share with the checkpoint (the rest is cadence).
+SCHEDULE_FIELDS = ("iterations", "batch_size", "patch_size", "lr", "eta_min", "betas", "eps",
+                   "loss", "scheduler", "seed")
 
 
 def seed_all(seed: int) -> None:
@@ -87,3 +93,34 @@ def load_state(path: str | Path, map_location="cpu") -> dict:
                         f"(version {state.get('version')!r}, missing {missing}); expected version {VERSION}: "
                         f"delete it or {START_OVER}")
     return state
+
+
+def _images_text(images: dict) -> str:
+    return f"{images['count']} images ({', '.join(images['first'])}{', ...' if images['count'] > 3 else ''})"
+
+
+def check_compatible(state: dict, recipe: Recipe, num_samples: int, network: dict | None, path: Path,
+                     images: dict | None = None) -> None:
+    """A CFINError naming every difference between the run that wrote ``state`` (read from ``path``)
+    and this one: the schedule (:data:`SCHEDULE_FIELDS`), the training set's size and images, the
+    network (:meth:`CFINConfig.network`); a resumed run must be the same run."""
+    saved = state["recipe"]
+    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(recipe, k)!r}" for k in SCHEDULE_FIELDS
+            if _norm(saved.get(k)) != _norm(getattr(recipe, k))]
+    if state["data"]["num_samples"] != num_samples:
+        diff.append(f"training-set size: checkpoint {state['data']['num_samples']} vs now {num_samples}")
+    saved_images = state["data"].get("images")  # absent from checkpoints written before it was kept
+    if saved_images and images and saved_images["hash"] != images["hash"]:
+        diff.append(f"training images: checkpoint {_images_text(saved_images)} vs now {_images_text(images)}")
+    saved_net = state.get("network")  # absent from checkpoints written before it was kept
+    if saved_net is not None and network is not None:
+        saved_net = {**CFINConfig().network(), **saved_net}  # a field added since: its default
+        diff += [f"{k}: checkpoint {saved_net.get(k)!r} vs now {network.get(k)!r}"
+                 for k in sorted(set(saved_net) | set(network)) if saved_net.get(k) != network.get(k)]
+    if diff:
+        raise CFINError(f"{path} belongs to a different run ({'; '.join(diff)}); use another output folder "
+                        f"or {START_OVER}")
+
+
+def _norm(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v

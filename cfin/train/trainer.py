@@ -37,7 +37,7 @@ from cfin.train import distributed as D
 from cfin.train.log import LOG_NAME, TrainLog
 from cfin.train.recipes import Recipe
 from cfin.train.sampler import ResumableSampler, derive_seed
-from cfin.train.state import (FORMAT, START_OVER, VERSION, load_state, rng_state, save_state, seed_all,
+from cfin.train.state import (FORMAT, VERSION, check_compatible, load_state, rng_state, save_state, seed_all,
                               set_rng_state)
 from cfin.train.validate import as_pair, validate
 
@@ -46,10 +46,6 @@ FINAL_NAME = "final.pt"
 BEST_NAME = "best.pt"
 
 LOSS_FUNCTIONS = {"l1": F.l1_loss, "mse": F.mse_loss}
-
-# Recipe fields a resumed run must share with the checkpoint (the rest is cadence).
-SCHEDULE_FIELDS = ("iterations", "batch_size", "patch_size", "lr", "eta_min", "betas", "eps",
-                   "loss", "scheduler", "seed")
 
 TRAIN_STREAM, LOADER_STREAM = 3, 4  # first keys of derive_seed (sampler: 1, validation: 2)
 
@@ -93,7 +89,8 @@ def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
-    """Cosine annealing from ``lr`` to ``eta_min`` over the run, stepped every iteration."""
+    """Cosine annealing from ``lr`` to ``eta_min`` over the run, stepped every iteration
+    (``recipe.scheduler == "cosine"``, the paper's), or a constant ``lr`` (``"constant"``)."""
     if recipe.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.iterations,
                                                           eta_min=recipe.eta_min)
@@ -114,34 +111,6 @@ def network_of(model: nn.Module) -> dict | None:
     """The network a CFIN computes (:meth:`CFINConfig.network`); None for another model."""
     config = getattr(model, "config", None)
     return config.network() if isinstance(config, CFINConfig) else None
-
-
-def _images_text(images: dict) -> str:
-    return f"{images['count']} images ({', '.join(images['first'])}{', ...' if images['count'] > 3 else ''})"
-
-
-def _check_compatible(state: dict, recipe: Recipe, num_samples: int, network: dict | None, path: Path,
-                      images: dict | None = None) -> None:
-    saved = state["recipe"]
-    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(recipe, k)!r}" for k in SCHEDULE_FIELDS
-            if _norm(saved.get(k)) != _norm(getattr(recipe, k))]
-    if state["data"]["num_samples"] != num_samples:
-        diff.append(f"training-set size: checkpoint {state['data']['num_samples']} vs now {num_samples}")
-    saved_images = state["data"].get("images")  # absent from checkpoints written before it was kept
-    if saved_images and images and saved_images["hash"] != images["hash"]:
-        diff.append(f"training images: checkpoint {_images_text(saved_images)} vs now {_images_text(images)}")
-    saved_net = state.get("network")  # absent from checkpoints written before it was kept
-    if saved_net is not None and network is not None:
-        saved_net = {**CFINConfig().network(), **saved_net}  # a field added since: its default
-        diff += [f"{k}: checkpoint {saved_net.get(k)!r} vs now {network.get(k)!r}"
-                 for k in sorted(set(saved_net) | set(network)) if saved_net.get(k) != network.get(k)]
-    if diff:
-        raise CFINError(f"{path} belongs to a different run ({'; '.join(diff)}); use another output folder "
-                        f"or {START_OVER}")
-
-
-def _norm(v):
-    return tuple(v) if isinstance(v, (list, tuple)) else v
 
 
 def _has_unused_parameters(model: nn.Module, recipe: Recipe, device: torch.device) -> bool:
@@ -230,7 +199,7 @@ class _Run:
             seed_all(derive_seed(TRAIN_STREAM, self.recipe.seed, self.info.rank))
             return
         state = load_state(self.ckpt_path)
-        _check_compatible(state, self.recipe, len(self.train_set), network_of(self.model), self.ckpt_path,
+        check_compatible(state, self.recipe, len(self.train_set), network_of(self.model), self.ckpt_path,
                           self._images())
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

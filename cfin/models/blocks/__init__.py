@@ -17,7 +17,7 @@ from cfin.models.blocks.rcab import RCAB
 from cfin.models.blocks.rfdb import RFDB
 from cfin.models.blocks.wdib import WDIB
 
-# Table V rows, in the paper's order. ("ciam": the lead merges CFIN's CIAM in here.)
+# Table V's alternatives to CIAM, in the paper's order (CIAM itself: cfin.models.cfin.conv_stage).
 CONV_BLOCKS: dict[str, type[nn.Module]] = {
     "rcab": RCAB,   # RCAN, Zhang et al. ECCV 2018 [65]
     "imdb": IMDB,   # IMDN, Hui et al. ACM MM 2019 [33]

@@ -1,0 +1,154 @@
+"""What ``run_all.py`` does in each of its modes; the script itself only parses the arguments.
+
+``run(args)`` takes run_all.py's parsed arguments: ``--list`` prints the tables and their rows,
+``--complexity-only`` writes the complexity reports, ``--report-only`` rebuilds the reports from
+the records, and otherwise every row of the tables asked for is planned, trained, evaluated and
+recorded (:func:`cfin.runner.plan_jobs`, :func:`cfin.runner.run_jobs`), then reported.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from cfin.errors import CFINError
+from cfin.paths import Folders, output_dir
+
+
+def parse_seeds(values: list[str]) -> list[int]:
+    """The --seeds values (spaces or commas between them) as distinct ints from 0 to 2**63 - 1."""
+    from cfin.commands._common import check_seed
+    seeds = []
+    for v in values:
+        for part in str(v).split(","):
+            if not part.strip():
+                continue
+            try:
+                seed = int(part)
+            except ValueError:
+                raise CFINError(f"--seeds takes non-negative integers (e.g. --seeds 0 1 2), got {part!r}") from None
+            seeds.append(check_seed("--seeds", seed))
+    if not seeds:
+        raise CFINError("--seeds needs at least one integer")
+    return list(dict.fromkeys(seeds))
+
+
+def resolve_tables(ids: list[str] | None, default_all: bool):
+    """Table objects for ``--table`` ("all" or ids); every table when absent and ``default_all``."""
+    from cfin.tables import all_tables, get_table, table_ids
+
+    if not ids:
+        if default_all:
+            return all_tables()
+        raise CFINError(f"give --table with one or more of {', '.join(table_ids())}, or --table all "
+                        f"(e.g. python run_all.py --table VII)")
+    if any(i.lower() == "all" for i in ids):
+        return all_tables()
+    return list({t.id: t for t in (get_table(i) for i in ids)}.values())
+
+
+def list_tables(tables, budget: str) -> None:
+    from cfin.report import fmt
+    from cfin.runner.jobs import training_owners
+
+    owners = training_owners(tables, budget)
+    for t in tables:
+        scale = f"x{t.scale}" if t.scale else "mixed scales"
+        print(f"Table {t.id}: {t.title} ({scale}; accuracy on {', '.join(t.datasets) or '-'}; "
+              f"paper-budget recipe {t.recipe})")
+        for r in t.rows:
+            kind = "quoted" if r.quoted else f"x{r.config.scale}" + (" +ensemble" if r.self_ensemble else "")
+            printed = f"paper {r.paper.text('params', fmt.count_k)} / {r.paper.text('multi_adds', fmt.macs_g)}"
+            printed += "".join(f"; {d} {fmt.psnr(m[0])}" + (f"/{fmt.ssim(m[1])}" if m[1] is not None else "")
+                               for d, m in r.paper.metrics.items())
+            owner = owners.get((t.id, r.id))
+            shared = f"  (trains as Table {owner.table} / {owner.row})" if owner and owner[:2] != (t.id, r.id) else ""
+            print(f"    {r.id:<28} {kind:<14} {printed}{shared}")
+
+
+def check_data(tables, data_root: str | None) -> None:
+    """Fail before any training when --data-root lacks DIV2K (training images and the validation
+    images training reads) or a table's benchmark."""
+    if data_root is None:
+        return
+    from cfin.commands.train import DIV2K_VAL_IDS
+    from cfin.data import div2k_pairs, open_dataset
+
+    for scale in sorted({r.config.scale for t in tables for r in t.reproducible_rows}):
+        div2k_pairs(data_root, scale, "train")
+        div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS)
+        for name in sorted({d for t in tables for d in t.datasets}):
+            open_dataset(data_root, name, scale).check_sizes()
+
+
+def run(args) -> int:
+    """One run of ``run_all.py`` with its parsed arguments (``args.argv``: the arguments given to
+    ``run_all.main``, None for ``sys.argv``); the exit status."""
+    from cfin.device import resolve_device
+    from cfin.records import load_known_records
+    from cfin.runner import check_budget, plan_jobs, run_jobs
+
+    t0 = time.perf_counter()
+    check_budget(args.budget)
+    seeds = parse_seeds(args.seeds)
+    device = str(resolve_device(args.device)) if args.device else None
+    if args.jobs < 1:
+        raise CFINError(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.list:
+        list_tables(resolve_tables(args.table, default_all=True), args.budget)
+        return 0
+    # every folder this command writes, checked before any work whose results it would hold
+    for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
+        if option == "--reports" or not (args.report_only or args.complexity_only):
+            output_dir(folder, option, create=False)
+    if args.complexity_only:
+        from cfin.report import write_complexity_reports, write_index
+        from cfin.report.complexity import COMPLEXITY_DIR
+        from cfin.tables import all_tables
+
+        tables = resolve_tables(args.table, default_all=True)
+        records = load_known_records(args.results)  # for the index; checked before anything is written
+        out = Path(args.reports) / COMPLEXITY_DIR
+        written = write_complexity_reports(tables, out, index_tables=all_tables())
+        write_index(records, args.reports, Folders(args.results, args.runs, args.reports))
+        print(f"complexity of {sum(len(t.rows) for t in tables)} rows in {len(tables)} table(s) "
+              f"({time.perf_counter() - t0:.1f} s): {out}/ ({len(written)} files)")
+        return 0
+    if args.report_only:
+        from cfin.report import build_reports
+
+        tables = None if not args.table or any(i.lower() == "all" for i in args.table) else \
+            [t.id for t in resolve_tables(args.table, default_all=False)]
+        written = build_reports(args.results, args.reports, tables, runs=args.runs)
+        print(f"{len(written)} report files written under {args.reports}/ (index: {Path(args.reports) / 'index.html'})")
+        return 0
+
+    tables = resolve_tables(args.table, default_all=False)
+    check_data(tables, args.data_root)
+    # every file under --results, as the reports at the end read them: a file that is not a record this
+    # code reads (never replaced), two records of one key, an unknown row stop the run before any training
+    load_known_records(args.results)
+    command = "python run_all.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device, args.force,
+                     command, args.impl, args.tf32)
+    if args.jobs > 1:
+        from cfin.runner.parallel import assign_devices
+
+        jobs = assign_devices(jobs, device)
+    outcomes = run_jobs(jobs, args.jobs, progress=not args.no_progress)
+    for o in outcomes:
+        detail = f"{o.seconds:.0f} s" if o.status == "done" else ("record exists" if o.status == "skipped" else o.error)
+        print(f"{o.status:>7}  {o.name}: {detail}")
+
+    from cfin.report import build_reports
+
+    written = build_reports(args.results, args.reports, [t.id for t in tables], require=False, runs=args.runs)
+    reports = [str(p) for p in written if p.suffix in (".md", ".html")]
+    print(f"reports: {', '.join(reports)} ({time.perf_counter() - t0:.0f} s in all)")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(f"run_all.py: {len(failed)} row(s) failed; fix the cause and run the same command again "
+              f"(finished rows are kept)", file=sys.stderr)
+        return 1
+    return 0
