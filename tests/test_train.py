@@ -209,6 +209,17 @@ def test_starting_over_leaves_no_weights_of_the_last_run(tmp_path):
     assert res.resumed_from is None and not (tmp_path / "final.pt").exists() and not (tmp_path / "best.pt").exists()
 
 
+def test_a_run_started_over_and_stopped_before_its_first_checkpoint_does_not_resume_the_last_one(tmp_path):
+    _train_toy(tmp_path, rec=_toy_recipe())
+    with pytest.raises(RuntimeError, match="injected"):  # starting over, stopped in step 3 (checkpoint at 4)
+        _train_toy(tmp_path, rec=_toy_recipe(), resume=False, fail_at=3)
+    assert not (tmp_path / "last.pt").exists()
+    straight, _ = _train_toy(tmp_path / "straight")
+    model, res = _train_toy(tmp_path)  # a fresh run, not the abandoned one (whose best.pt is gone)
+    assert res.resumed_from is None and res.best_weights.is_file() and _same_weights(model, straight)
+    assert list(read_log(tmp_path).iteration) == [2, 4, 5, 6, 8, 10]
+
+
 def test_cli_keeps_the_run_json_of_the_run_it_resumes(tmp_path, capsys):
     from cfin.cli import main
 

@@ -224,8 +224,9 @@ class _Run:
     # -- state ---------------------------------------------------------------------------
     def _restore(self, resume: bool) -> None:
         if not (resume and self.ckpt_path.is_file()):
-            if not resume and self.info.is_main:  # starting over: the last run's weights are not this one's
-                for name in (FINAL_NAME, BEST_NAME):
+            if not resume and self.info.is_main:  # starting over: the last run's weights and checkpoint are
+                # not this one's (a last.pt left behind would be resumed if this run stops before its first)
+                for name in (CHECKPOINT_NAME, FINAL_NAME, BEST_NAME):
                     (self.out_dir / name).unlink(missing_ok=True)
             seed_all(derive_seed(TRAIN_STREAM, self.recipe.seed, self.info.rank))
             return
