@@ -331,6 +331,34 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
 
 
 # -- command line --------------------------------------------------------------------------------
+def _div2k_root(root: Path, size: int = 100) -> Path:
+    """A DIV2K layout: 0001-0800 and 0801-0810, links to one size x size picture."""
+    import numpy as np
+
+    from cfin.data.io import write_png
+
+    train_hr, valid_hr = root / "DIV2K_train_HR", root / "DIV2K_valid_HR"
+    train_hr.mkdir(parents=True)
+    valid_hr.mkdir()
+    picture = root / "picture.png"
+    write_png(picture, np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    for i in range(1, 811):
+        ((train_hr if i <= 800 else valid_hr) / f"{i:04d}.png").symlink_to(picture)
+    return root
+
+
+def test_the_data_label_names_the_validation_images_the_recipe_uses(tmp_path):
+    from cfin.commands.train import build_data
+
+    root = _div2k_root(tmp_path / "data")
+    labels = {name: build_data(str(root), 2, recipe(name, num_workers=0), False)[2] for name in ("smoke", "paper")}
+    assert labels["smoke"] == f"DIV2K 1-800 (validation: DIV2K 801-802) under {root}"  # val_images=2
+    assert labels["paper"] == f"DIV2K 1-800 (validation: DIV2K 801-810) under {root}"
+    assert "validation: none)" in build_data(str(root), 2, recipe("smoke", val_images=0), False)[2]
+    assert build_data(None, 2, recipe("smoke"), False)[2] == \
+        "the bundled scikit-image pictures (train split; validation: the test split's chelsea, coffee, also evaluated on)"
+
+
 def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     from cfin.cli import main
 

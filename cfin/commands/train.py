@@ -46,6 +46,16 @@ def _model_label(args, cfg) -> str:
     return name if name == f"x{cfg.scale}" else f"{name}-x{cfg.scale}"
 
 
+def _validation_text(val, val_images: int) -> str:
+    """The images a run validates on: the first ``val_images`` of ``val`` (the recipe's count)."""
+    names = val.names[:val_images]
+    if not names:
+        return "none"
+    if names[0].isdigit():  # DIV2K
+        return f"DIV2K {int(names[0])}-{int(names[-1])}" if len(names) > 1 else f"DIV2K {int(names[0])}"
+    return f"the test split's {', '.join(names)}" if len(names) < len(val) else "the test split"
+
+
 def build_data(data_root: str | None, scale: int, recipe, progress: bool):
     """(training patches, validation images, a label for both) for DIV2K or the bundled pictures."""
     from cfin.data import EmbeddedSet, TrainPatchDataset, div2k_pairs, embedded_images
@@ -54,11 +64,13 @@ def build_data(data_root: str | None, scale: int, recipe, progress: bool):
     if data_root:
         images = div2k_pairs(data_root, scale, "train")
         val = ImageSet("DIV2K 801-810", div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS), scale)
-        label = f"DIV2K 1-800 (validation: DIV2K 801-810) under {data_root}"
+        label = f"DIV2K 1-800 (validation: {_validation_text(val, recipe.val_images)}) under {data_root}"
     else:
         images = embedded_images("train")
         val = EmbeddedSet(scale)
-        label = "the bundled scikit-image pictures (train split; validation: the test split, also evaluated on)"
+        held_out = _validation_text(val, recipe.val_images)
+        label = (f"the bundled scikit-image pictures (train split; validation: {held_out}"
+                 f"{', also evaluated on' if recipe.val_images else ''})")
     # One distinct random patch per sample of the whole run: the run is a single epoch.
     patches = TrainPatchDataset(images, scale, recipe.patch_size, augment=True,
                                 length=recipe.iterations * recipe.batch_size, seed=recipe.seed)
