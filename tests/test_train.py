@@ -331,6 +331,32 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
 
 
 # -- command line --------------------------------------------------------------------------------
+def test_cli_under_torchrun_splits_the_global_batch_and_writes_from_rank_0(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CFIN_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "cfin", "train", "--preset", "tiny", "--scale", "2", "--iterations", "2",
+                           "--device", "cpu", "--out", str(out), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("training CFIN x2") == 1  # rank 0 prints
+    assert "batch 4 (global: 2 per process x 2)" in proc.stdout
+    assert json.loads((out / "run.json").read_text())["processes"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "final.pt", "last.pt", "run.json", "train_log.jsonl"]
+
+
+def test_cli_refuses_a_global_batch_the_processes_cannot_split(tmp_path, capsys, monkeypatch):
+    from cfin.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node 3 sets it
+    assert main(["train", "--preset", "tiny", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "cfin train: error: recipe 'smoke' trains with a global batch of 4, which the 3 processes of torchrun "
+        "cannot split evenly; use a --nproc_per_node that divides it")
+    assert not (tmp_path / "run").exists()
+
+
 def _div2k_root(root: Path, size: int = 100) -> Path:
     """A DIV2K layout: 0001-0800 and 0801-0810, links to one size x size picture."""
     import numpy as np

@@ -84,8 +84,10 @@ def run(args) -> int:
 
     import cfin
     from cfin.atomic import atomic_write_json
+    from cfin.errors import CFINError
     from cfin.train import recipe, train
     from cfin.paths import output_dir
+    from cfin.train.distributed import launched_processes
     from cfin.train.trainer import CHECKPOINT_NAME
 
     if args.seed is not None:
@@ -96,6 +98,10 @@ def run(args) -> int:
     overrides = {k: v for k, v in (("seed", args.seed), ("iterations", args.iterations),
                                    ("num_workers", args.workers)) if v is not None}
     rec = recipe(args.recipe, **overrides)
+    processes = launched_processes()  # the recipe's batch is the global one, split over torchrun's processes
+    if rec.batch_size % processes:
+        raise CFINError(f"recipe {rec.name!r} trains with a global batch of {rec.batch_size}, which the {processes} "
+                        f"processes of torchrun cannot split evenly; use a --nproc_per_node that divides it")
     main_process = int(os.environ.get("RANK", "0")) == 0
     progress = main_process and not args.no_progress
     out = Path(args.out or Path("runs") / "train" / f"{_model_label(args, cfg)}-{rec.name}-seed{rec.seed}")
@@ -107,13 +113,15 @@ def run(args) -> int:
     train_set, val_set, data_label = build_data(args.data_root, cfg.scale, rec, progress)
     if main_process:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"training CFIN x{cfg.scale} ({n_params:,} parameters) with recipe {rec.name!r}: "
-              f"{rec.iterations:,} iterations, batch {rec.batch_size}, {rec.patch_size}x{rec.patch_size} LR patches")
+        split = f" (global: {rec.batch_size // processes} per process x {processes})" if processes > 1 else ""
+        print(f"training CFIN x{cfg.scale} ({n_params:,} parameters) with recipe {rec.name!r}: {rec.iterations:,} "
+              f"iterations, batch {rec.batch_size}{split}, {rec.patch_size}x{rec.patch_size} LR patches")
         print(f"data: {data_label}")
         print(f"checkpoints: {out / 'last.pt'} (every {rec.checkpoint_every:,} iterations; rerun to resume); "
               f"weights: {out / 'final.pt'}, {out / 'best.pt'}; log: {out / 'train_log.jsonl'}")
         if args.no_resume or not (out / CHECKPOINT_NAME).is_file():  # a resumed run keeps the run.json it began with
-            atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label})
+            atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label,
+                                                 "processes": processes})
     res = train(model, rec, train_set, out, device=args.device, val_set=val_set, resume=not args.no_resume,
                 progress=progress, tf32=args.tf32)
     if main_process:

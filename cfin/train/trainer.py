@@ -14,7 +14,9 @@ dataset's ``(seed, index)`` determinism, and the model's random draws from the r
 RNG state, so on CPU an interrupted and resumed run ends with the same bits as an
 uninterrupted one. Under ``torchrun`` (distributed.py) each of N processes takes
 ``batch_size / N`` patches of every global batch and DDP averages the gradients; only
-rank 0 writes files and shows the progress bar.
+rank 0 writes files and shows the progress bar. The patches of a step are the same for any
+N, but the model's random draws (CFIN's Gumbel masks) come from one stream per process, so
+N processes do not repeat one process's run bit for bit.
 """
 from __future__ import annotations
 
