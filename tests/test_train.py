@@ -331,6 +331,17 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
 
 
 # -- command line --------------------------------------------------------------------------------
+def test_cli_with_training_images_smaller_than_the_patch_writes_nothing(tmp_path, capsys):
+    from cfin.cli import main
+
+    root, out = _div2k_root(tmp_path / "data", size=40), tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--scale", "2", "--data-root", str(root), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == ("cfin train: error: training image '0001': LR 20x20 (HR 40x40) is "
+                                               "smaller than the 24x24 LR patch at x2")
+    assert not out.exists()
+
+
 def test_cli_under_torchrun_splits_the_global_batch_and_writes_from_rank_0(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CFIN_CACHE_DIR": str(tmp_path / "cache"),
