@@ -223,9 +223,20 @@ def test_patch_dataset_errors(tmp_path, cache_dir):
         TrainPatchDataset(["not an image"], scale=2)
     with pytest.raises(CFINError, match="no training images"):
         TrainPatchDataset([], scale=2)
-    # lazy pairs are checked when loaded
+    # lazy pairs are loaded when used, but their sizes are checked from the files' headers at once
     (tmp_path / "DIV2K_train_HR").mkdir()
     write_png(tmp_path / "DIV2K_train_HR" / "0001.png", _img(12, 12, 0))
-    data = TrainPatchDataset(div2k_pairs(tmp_path, 2, ids=[1]), scale=2, patch_size=8, length=4)
-    with pytest.raises(CFINError, match=r"'0001'.*smaller"):
-        data.preload(progress=False)
+    write_png(tmp_path / "DIV2K_train_HR" / "0002.png", _img(18, 16, 0))
+    data = TrainPatchDataset(div2k_pairs(tmp_path, 2, ids=[2]), scale=2, patch_size=8, length=4)
+    assert not data._loaded
+    with pytest.raises(CFINError, match=r"^training image '0001': LR 6x6 \(HR 12x12\) is smaller than the 8x8 LR "
+                                        r"patch at x2$"):
+        TrainPatchDataset(div2k_pairs(tmp_path, 2, ids=[2, 1]), scale=2, patch_size=8, length=4)
+    lr_dir = tmp_path / "DIV2K_train_LR_bicubic" / "X2"  # a given LR file: its own size
+    lr_dir.mkdir(parents=True)
+    write_png(lr_dir / "0001x2.png", _img(6, 6, 0))
+    write_png(lr_dir / "0002x2.png", _img(9, 8, 0))
+    assert TrainPatchDataset(div2k_pairs(tmp_path, 2, ids=[2]), scale=2, patch_size=8, length=4)[0]["lr"].shape == \
+        (3, 8, 8)
+    with pytest.raises(CFINError, match=r"'0002': LR 9x8 \(HR 18x16\) is smaller than the 9x9"):
+        TrainPatchDataset(div2k_pairs(tmp_path, 2, ids=[2]), scale=2, patch_size=9, length=4)

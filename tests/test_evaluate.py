@@ -55,6 +55,22 @@ def test_bicubic_cli_json(data_root, capsys):
     assert 20 < res["Other"]["psnr"] < 60 and 0.5 < res["Other"]["ssim"] <= 1
 
 
+def test_default_datasets_name_the_paper_benchmarks_missing(data_root, capsys):
+    """Without --datasets, the paper's benchmarks found are evaluated and those not found are named."""
+    for name in ("Set5", "B100"):
+        hr = data_root / "benchmark" / name / "HR"
+        hr.mkdir(parents=True)
+        write_png(hr / "img0.png", _smooth(36, 36, 0))
+    code, out, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", "--data-root", str(data_root),
+                          "--json")
+    assert code == 0 and list(json.loads(out)) == ["Set5", "B100"]
+    assert err.splitlines()[0] == (f"cfin evaluate: note: Set14, Urban100, Manga109 not found under {data_root} (expected "
+                           f"{data_root / 'benchmark'}/<name>/HR); evaluating Set5, B100 of the paper's 5 benchmarks")
+    code, _, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", "--data-root", str(data_root),
+                        "--datasets", "Set5")
+    assert code == 0 and "note" not in err  # chosen: nothing to say
+
+
 def test_bicubic_cli_table_and_saved_images(data_root, tmp_path, capsys):
     code, out, _ = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "3", "--data-root", str(data_root),
                         "--save-images", str(tmp_path / "sr"))

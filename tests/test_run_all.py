@@ -472,6 +472,11 @@ def test_data_root_checked_before_training(tmp_path, monkeypatch, capsys):
     write_png(set5 / "small.png", np.zeros((10, 10, 3), np.uint8))
     _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "data")),
                     "too small to score at x4", "small.png (10x10)")
+    # training images smaller than the budget's patch (the smoke budget's 24x24 LR at x4)
+    (set5 / "small.png").unlink()
+    write_png(set5 / "big.png", np.zeros((48, 48, 3), np.uint8))
+    _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "data")),
+                    "training image '0001': LR 8x8 (HR 32x32) is smaller than the 24x24 LR patch at x4")
     assert not (tmp_path / "runs").exists()  # nothing trained
 
 

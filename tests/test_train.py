@@ -209,6 +209,17 @@ def test_starting_over_leaves_no_weights_of_the_last_run(tmp_path):
     assert res.resumed_from is None and not (tmp_path / "final.pt").exists() and not (tmp_path / "best.pt").exists()
 
 
+def test_a_run_started_over_and_stopped_before_its_first_checkpoint_does_not_resume_the_last_one(tmp_path):
+    _train_toy(tmp_path, rec=_toy_recipe())
+    with pytest.raises(RuntimeError, match="injected"):  # starting over, stopped in step 3 (checkpoint at 4)
+        _train_toy(tmp_path, rec=_toy_recipe(), resume=False, fail_at=3)
+    assert not (tmp_path / "last.pt").exists()
+    straight, _ = _train_toy(tmp_path / "straight")
+    model, res = _train_toy(tmp_path)  # a fresh run, not the abandoned one (whose best.pt is gone)
+    assert res.resumed_from is None and res.best_weights.is_file() and _same_weights(model, straight)
+    assert list(read_log(tmp_path).iteration) == [2, 4, 5, 6, 8, 10]
+
+
 def test_cli_keeps_the_run_json_of_the_run_it_resumes(tmp_path, capsys):
     from cfin.cli import main
 
@@ -320,6 +331,71 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
 
 
 # -- command line --------------------------------------------------------------------------------
+def test_cli_with_training_images_smaller_than_the_patch_writes_nothing(tmp_path, capsys):
+    from cfin.cli import main
+
+    root, out = _div2k_root(tmp_path / "data", size=40), tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--scale", "2", "--data-root", str(root), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == ("cfin train: error: training image '0001': LR 20x20 (HR 40x40) is "
+                                               "smaller than the 24x24 LR patch at x2")
+    assert not out.exists()
+
+
+def test_cli_under_torchrun_splits_the_global_batch_and_writes_from_rank_0(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CFIN_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "cfin", "train", "--preset", "tiny", "--scale", "2", "--iterations", "2",
+                           "--device", "cpu", "--out", str(out), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("training CFIN x2") == 1  # rank 0 prints
+    assert "batch 4 (global: 2 per process x 2)" in proc.stdout
+    assert json.loads((out / "run.json").read_text())["processes"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "final.pt", "last.pt", "run.json", "train_log.jsonl"]
+
+
+def test_cli_refuses_a_global_batch_the_processes_cannot_split(tmp_path, capsys, monkeypatch):
+    from cfin.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node 3 sets it
+    assert main(["train", "--preset", "tiny", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "cfin train: error: recipe 'smoke' trains with a global batch of 4, which the 3 processes of torchrun "
+        "cannot split evenly; use a --nproc_per_node that divides it")
+    assert not (tmp_path / "run").exists()
+
+
+def _div2k_root(root: Path, size: int = 100) -> Path:
+    """A DIV2K layout: 0001-0800 and 0801-0810, links to one size x size picture."""
+    import numpy as np
+
+    from cfin.data.io import write_png
+
+    train_hr, valid_hr = root / "DIV2K_train_HR", root / "DIV2K_valid_HR"
+    train_hr.mkdir(parents=True)
+    valid_hr.mkdir()
+    picture = root / "picture.png"
+    write_png(picture, np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    for i in range(1, 811):
+        ((train_hr if i <= 800 else valid_hr) / f"{i:04d}.png").symlink_to(picture)
+    return root
+
+
+def test_the_data_label_names_the_validation_images_the_recipe_uses(tmp_path):
+    from cfin.commands.train import build_data
+
+    root = _div2k_root(tmp_path / "data")
+    labels = {name: build_data(str(root), 2, recipe(name, num_workers=0), False)[2] for name in ("smoke", "paper")}
+    assert labels["smoke"] == f"DIV2K 1-800 (validation: DIV2K 801-802) under {root}"  # val_images=2
+    assert labels["paper"] == f"DIV2K 1-800 (validation: DIV2K 801-810) under {root}"
+    assert "validation: none)" in build_data(str(root), 2, recipe("smoke", val_images=0), False)[2]
+    assert build_data(None, 2, recipe("smoke"), False)[2] == \
+        "the bundled scikit-image pictures (train split; validation: the test split's chelsea, coffee, also evaluated on)"
+
+
 def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     from cfin.cli import main
 

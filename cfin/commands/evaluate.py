@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from cfin.commands._common import add_impl_argument, add_tf32_argument, check_scale, check_seed
@@ -28,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", metavar="DIR", help="folder with benchmark/<name>/HR (default: the "
                                                      "bundled scikit-image pictures, label 'embedded')")
     p.add_argument("--datasets", nargs="+", metavar="NAME",
-                   help="datasets to evaluate (default: the standard benchmarks found under --data-root)")
+                   help="datasets to evaluate (default: the paper's five benchmarks found under --data-root; "
+                        "those not found are named on stderr)")
     p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotation ensemble (the '+' rows)")
     p.add_argument("--tile", type=int, metavar="N",
                    help="tiled inference with N x N LR tiles, for images too large to run whole; CFIN's "
@@ -95,6 +97,11 @@ def _datasets(args, scale):
             names = [n for n in STANDARD_BENCHMARKS if n in found] or found
             if not names:
                 open_dataset(args.data_root, "Set5", scale)  # raises, naming the layout expected
+            missing = [n for n in STANDARD_BENCHMARKS if n not in found]
+            if missing and set(names) & set(STANDARD_BENCHMARKS):  # the paper's five, some not there
+                print(f"cfin evaluate: note: {', '.join(missing)} not found under {args.data_root} (expected "
+                      f"{Path(args.data_root) / 'benchmark'}/<name>/HR); evaluating {', '.join(names)} of the "
+                      f"paper's {len(STANDARD_BENCHMARKS)} benchmarks", file=sys.stderr)
     return [open_dataset(args.data_root, name, scale) for name in dict.fromkeys(names)]
 
 

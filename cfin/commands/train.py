@@ -46,6 +46,16 @@ def _model_label(args, cfg) -> str:
     return name if name == f"x{cfg.scale}" else f"{name}-x{cfg.scale}"
 
 
+def _validation_text(val, val_images: int) -> str:
+    """The images a run validates on: the first ``val_images`` of ``val`` (the recipe's count)."""
+    names = val.names[:val_images]
+    if not names:
+        return "none"
+    if names[0].isdigit():  # DIV2K
+        return f"DIV2K {int(names[0])}-{int(names[-1])}" if len(names) > 1 else f"DIV2K {int(names[0])}"
+    return f"the test split's {', '.join(names)}" if len(names) < len(val) else "the test split"
+
+
 def build_data(data_root: str | None, scale: int, recipe, progress: bool):
     """(training patches, validation images, a label for both) for DIV2K or the bundled pictures."""
     from cfin.data import EmbeddedSet, TrainPatchDataset, div2k_pairs, embedded_images
@@ -54,11 +64,13 @@ def build_data(data_root: str | None, scale: int, recipe, progress: bool):
     if data_root:
         images = div2k_pairs(data_root, scale, "train")
         val = ImageSet("DIV2K 801-810", div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS), scale)
-        label = f"DIV2K 1-800 (validation: DIV2K 801-810) under {data_root}"
+        label = f"DIV2K 1-800 (validation: {_validation_text(val, recipe.val_images)}) under {data_root}"
     else:
         images = embedded_images("train")
         val = EmbeddedSet(scale)
-        label = "the bundled scikit-image pictures (train split; validation: the test split, also evaluated on)"
+        held_out = _validation_text(val, recipe.val_images)
+        label = (f"the bundled scikit-image pictures (train split; validation: {held_out}"
+                 f"{', also evaluated on' if recipe.val_images else ''})")
     # One distinct random patch per sample of the whole run: the run is a single epoch.
     patches = TrainPatchDataset(images, scale, recipe.patch_size, augment=True,
                                 length=recipe.iterations * recipe.batch_size, seed=recipe.seed)
@@ -72,8 +84,10 @@ def run(args) -> int:
 
     import cfin
     from cfin.atomic import atomic_write_json
+    from cfin.errors import CFINError
     from cfin.train import recipe, train
     from cfin.paths import output_dir
+    from cfin.train.distributed import launched_processes
     from cfin.train.trainer import CHECKPOINT_NAME
 
     if args.seed is not None:
@@ -84,6 +98,10 @@ def run(args) -> int:
     overrides = {k: v for k, v in (("seed", args.seed), ("iterations", args.iterations),
                                    ("num_workers", args.workers)) if v is not None}
     rec = recipe(args.recipe, **overrides)
+    processes = launched_processes()  # the recipe's batch is the global one, split over torchrun's processes
+    if rec.batch_size % processes:
+        raise CFINError(f"recipe {rec.name!r} trains with a global batch of {rec.batch_size}, which the {processes} "
+                        f"processes of torchrun cannot split evenly; use a --nproc_per_node that divides it")
     main_process = int(os.environ.get("RANK", "0")) == 0
     progress = main_process and not args.no_progress
     out = Path(args.out or Path("runs") / "train" / f"{_model_label(args, cfg)}-{rec.name}-seed{rec.seed}")
@@ -95,13 +113,15 @@ def run(args) -> int:
     train_set, val_set, data_label = build_data(args.data_root, cfg.scale, rec, progress)
     if main_process:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"training CFIN x{cfg.scale} ({n_params:,} parameters) with recipe {rec.name!r}: "
-              f"{rec.iterations:,} iterations, batch {rec.batch_size}, {rec.patch_size}x{rec.patch_size} LR patches")
+        split = f" (global: {rec.batch_size // processes} per process x {processes})" if processes > 1 else ""
+        print(f"training CFIN x{cfg.scale} ({n_params:,} parameters) with recipe {rec.name!r}: {rec.iterations:,} "
+              f"iterations, batch {rec.batch_size}{split}, {rec.patch_size}x{rec.patch_size} LR patches")
         print(f"data: {data_label}")
         print(f"checkpoints: {out / 'last.pt'} (every {rec.checkpoint_every:,} iterations; rerun to resume); "
               f"weights: {out / 'final.pt'}, {out / 'best.pt'}; log: {out / 'train_log.jsonl'}")
         if args.no_resume or not (out / CHECKPOINT_NAME).is_file():  # a resumed run keeps the run.json it began with
-            atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label})
+            atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label,
+                                                 "processes": processes})
     res = train(model, rec, train_set, out, device=args.device, val_set=val_set, resume=not args.no_resume,
                 progress=progress, tf32=args.tf32)
     if main_process:

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from cfin.data.io import image_size
 from cfin.data.pairs import ArrayPair, ImagePair, Sample
 from cfin.errors import CFINError
 
@@ -73,6 +74,8 @@ class TrainPatchDataset(Dataset):
         for i, src in enumerate(self.sources):  # in-memory images: compute LR and check sizes now
             if isinstance(src, ArrayPair):
                 self._get(i)
+            else:  # files: their sizes from the headers, so a small image stops the run before it starts
+                self._check_size(src)
 
     def images(self) -> dict:
         """Which images it cuts patches from, for a resumed run to compare: their count, the first
@@ -85,15 +88,23 @@ class TrainPatchDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def _too_small(self, name: str, lr: tuple[int, int], hr: tuple[int, int]) -> CFINError:
+        return CFINError(f"training image {name!r}: LR {lr[0]}x{lr[1]} (HR {hr[0]}x{hr[1]}) is smaller than the "
+                         f"{self.patch_size}x{self.patch_size} LR patch at x{self.scale}")
+
+    def _check_size(self, src: ImagePair) -> None:
+        hr = image_size(src.hr_path)
+        lr = image_size(src.lr_path) if src.lr_path is not None else (hr[0] // self.scale, hr[1] // self.scale)
+        if min(lr) < self.patch_size:
+            raise self._too_small(src.name, lr, hr)
+
     def _get(self, j: int) -> Sample:
         sample = self._loaded.get(j)
         if sample is None:
             sample = self.sources[j].load()
             h, w = sample.lr.shape[:2]
             if min(h, w) < self.patch_size:
-                raise CFINError(
-                    f"training image {sample.name!r}: LR {h}x{w} (HR {sample.hr.shape[0]}x{sample.hr.shape[1]}) "
-                    f"is smaller than the {self.patch_size}x{self.patch_size} LR patch at x{self.scale}")
+                raise self._too_small(sample.name, (h, w), sample.hr.shape[:2])
             self._loaded[j] = sample
         return sample
 

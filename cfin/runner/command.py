@@ -67,19 +67,23 @@ def list_tables(tables, budget: str) -> None:
             print(f"    {r.id:<28} {kind:<14} {printed}{shared}")
 
 
-def check_data(tables, data_root: str | None) -> None:
-    """Fail before any training when --data-root lacks DIV2K (training images and the validation
-    images training reads) or a table's benchmark."""
+def check_data(tables, data_root: str | None, budget: str) -> None:
+    """Fail before any training when --data-root lacks DIV2K (training images, each at least the
+    budget's patch, and the validation images training reads) or a table's benchmark."""
     if data_root is None:
         return
     from cfin.commands.train import DIV2K_VAL_IDS
-    from cfin.data import div2k_pairs, open_dataset
+    from cfin.data import TrainPatchDataset, div2k_pairs, open_dataset
+    from cfin.runner.jobs import budget_recipe
 
     for scale in sorted({r.config.scale for t in tables for r in t.reproducible_rows}):
-        div2k_pairs(data_root, scale, "train")
+        images = div2k_pairs(data_root, scale, "train")
         div2k_pairs(data_root, scale, "valid", ids=DIV2K_VAL_IDS)
         for name in sorted({d for t in tables for d in t.datasets}):
             open_dataset(data_root, name, scale).check_sizes()
+        for patch in sorted({budget_recipe(t, budget, 0).patch_size for t in tables
+                             if any(r.config.scale == scale for r in t.reproducible_rows)}):
+            TrainPatchDataset(images, scale, patch)  # the sizes, from the files' headers
 
 
 def run(args) -> int:
@@ -125,7 +129,7 @@ def run(args) -> int:
         return 0
 
     tables = resolve_tables(args.table, default_all=False)
-    check_data(tables, args.data_root)
+    check_data(tables, args.data_root, args.budget)
     # every file under --results, as the reports at the end read them: a file that is not a record this
     # code reads (never replaced), two records of one key, an unknown row stop the run before any training
     load_known_records(args.results)

@@ -43,6 +43,11 @@ def _env_int(name: str) -> int | None:
         raise CFINError(f"environment variable {name}={v!r} must be an integer (set by torchrun)") from None
 
 
+def launched_processes() -> int:
+    """How many processes ``torchrun`` started (``WORLD_SIZE``); 1 without it."""
+    return _env_int("WORLD_SIZE") or 1
+
+
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join the ``torchrun`` process group if there is one; returns (info, this process's device)."""
     if dist.is_available() and dist.is_initialized():

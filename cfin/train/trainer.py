@@ -14,7 +14,9 @@ dataset's ``(seed, index)`` determinism, and the model's random draws from the r
 RNG state, so on CPU an interrupted and resumed run ends with the same bits as an
 uninterrupted one. Under ``torchrun`` (distributed.py) each of N processes takes
 ``batch_size / N`` patches of every global batch and DDP averages the gradients; only
-rank 0 writes files and shows the progress bar.
+rank 0 writes files and shows the progress bar. The patches of a step are the same for any
+N, but the model's random draws (CFIN's Gumbel masks) come from one stream per process, so
+N processes do not repeat one process's run bit for bit.
 """
 from __future__ import annotations
 
@@ -193,8 +195,9 @@ class _Run:
     # -- state ---------------------------------------------------------------------------
     def _restore(self, resume: bool) -> None:
         if not (resume and self.ckpt_path.is_file()):
-            if not resume and self.info.is_main:  # starting over: the last run's weights are not this one's
-                for name in (FINAL_NAME, BEST_NAME):
+            if not resume and self.info.is_main:  # starting over: the last run's weights and checkpoint are
+                # not this one's (a last.pt left behind would be resumed if this run stops before its first)
+                for name in (CHECKPOINT_NAME, FINAL_NAME, BEST_NAME):
                     (self.out_dir / name).unlink(missing_ok=True)
             seed_all(derive_seed(TRAIN_STREAM, self.recipe.seed, self.info.rank))
             return
