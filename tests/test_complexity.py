@@ -88,6 +88,8 @@ def test_breakdown_adds_up_and_places_the_cost():
     assert rows["body.cfgts.*.igp.fc2"].multi_adds == 8 * 144 * 144 * 9 * 256   # the 3x3 CGM
     assert rows["body.cfgts.*.igp.fc2"].params == 8 * 144 * 144 * 9
     assert rows["body.convs.*.up"].calls == 8                                   # 4 CIAMs, twice each
+    cut = {r.name: r for r in c.breakdown(depth=2)}                            # calls: summed over what a row holds
+    assert cut["body.convs"].calls == sum(r.calls for n, r in rows.items() if n.startswith("body.convs."))
     p = count(cfin.preset(4), (16, 16), "paper")
     assert sum(r.params for r in p.breakdown(depth=1)) == p.params
     assert "body.cfgts.*.igp.fc2" not in {r.name for r in p.breakdown()}      # the CGM is not a leaf

@@ -204,7 +204,9 @@ def render_breakdown(rows: list[dict], conventions: dict) -> str:
         head += f"  {n + ' params':>14}  {n + ' MACs':>11}"
     if full_total:
         head += f"  {'% of full':>9}"
-    out = ["Where the Multi-Adds go (own share of each module; ModuleList instances merged as '*'):", head]
+    out = ["Where the Multi-Adds go (own share of each module; ModuleList instances merged as '*'; calls: "
+           "forward calls of the modules a row holds, summed over its instances and, cut by --depth, over "
+           "its submodules):", head]
     for r in rows:
         line = f"{r['module']:<{mod_w}}  {r['kind']:<{kind_w}}  {r['calls']:>5}"
         for n in names:
