@@ -45,7 +45,8 @@ class CFINConfig:
         conv_block: the conv-stage block (Table V).
         transformer: whether CT blocks have a Transformer stage (Table V, Table X).
         num_cfgt: how many CT blocks, counted from the first, keep their Transformer stage
-            (Table VIII's CFGT-N); None: every block. An expand/squeeze pair is built only
+            (Table VIII's CFGT-N); None: every block (N = the number of blocks is read as None).
+            An expand/squeeze pair is built only
             for the conv stages whose blocks keep one; the other blocks are
             ``x = x + conv_j(x)``. Must be None or 0 without the Transformer stage.
         conv_stage: whether CT blocks have a conv stage (Table IX's OnlyT, Table X's
@@ -157,6 +158,8 @@ class CFINConfig:
             if not self.transformer and self.num_cfgt:
                 raise CFINError(f"num_cfgt = {self.num_cfgt} needs the Transformer stage: set transformer=True "
                                 f"or num_cfgt to None or 0")
+            if self.num_cfgt == len(self.heads):  # every block: the same network as None, so one config
+                object.__setattr__(self, "num_cfgt", None)  # (one hash, one training: Table VIII's CFGT-8 is CFIN)
         if not self.conv_stage and self.num_transformer_blocks != len(self.heads):
             raise CFINError("without the conv stage (conv_stage=False) every CT block needs its Transformer "
                             f"stage: transformer=True and num_cfgt None or {len(self.heads)}, got "
