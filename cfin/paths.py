@@ -25,12 +25,12 @@ def shared_dir() -> Path | None:
 def shown(path: str | Path) -> str:
     """``path`` as a report shows it: relative to the repository where it lies in it or beside
     it (``../shared/...``), so that a committed report names no machine's folders."""
-    p = Path(path).resolve()
-    for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "../")):
-        try:
-            return prefix + p.relative_to(base).as_posix()
-        except ValueError:
-            continue
+    for p in (Path(os.path.abspath(path)), Path(path).resolve()):  # ../shared may be a link: try it as named
+        for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "../")):
+            try:
+                return prefix + p.relative_to(base).as_posix()
+            except ValueError:
+                continue
     return str(path)
 
 

@@ -86,3 +86,18 @@ def test_an_output_never_replaces_a_file_of_another_kind(tmp_path, capsys):
         for _ in range(2):
             assert cfin_main(["convert", str(official), "--scale", "4", "--out", str(converted)]) == 0
         assert torch.load(converted, weights_only=True)["metadata"]["converted_from"] == "official"
+
+
+def test_a_report_names_a_linked_shared_folder_relative_to_the_repository(tmp_path, monkeypatch):
+    """``../shared`` beside a clone is often a link; a report names it as ``../shared/...``, not by
+    the machine's folder it points to (a committed report names no machine's folders)."""
+    import cfin.paths
+
+    repo, target = tmp_path / "clone" / "repo", tmp_path / "elsewhere"
+    repo.mkdir(parents=True)
+    (target / "reference").mkdir(parents=True)
+    (tmp_path / "clone" / "shared").symlink_to(target)
+    monkeypatch.setattr(cfin.paths, "REPO_ROOT", repo)
+    assert cfin.paths.shown(tmp_path / "clone" / "shared" / "reference" / "x.pt") == "../shared/reference/x.pt"
+    assert cfin.paths.shown(repo / "results" / "r.json") == "results/r.json"
+    assert cfin.paths.shown(tmp_path / "other" / "y.pt") == str(tmp_path / "other" / "y.pt")
