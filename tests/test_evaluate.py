@@ -118,6 +118,20 @@ def test_self_ensemble_of_equivariant_model_changes_nothing(data_root):
     assert shift.shape == x.shape and not torch.allclose(shift, x)
 
 
+def test_self_ensemble_averages_all_eight_transforms():
+    """A one-pixel cyclic shift along W, seen through the 8 flips/transposes and mapped back, is a
+    shift by +1 or -1 along W (the 4 transforms without transpose, half of them flipping W) or
+    along H (the 4 with it): each of the 4 neighbour shifts twice, so the ensemble is their mean."""
+    x = torch.rand(1, 3, 9, 13, dtype=torch.float64) * 255
+    want = sum(torch.roll(x, s, dims=d) for s in (1, -1) for d in (-1, -2)) / 4
+    torch.testing.assert_close(self_ensemble(lambda z: torch.roll(z, 1, dims=-1), x), want, rtol=0, atol=1e-12)
+    # the model is called on the 8 distinct transforms of a generic image, once each
+    seen = []
+    self_ensemble(lambda z: seen.append(z.clone()) or z, x)
+    distinct = {tuple(s.flatten().tolist()) for s in seen}
+    assert len(seen) == 8 and len(distinct) == 8
+
+
 def test_tiling_matches_whole_image(data_root):
     model = LocalSR()
     x = torch.rand(1, 3, 37, 29) * 255
