@@ -80,6 +80,14 @@ def test_full_count_is_affine_in_pixels_with_closed_form_slope():
     assert count(cfin.preset(4), (12, 30), "full").multi_adds - b == b - a
 
 
+def test_full_count_of_a_batch_is_the_batch_times_one_image():
+    """Every multiply-add is per image (the ECA's hand-added ones too); parameters are shared."""
+    one, two = (count(cfin.preset(4), (12, 10), "full", batch=b) for b in (1, 2))
+    assert two.input == (2, 3, 12, 10)
+    assert (two.params, two.multi_adds) == (one.params, 2 * one.multi_adds)
+    assert two.by_operator == {op: 2 * v for op, v in one.by_operator.items()}
+
+
 def test_breakdown_adds_up_and_places_the_cost():
     c = count(cfin.preset(4), (16, 16), "full")
     rows = {r.name: r for r in c.breakdown()}

@@ -203,6 +203,36 @@ def test_patch_alignment_exact_under_augmentation():
         assert torch.equal(x["hr"][:, 1::3, 1::3], x["lr"])
 
 
+def _dihedral_views(a):
+    """The 8 rotations and reflections of an H x W x C array (numpy's rot90 of it and of its transpose)."""
+    return [np.rot90(b, k) for b in (a, a.transpose(1, 0, 2)) for k in range(4)]
+
+
+def test_patches_draw_every_position_and_all_eight_transforms():
+    """Every patch position, the last row and column included, and each of the 8 dihedral
+    transforms (paper IV-B: flips and 90-degree rotations) are drawn, roughly uniformly."""
+    lr = np.arange(100, dtype=np.uint8).reshape(10, 10, 1).repeat(3, axis=2)  # every pixel distinct
+    hr = np.kron(lr, np.ones((2, 2, 1), np.uint8))
+    n = 400
+    plain = TrainPatchDataset([(lr, hr)], scale=2, patch_size=8, augment=False, length=n, seed=0)
+    positions = []
+    for i in range(n):
+        positions.append(divmod(int(plain[i]["lr"][0, 0, 0]), 10))  # the patch's top-left pixel
+    counts = {p: positions.count(p) for p in set(positions)}
+    assert set(counts) == {(y, x) for y in range(3) for x in range(3)}  # h - p + 1 = 3 places per axis
+    assert min(counts.values()) > n / 9 / 2
+
+    square = lr[:8, :8]
+    views = _dihedral_views(square)
+    aug = TrainPatchDataset([(square, np.kron(square, np.ones((2, 2, 1), np.uint8)))], scale=2, patch_size=8,
+                            length=n, seed=0)
+    kinds = []
+    for i in range(n):
+        got = aug[i]["lr"].numpy().transpose(1, 2, 0)
+        kinds.append(next(k for k, v in enumerate(views) if np.array_equal(got, v)))
+    assert sorted(set(kinds)) == list(range(8)) and min(kinds.count(k) for k in range(8)) > n / 8 / 2
+
+
 def test_patch_alignment_with_bicubic_lr():
     hr = _img(64, 64, 8).astype(np.float64)
     hr = np.clip(imresize(imresize(hr, 1 / 4), 4), 0, 255).astype(np.uint8)  # smooth, so borders matter little

@@ -118,13 +118,53 @@ def test_self_ensemble_of_equivariant_model_changes_nothing(data_root):
     assert shift.shape == x.shape and not torch.allclose(shift, x)
 
 
+def test_self_ensemble_averages_all_eight_transforms():
+    """A one-pixel cyclic shift along W, seen through the 8 flips/transposes and mapped back, is a
+    shift by +1 or -1 along W (the 4 transforms without transpose, half of them flipping W) or
+    along H (the 4 with it): each of the 4 neighbour shifts twice, so the ensemble is their mean."""
+    x = torch.rand(1, 3, 9, 13, dtype=torch.float64) * 255
+    want = sum(torch.roll(x, s, dims=d) for s in (1, -1) for d in (-1, -2)) / 4
+    torch.testing.assert_close(self_ensemble(lambda z: torch.roll(z, 1, dims=-1), x), want, rtol=0, atol=1e-12)
+    # the model is called on the 8 distinct transforms of a generic image, once each
+    seen = []
+    self_ensemble(lambda z: seen.append(z.clone()) or z, x)
+    distinct = {tuple(s.flatten().tolist()) for s in seen}
+    assert len(seen) == 8 and len(distinct) == 8
+
+
+def test_scores_are_the_mean_over_images_of_hand_derived_values():
+    """Flat grey images: HR 100, SR v, so Y differs by (v - 100) x 219 / 255 everywhere; PSNR is
+    20 log10(255 / that) and SSIM its luminance term (2 y_sr y_hr + C1) / (y_sr^2 + y_hr^2 + C1),
+    Y = 16 + 219 v / 255, C1 = (0.01 x 255)^2. The dataset's score is their mean (not the median)."""
+    from cfin.data import ArrayPair, ImageSet
+
+    values = (101, 102, 108)
+    pairs = [ArrayPair(f"v{v}", np.full((32, 32, 3), 100, np.uint8), 2, np.full((16, 16, 3), v, np.uint8))
+             for v in values]
+    res = evaluate_model(lambda x: nn.functional.interpolate(x, scale_factor=2), 2, [ImageSet("Flat", pairs, 2)],
+                         progress=False, device="cpu", per_image=True)["Flat"]
+
+    def y(v):
+        return 16 + 219 * v / 255
+    c1 = (0.01 * 255) ** 2
+    want_psnr = [20 * np.log10(255 / ((v - 100) * 219 / 255)) for v in values]
+    want_ssim = [(2 * y(v) * y(100) + c1) / (y(v) ** 2 + y(100) ** 2 + c1) for v in values]
+    assert [r["psnr"] for r in res["per_image"]] == pytest.approx(want_psnr, abs=1e-9)
+    assert [r["ssim"] for r in res["per_image"]] == pytest.approx(want_ssim, abs=1e-12)
+    assert (res["psnr"], res["ssim"], res["images"]) == (pytest.approx(np.mean(want_psnr), abs=1e-9),
+                                                         pytest.approx(np.mean(want_ssim), abs=1e-12), 3)
+
+
 def test_tiling_matches_whole_image(data_root):
     model = LocalSR()
     x = torch.rand(1, 3, 37, 29) * 255
     with torch.no_grad():
         whole = model(x)
         tiled = forward_tiled(model, x, 2, tile=8, overlap=3)
-    assert torch.allclose(whole, tiled, atol=1e-3)
+        tight = forward_tiled(model, x, 2, tile=8, overlap=2)  # the receptive field's radius: still exact
+        short = forward_tiled(model, x, 2, tile=8, overlap=1)
+    assert torch.allclose(whole, tiled, atol=1e-3) and torch.allclose(whole, tight, atol=1e-3)
+    assert not torch.allclose(whole, short, atol=1e-3)
     data = [BenchmarkSet(data_root, "Tiny", 2)]
     a = evaluate_model(model, 2, data, progress=False, device="cpu")
     b = evaluate_model(model, 2, data, tile=16, tile_overlap=4, progress=False, device="cpu")

@@ -393,6 +393,47 @@ def test_report_says_whether_the_ablation_holds(tmp_path):
     assert (gaps(records)["KV off"][0].delta, gaps(records)["KV off"][0].status) == ("reversed", "na")
 
 
+def test_accuracy_is_the_mean_over_seeds_judged_against_the_rows_tolerance(tmp_path):
+    """Ours is the mean over seeds ± the sample std; its delta to the paper is "ok" within the
+    row's tolerance (PSNR 0.1 dB, SSIM 0.002 here), "better" above it by more, "off" below."""
+    from cfin.report.compare import build_sections
+
+    records = load_records(_copy_fixture_records(tmp_path))
+    kv_off = next(r for r in records if r["row"] == "KV off")
+    records.append({**kv_off, "seed": 2})
+    metrics = {("KV off", 0): (32.30, 0.8850), ("KV off", 1): (32.40, 0.8850), ("KV off", 2): (33.10, 0.8850),
+               ("KV+Cross", 0): (31.95, 0.8925)}  # paper: KV off 31.90 / 0.8900, KV+Cross 32.00 / 0.8920
+    for r in records:
+        psnr, ssim = metrics[(r["row"], r["seed"])]
+        r.update(dataset="div2k", budget="paper", metrics={"Set5": {"psnr": psnr, "ssim": ssim, "images": 5}})
+    grid = next(g for g in build_sections(fixture_tables.TABLE, records)[0].grids if g.title == "Accuracy")
+    assert grid.groups == ["Set5 PSNR", "Set5 SSIM"]
+    cells = {label: [(c.ours, c.delta, c.status) for c in row] for label, row, _, _ in grid.rows}
+    # KV off: mean 32.60 (median 32.40), std sqrt(0.19 / 2) = 0.44; SSIM 0.005 below the paper
+    assert cells["KV off"] == [("32.60 ± 0.44 (3 seeds)", "+0.70 dB", "better"),
+                               ("0.8850 ± 0.0000 (3 seeds)", "-0.0050", "off")]
+    assert cells["KV+Cross"] == [("31.95", "-0.05 dB", "ok"), ("0.8925", "+0.0005", "ok")]
+
+
+def test_ablation_gap_pairs_the_seeds(tmp_path):
+    """A row's gap is taken seed by seed: with the reference trained on seed 1 only, it is the gap
+    of the two seed-1 records, whatever order the records come in."""
+    from cfin.report.compare import build_sections
+
+    records = load_records(_copy_fixture_records(tmp_path))
+    psnr = {("KV off", 0): 30.0, ("KV off", 1): 30.2, ("KV+Cross", 1): 30.5}
+    for r in records:
+        if r["row"] == "KV+Cross":
+            r["seed"] = 1
+        r.update(dataset="div2k", budget="paper",
+                 metrics={"Set5": {"psnr": psnr[(r["row"], r["seed"])], "ssim": 0.8, "images": 5}})
+    for ordered in (records, records[::-1]):
+        grid = next(g for g in build_sections(fixture_tables.TABLE, ordered)[0].grids
+                    if g.title == "Does the ablation hold?")
+        gap = next(cells[0] for label, cells, _, _ in grid.rows if label == "KV off")
+        assert (gap.paper, gap.ours, gap.delta) == ("-0.10", "-0.30", "holds")  # 30.2 - 30.5, not 30.0 - 30.5
+
+
 def _one_line_error(capsys, rc: int, *needles: str) -> None:
     err = capsys.readouterr().err.strip()
     assert rc == 2

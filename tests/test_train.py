@@ -104,6 +104,95 @@ def test_cosine_schedule_runs_from_lr_to_eta_min():
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
 
 
+class SamePatch(torch.utils.data.Dataset):
+    """``n`` copies of one x2 patch: every batch is the same whatever the data order."""
+
+    def __init__(self, n: int = 8, p: int = 8):
+        self.n, self.item = n, ToyPatches(1, p)[0]
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.item
+
+
+def test_training_steps_are_the_papers_adam_l1_and_per_iteration_cosine(tmp_path):
+    """The trainer against a hand-written loop of the paper's recipe (IV-B): torch.optim.Adam with
+    betas (0.9, 0.999), eps 1e-8 on the mean absolute error, the learning rate of step t
+    ``eta_min + (lr - eta_min) (1 + cos(pi t / T)) / 2`` stepped every iteration (the official
+    code steps once per 1000-batch epoch; two batches per epoch here would show it)."""
+    import math
+
+    rec = _toy_recipe(iterations=6, batch_size=4, log_every=1, checkpoint_every=6, val_images=0)
+    data = SamePatch(8)
+    torch.manual_seed(0)
+    model = TinySR(dropout=0.0)
+    ref = TinySR(dropout=0.0)
+    ref.load_state_dict(model.state_dict())
+    train(model, rec, data, tmp_path, device="cpu", progress=False)
+
+    def cosine(t):
+        return 6.25e-6 + (5e-4 - 6.25e-6) * (1 + math.cos(math.pi * t / rec.iterations)) / 2
+    opt = torch.optim.Adam(ref.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
+    lr, hr = (torch.stack([data[0][k]] * rec.batch_size) for k in ("lr", "hr"))
+    losses = []
+    for t in range(rec.iterations):
+        opt.param_groups[0]["lr"] = cosine(t)
+        loss = (ref(lr) - hr).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    log = read_log(tmp_path)
+    assert list(log.iteration) == list(range(1, rec.iterations + 1))
+    assert list(log.lr) == pytest.approx([cosine(t) for t in range(1, rec.iterations + 1)], rel=1e-9)
+    assert list(log.loss) == pytest.approx(losses, rel=1e-5)
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=1e-7)  # eps 1e-6 moves them 2e-6
+    group = load_state(tmp_path / "last.pt")["optimizer"]["param_groups"][0]
+    assert (tuple(group["betas"]), group["eps"]) == ((0.9, 0.999), 1e-8)
+
+
+def test_best_weights_are_those_of_the_highest_validation_psnr(tmp_path, monkeypatch):
+    """best.pt, best_psnr and best_iteration follow the maximum validation PSNR, wherever it falls."""
+    import cfin.train.trainer as trainer
+
+    scripted, snapshots = iter([20.0, 25.0, 22.0, 24.0]), []
+
+    def validate(model, *args, **kwargs):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scripted)
+    monkeypatch.setattr(trainer, "validate", validate)
+    model, res = _train_toy(tmp_path, rec=_toy_recipe(iterations=8, val_every=2))
+    assert (res.best_psnr, res.best_iteration) == (25.0, 4)
+    assert list(read_log(tmp_path).best_psnr.dropna()) == [20.0, 25.0, 25.0, 25.0]
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["metadata"]["iteration"] == 4
+    assert all(torch.equal(best["state_dict"][k], v) for k, v in snapshots[1].items())
+    assert not all(torch.equal(best["state_dict"][k], v) for k, v in model.state_dict().items())
+
+
+def test_validation_psnr_is_the_y_channel_with_scale_pixels_cropped():
+    """A hand-made case: the output is the HR image but for row ``scale`` (the first row kept after
+    cropping ``scale`` pixels), 10 levels brighter on R, G and B, so Y is 10 x 219 / 255 higher
+    there: the MSE is that squared over the 20 rows kept, and a crop of one pixel more sees nothing."""
+    import math
+
+    from cfin.train.validate import validate
+
+    scale, hr = 2, torch.full((3, 24, 24), 100.0)
+    sr = hr.clone()
+    sr[:, scale] += 10
+
+    class Fixed(nn.Module):
+        def forward(self, x):
+            return sr[None].expand(x.shape[0], -1, -1, -1)
+
+    got = validate(Fixed(), [(torch.zeros(3, 12, 12), hr)], torch.device("cpu"), seed=0)
+    assert got == pytest.approx(10 * math.log10(255 ** 2 / ((10 * 219 / 255) ** 2 / 20)), abs=1e-9)
+
+
 # -- data order --------------------------------------------------------------------------------
 def test_sampler_resumes_mid_epoch_and_shards_global_batches():
     full = ResumableSampler(30, 6, seed=7)
