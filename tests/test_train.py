@@ -482,7 +482,16 @@ def test_the_data_label_names_the_validation_images_the_recipe_uses(tmp_path):
     assert labels["paper"] == f"DIV2K 1-800 (validation: DIV2K 801-810) under {root}"
     assert "validation: none)" in build_data(str(root), 2, recipe("smoke", val_images=0), False)[2]
     assert build_data(None, 2, recipe("smoke"), False)[2] == \
-        "the bundled scikit-image pictures (train split; validation: the test split's chelsea, coffee, also evaluated on)"
+        ("the bundled scikit-image pictures (train split; validation: the test split's chelsea, coffee; the test "
+         "split is also the evaluation set)")
+    # the curves' validation panel names the images, not the remark after the ";"
+    from cfin.report.grids import RowResult
+    from cfin.report.plots import _validation_images
+
+    def named(label):
+        return _validation_images([RowResult(None, [{"data": {"train": label}}])])
+    assert named(build_data(None, 2, recipe("smoke"), False)[2]) == "the test split's chelsea, coffee"
+    assert named(labels["paper"]) == "DIV2K 801-810"
 
 
 def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):

@@ -70,7 +70,7 @@ def build_data(data_root: str | None, scale: int, recipe, progress: bool):
         val = EmbeddedSet(scale)
         held_out = _validation_text(val, recipe.val_images)
         label = (f"the bundled scikit-image pictures (train split; validation: {held_out}"
-                 f"{', also evaluated on' if recipe.val_images else ''})")
+                 f"{'; the test split is also the evaluation set' if recipe.val_images else ''})")
     # One distinct random patch per sample of the whole run: the run is a single epoch.
     patches = TrainPatchDataset(images, scale, recipe.patch_size, augment=True,
                                 length=recipe.iterations * recipe.batch_size, seed=recipe.seed)

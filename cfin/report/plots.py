@@ -125,10 +125,11 @@ SEED_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
 
 
 def _validation_images(results: list[RowResult]) -> str:
-    """What the runs validated on, from the records' data label ("... (validation: DIV2K 801-810)")."""
+    """What the runs validated on, from the records' data label ("... (validation: DIV2K 801-810)", up
+    to a ";" that adds a remark)."""
     for rr in results:
         for r in rr.records:
-            m = re.search(r"validation: ([^)]*)\)", (r.get("data") or {}).get("train", ""))
+            m = re.search(r"validation: ([^);]*)[);]", (r.get("data") or {}).get("train", ""))
             if m:
                 return m[1]
     return ""
