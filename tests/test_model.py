@@ -161,6 +161,15 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
                tmp_path / "c.pt")
     with pytest.raises(CFINError, match="missing 1 key.*'head.bias'"):
         cfin.load(tmp_path / "c.pt")
+    for name, bad in (("d", {**model.state_dict(), "head.bias": torch.zeros(5)}),  # mis-shaped
+                      ("e", {**model.state_dict(), "head.extra": torch.zeros(1)})):  # not ours
+        torch.save({"format": "cfin-bench/1", "config": model.config.to_dict(), "state_dict": bad, "metadata": {}},
+                   tmp_path / f"{name}.pt")
+    width = model.state_dict()["head.bias"].shape[0]
+    with pytest.raises(CFINError, match=rf"key 'head.bias' in .*d.pt has shape \(5,\), expected \({width},\)"):
+        cfin.load(tmp_path / "d.pt")
+    with pytest.raises(CFINError, match="unexpected key 'head.extra'"):
+        cfin.load(tmp_path / "e.pt")
 
 
 @pytest.mark.parametrize("entry", ["config", "state_dict"])
