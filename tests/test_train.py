@@ -214,6 +214,56 @@ def test_sampler_resumes_mid_epoch_and_shards_global_batches():
         ResumableSampler(30, 6, seed=0, world_size=4)
 
 
+def test_sampler_length_is_what_it_yields():
+    """DataLoader sizes an epoch by len(): a resumed epoch has fewer batches, each rank its share."""
+    for world, rank, start in ((1, 0, 0), (1, 0, 3), (2, 1, 0), (2, 0, 4), (3, 2, 2)):
+        s = ResumableSampler(32, 6, seed=1, rank=rank, world_size=world)  # 5 global batches, 2 samples dropped
+        s.set_epoch(0, start_batch=start)
+        assert len(s) == len(list(s)) == (5 - start) * 6 // world
+
+
+def test_torchrun_rank_is_the_global_rank(monkeypatch):
+    """On a second node LOCAL_RANK restarts at 0: the process's rank (who writes, its share of
+    each batch) is RANK; LOCAL_RANK only picks the GPU."""
+    import torch.distributed as dist
+
+    from cfin.train import distributed
+
+    joined = {}
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: joined.update(kw))
+    for name, value in (("WORLD_SIZE", "4"), ("RANK", "3"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(name, value)
+    info, device = distributed.setup(torch.device("cpu"))
+    assert (info.rank, info.world_size, info.local_rank, info.owns_group) == (3, 4, 1, True)
+    assert not info.is_main and info.distributed and device == torch.device("cpu")
+    assert joined["backend"] == "gloo" and distributed.launched_processes() == 4
+
+
+@pytest.mark.parametrize("field,value", [("iterations", 7), ("batch_size", 3), ("patch_size", 17), ("lr", 1e-3),
+                                         ("eta_min", 1e-9), ("betas", (0.8, 0.9)), ("eps", 1e-6), ("loss", "mse"),
+                                         ("scheduler", "constant"), ("seed", 5)])
+def test_resume_checks_every_schedule_field(field, value):
+    """Each field that changes what the steps compute (schedule, optimizer, loss, data order)
+    makes the checkpoint another run's; the cadence fields do not."""
+    import dataclasses
+
+    from cfin.train.state import check_compatible
+
+    rec = _toy_recipe(iterations=4)
+    tiny = cfin.preset("tiny", scale=2).network()
+    state = {"recipe": json.loads(json.dumps(rec.to_dict())), "data": {"num_samples": 8}, "network": tiny}
+    check_compatible(state, dataclasses.replace(rec, val_every=3, checkpoint_every=1, log_every=1), 8, tiny,
+                     Path("last.pt"))
+    assert getattr(rec, field) != value
+    with pytest.raises(CFINError, match=rf"last.pt belongs to a different run \({field}: checkpoint "):
+        check_compatible(state, dataclasses.replace(rec, **{field: value}), 8, tiny, Path("last.pt"))
+    with pytest.raises(CFINError, match=r"different run \(training-set size: checkpoint 8 vs now 9\)"):
+        check_compatible(state, rec, 9, tiny, Path("last.pt"))
+    with pytest.raises(CFINError, match=r"different run \(kv_share: checkpoint True vs now False\)"):
+        check_compatible(state, rec, 8, {**tiny, "kv_share": False}, Path("last.pt"))
+
+
 # -- exact resume ------------------------------------------------------------------------------
 def test_interrupted_runs_resume_to_identical_weights(tmp_path):
     straight, res = _train_toy(tmp_path / "straight")
