@@ -103,6 +103,37 @@ def test_paired_floor_follows_a_drifting_host():
     assert paired_floor([10.0], [10.0], 100)["over_floor_rounds"] == pytest.approx([1.0])
 
 
+def _fixed_peak(matmul: float, conv: float) -> dict:
+    return {"matmul": {"macs_per_s": matmul, "shape": "m", "best_s": 1.0},
+            "conv3x3": {"macs_per_s": conv, "shape": "c", "best_s": 1.0},
+            "peak_macs_per_s": max(matmul, conv), "precision": "float32"}
+
+
+def test_best_of_keeps_each_kernels_best():
+    from cfin.bench.floor import best_of
+
+    best = best_of(_fixed_peak(1e9, 5e9), _fixed_peak(3e9, 2e9))
+    assert (best["matmul"]["macs_per_s"], best["conv3x3"]["macs_per_s"], best["peak_macs_per_s"]) == (3e9, 5e9, 5e9)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_floor_is_every_multiply_add_at_the_best_rate(monkeypatch, train):
+    """A machine whose convolution outruns its matmul: the floor is at the conv's rate; a training
+    step's multiply-adds are 3x the forward's full count (forward + backward)."""
+    import cfin.bench.run as bench_run
+    from cfin.complexity import count
+
+    monkeypatch.setattr(bench_run, "peak_throughput", lambda device, small=False, repeats=3, precision="float32":
+                        _fixed_peak(2e9, 8e9))
+    spec = tiny_spec(train=train, batch=2) if train else tiny_spec()
+    report = run_bench(spec, progress=False)
+    forward = count(preset("tiny"), (6, 7), "full", 2 if train else 1).multi_adds
+    assert report["floor"]["multi_adds"] == (3 if train else 1) * forward
+    assert report["floor_s"] == pytest.approx(report["floor"]["multi_adds"] / 8e9)
+    for name in ("fast", "faithful"):
+        assert report[name]["over_floor"] == pytest.approx(report[name]["median_s"] / report["floor_s"])
+
+
 def test_summarize_and_peak_throughput():
     s = summarize([3.0, 1.0, 2.0, 4.0])
     assert (s["min_s"], s["median_s"], s["max_s"], s["runs"]) == (1.0, 2.5, 4.0, 4)
@@ -121,7 +152,8 @@ def test_cli_json_keys_with_memory():
     report = json.loads(proc.stdout)
     assert {"fast", "faithful", "speedup", "memory_ratio", "floor_s"} <= set(report)
     assert {"median_s", "peak_mb"} <= set(report["fast"]) and {"median_s", "peak_mb"} <= set(report["faithful"])
-    assert report["fast"]["peak_mb"] > 0 and report["memory_ratio"] > 0
+    assert report["fast"]["peak_mb"] > 0 and report["memory_ratio"] == pytest.approx(
+        report["fast"]["peak_mb"] / report["faithful"]["peak_mb"])  # fast / faithful, as the text says
     for name in ("fast", "faithful"):  # the live-tensor peak from the first child, and its ratio
         assert report[name]["tensor_peak_mb"] > 0 and "torch.profiler" in report[name]["tensor_method"]
     assert report["tensor_memory_ratio"] == pytest.approx(
