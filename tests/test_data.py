@@ -141,10 +141,13 @@ def test_div2k_layout(tmp_path, cache_dir):
         hr = _img(30, 33, i)
         write_png(root / "DIV2K" / "DIV2K_train_HR" / f"{i:04d}.png", hr)
         write_png(lr_dir / f"{i:04d}x3.png", imresize(hr, 1 / 3))
+    write_png(lr_dir / "0002x3.png", _img(10, 11, 7))  # not the bicubic of its HR: read, not remade
     pairs = div2k_pairs(root, 3, ids=[1, 2])
     assert [p.name for p in pairs] == ["0001", "0002"]
+    assert [p.lr_path for p in pairs] == [lr_dir / "0001x3.png", lr_dir / "0002x3.png"]
     s = pairs[1].load()
     assert s.lr.shape == (10, 11, 3) and s.hr.shape == (30, 33, 3)
+    np.testing.assert_array_equal(s.lr, _img(10, 11, 7))
     with pytest.raises(CFINError, match=r"DIV2K_train_HR lacks 1 of the 2 DIV2K images it needs \(0003\.png\)"):
         div2k_pairs(root, 3, ids=[1, 3])
     # a partial copy: one message that counts what is missing (the default train ids 1-800)
@@ -153,6 +156,10 @@ def test_div2k_layout(tmp_path, cache_dir):
         div2k_pairs(root, 3)
     with pytest.raises(CFINError, match="DIV2K not found.*DIV2K_valid_HR"):
         div2k_pairs(root, 3, split="valid")
+    (root / "DIV2K" / "DIV2K_valid_HR").mkdir()
+    write_png(root / "DIV2K" / "DIV2K_valid_HR" / "0801.png", _img(30, 33, 1))
+    with pytest.raises(CFINError, match=r"lacks 99 of the 100 DIV2K images 0801-0900 it needs \(0802\.png, "):
+        div2k_pairs(root, 3, split="valid")  # DIV2K's validation images are 0801-0900
     with pytest.raises(CFINError, match="split"):
         div2k_pairs(root, 3, split="test")
     # no LR folder for x2: made and cached
