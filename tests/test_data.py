@@ -111,6 +111,9 @@ def test_benchmark_with_lr_folder_and_size_check(bench_root, cache_dir):
     a = data[0]
     assert np.all(a.lr == 7) and a.hr.shape == (36, 30, 3)
     assert not cache_dir.exists()  # LR came from disk, nothing computed
+    write_png(lr_dir / "a.png", np.full((18, 15, 3), 9, np.uint8))  # beside ax2.png: the <name>x<s> file is the LR
+    assert BenchmarkSet(bench_root, "Toy", 2).pairs[0].lr_path == lr_dir / "ax2.png"
+    (lr_dir / "a.png").unlink()
     write_png(lr_dir / "bx2.png", np.zeros((11, 14, 3), np.uint8))
     with pytest.raises(CFINError, match=r"bx2\.png.*11x14.*must be 12x14"):
         data[1]
