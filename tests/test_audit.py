@@ -44,6 +44,27 @@ def test_printed_complexity_undercounts(ctx):
     assert m["full_multi_adds"] > 7 * 31.2e9  # 231G, not 31.2G
 
 
+@pytest.mark.parametrize("convention,factor", [("paper", 1.01), ("full", 0.2)])
+def test_printed_complexity_is_not_confirmed_by_a_wrong_count(ctx, monkeypatch, convention, factor):
+    """A paper-rule count 1% off the printed numbers, or a full count under 4x them, is no confirmation."""
+    import dataclasses
+
+    import cfin.complexity
+
+    count = cfin.complexity.count
+
+    def off(config, lr_size=None, which="paper", batch=1):
+        c = count(config, lr_size, which, batch)
+        if which == convention:
+            c = dataclasses.replace(c, params=round(c.params * factor), multi_adds=round(c.multi_adds * factor))
+        return c
+    monkeypatch.setattr(cfin.complexity, "count", off)
+    f = printed_complexity(ctx)
+    assert f.measurement[f"{convention}_rule_params" if convention == "paper" else "full_params"] != \
+        count(ctx.config, None, convention).params
+    assert not f.confirmed
+
+
 def test_unused_official_parameters(ctx):
     f = unused_parameters(ctx)
     _check(f, "test_unused_official_parameters")
@@ -176,6 +197,25 @@ def test_loop_mechanism(ctx):
     _check(f, "test_loop_mechanism")
     m = f.measurement
     assert m["ciam"] == {"instances": 4, "calls_each": [2]} and m["cfgt"] == {"instances": 8, "calls_each": [1]}
+
+
+def test_loop_mechanism_is_not_confirmed_when_the_transformer_stages_loop_too(ctx, monkeypatch):
+    import cfin.audit.findings.structure as structure
+
+    real = structure.call_counts
+    monkeypatch.setattr(structure, "call_counts", lambda *a: {k: 2 for k in real(*a)})  # every block twice
+    assert not loop_mechanism(ctx).confirmed
+
+
+def test_unused_parameters_not_confirmed_when_the_golden_output_differs(ctx):
+    """Dropping the unused tensors must leave the official output as it was; if not, no confirmation."""
+    import copy
+
+    off = copy.copy(ctx)
+    off.golden = {**ctx.golden, "sr_mask_argmax": ctx.golden["sr_mask_argmax"] + 1}
+    f = unused_parameters(off)
+    assert f.measurement["golden_max_abs_diff_without_unused"] == pytest.approx(1, abs=1e-3)
+    assert not f.confirmed
 
 
 def test_residual_scalars(ctx):
