@@ -706,6 +706,26 @@ def test_rows_with_one_training_share_it(tmp_path, monkeypatch):
     assert rec["KV+Cross"]["training"]["resumed_from"] == fixture_tables.MICRO.iterations
 
 
+def test_a_table_with_its_own_recipe_trains_and_records_apart(tmp_path, monkeypatch):
+    """At the paper budget a table trains with its own recipe: the same network under another
+    recipe is another training (its own run folder), and its record is still the paper budget's."""
+    from cfin.runner import plan_jobs
+
+    _patch(monkeypatch)
+    t = fixture_tables.TABLE
+    other = dataclasses.replace(t, id="TINY2", recipe="smoke")
+    assert t.recipe == "paper"
+    jobs = {(j.table.id, j.row.id): j for j in plan_jobs([t, other], "paper", [3], None, tmp_path / "results",
+                                                         tmp_path / "runs", "cpu")}
+    for row in ("KV off", "KV+Cross"):
+        own, apart = jobs[("TINY", row)], jobs[("TINY2", row)]
+        assert (apart.recipe.name, apart.recipe.seed, apart.recipe.iterations) == ("smoke", 3, 40)
+        assert not apart.trains_as and not apart.shares_training and apart.run_dir != own.run_dir
+        assert apart.run_dir == tmp_path / "runs" / "TINY2" / apart.slug / "x4_seed3_paper_embedded"
+        assert apart.record_path == tmp_path / "results" / "TINY2" / apart.slug / "x4_seed3_paper_embedded.json"
+        assert apart.key.budget == "paper" and apart.key.seed == 3
+
+
 def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys, monkeypatch):
     """The real tables: CFIN+ trains as CFIN, the full x4 CFIN of Tables II and X and Table VIII's
     CFGT-8 (the same network) as Table I's (the README's count: 35 reproducible rows, 26 trainings)."""
