@@ -706,6 +706,31 @@ def test_rows_with_one_training_share_it(tmp_path, monkeypatch):
     assert rec["KV+Cross"]["training"]["resumed_from"] == fixture_tables.MICRO.iterations
 
 
+def test_a_run_folder_of_another_config_or_recipe_starts_over(tmp_path, monkeypatch):
+    """The row's definition changed since its run folder was made (its network or its recipe):
+    the old run is not resumed but deleted; the same training resumes."""
+    from cfin.records import config_hash
+    from cfin.runner import plan_jobs
+    from cfin.runner.row import RUN_MARKER, _prepare_run_dir
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs", "cpu")[0]
+    _prepare_run_dir(job)
+    last = job.run_dir / "last.pt"
+    last.write_bytes(b"a checkpoint")
+    _prepare_run_dir(job)
+    assert last.exists()  # the same training: resumed
+    net = dataclasses.replace(job, row=dataclasses.replace(job.row, config=job.row.config.replace(kv_share=True)))
+    longer = dataclasses.replace(job, recipe=job.recipe.replace(iterations=job.recipe.iterations + 2))
+    for changed in (net, longer):
+        _prepare_run_dir(changed)
+        assert not last.exists()
+        marker = json.loads((job.run_dir / RUN_MARKER).read_text())
+        assert marker["config_hash"] == config_hash(changed.row.config)
+        assert marker["recipe"]["iterations"] == changed.recipe.iterations
+        last.write_bytes(b"a checkpoint")
+
+
 def test_a_table_with_its_own_recipe_trains_and_records_apart(tmp_path, monkeypatch):
     """At the paper budget a table trains with its own recipe: the same network under another
     recipe is another training (its own run folder), and its record is still the paper budget's."""
