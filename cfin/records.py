@@ -312,7 +312,7 @@ def _known_problem(record: dict) -> str | None:
     if record["scale"] != scale:
         return f"scale {record['scale']} is not that of row {record['row']!r} of Table {table.id} (x{scale})"
     key = RecordKey.of(record)
-    where = Path(*key.path("", row_slugs(table)[key.row]).parts[-3:])
+    where = key.path("", row_slugs(table)[key.row])  # <table>/<row>/<file>, as under any results folder
     if "path" in record and Path(*Path(record["path"]).parts[-3:]) != where:
         return (f"its fields make it {key.describe()}, whose file is {where} under the results folder (a "
                 f"renamed record is not found when its row is rerun, so the row would be trained again); "
