@@ -283,14 +283,15 @@ def test_a_damaged_run_folder_says_how_to_start_over(tmp_path, monkeypatch, dama
 
 def test_a_run_folder_that_is_a_file_is_an_error(tmp_path, monkeypatch):
     from cfin.runner import plan_jobs
-    from cfin.runner.row import _prepare_run_dir
+    from cfin.runner.row import compute_record
 
     _patch(monkeypatch)
     job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
     job.run_dir.parent.mkdir(parents=True)
     job.run_dir.write_text("not a folder")
     with pytest.raises(cfin.CFINError, match="should be this row's run folder but is a file"):
-        _prepare_run_dir(job)
+        compute_record(job, progress=False)
+    assert job.run_dir.read_text() == "not a folder"
 
 
 def test_a_garbled_training_log_keeps_its_whole_records(tmp_path):
@@ -781,3 +782,22 @@ def test_plot_labels_of_points_at_one_place_are_stacked():
     ax.scatter([p[0] for p in pts], [p[1] for p in pts])
     assert _label_lifts(ax, pts) == [0, 0, 1, 2]
     plt.close(fig)
+
+
+def test_a_row_whose_run_folder_another_command_trains_waits_for_it(tmp_path, monkeypatch, capsys):
+    """Two commands whose tables share a training: the second waits, then trains (resumes) under the lock."""
+    from test_lock import held_by_another_process
+
+    import cfin.runner.row as row
+    from cfin.runner import plan_jobs
+    from cfin.train.lock import OWNER_NAME
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
+    trained_by = []
+    monkeypatch.setattr(row, "_train_and_score", lambda job, device, progress: trained_by.append(
+        json.loads((job.run_dir / OWNER_NAME).read_text())["pid"]) or {})
+    with held_by_another_process(job.run_dir, seconds=1.5) as proc:
+        row.compute_record(job, progress=False)
+    assert trained_by == [os.getpid()]
+    assert f"waiting: {job.run_dir} is being trained by another process (pid {proc.pid} " in capsys.readouterr().err

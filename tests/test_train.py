@@ -390,8 +390,9 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     assert ckpt.read_bytes() == before
     with pytest.raises(OSError, match="disk full"):  # the first checkpoint of a fresh run fails
         _train_toy(tmp_path / "fresh", rec=_toy_recipe(iterations=4, val_images=0))
-    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["train_log.jsonl"]
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["final.pt", "last.pt", "train_log.jsonl"]
+    # the lock file stays (lock.py says why); its owner note goes with the process's hold
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == [".lock", "train_log.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", "final.pt", "last.pt", "train_log.jsonl"]
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
@@ -456,7 +457,7 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     assert all(torch.equal(r0["state"][k], r1["state"][k]) for k in r0["state"])
     assert r0["psnr"] == r1["psnr"]
     # only rank 0 wrote: one log record per iteration, no stray files
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "final.pt", "last.pt", "train_log.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "final.pt", "last.pt", "train_log.jsonl"]
     assert [json.loads(line)["iteration"] for line in (out / "train_log.jsonl").read_text().splitlines()] \
         == [1, 2, 3, 4, 5]
     assert load_state(out / "last.pt")["world_size"] == 2
@@ -493,7 +494,8 @@ def test_cli_under_torchrun_splits_the_global_batch_and_writes_from_rank_0(tmp_p
     assert proc.stdout.count("training CFIN x2") == 1  # rank 0 prints
     assert "batch 4 (global: 2 per process x 2)" in proc.stdout
     assert json.loads((out / "run.json").read_text())["processes"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "final.pt", "last.pt", "run.json", "train_log.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "final.pt", "last.pt", "run.json",
+                                                     "train_log.jsonl"]
 
 
 def test_cli_refuses_a_global_batch_the_processes_cannot_split(tmp_path, capsys, monkeypatch):

@@ -12,7 +12,7 @@ Running the same command again resumes from ``OUT/last.pt``.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 from pathlib import Path
 
 from cfin.commands._common import (add_impl_argument, add_model_arguments, add_tf32_argument, check_seed,
@@ -87,7 +87,8 @@ def run(args) -> int:
     from cfin.errors import CFINError
     from cfin.train import recipe, train
     from cfin.paths import output_dir
-    from cfin.train.distributed import launched_processes
+    from cfin.train.distributed import launched_processes, launched_rank
+    from cfin.train.lock import run_lock
     from cfin.train.trainer import CHECKPOINT_NAME
 
     if args.seed is not None:
@@ -102,7 +103,7 @@ def run(args) -> int:
     if rec.batch_size % processes:
         raise CFINError(f"recipe {rec.name!r} trains with a global batch of {rec.batch_size}, which the {processes} "
                         f"processes of torchrun cannot split evenly; use a --nproc_per_node that divides it")
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    main_process = launched_rank() == 0
     progress = main_process and not args.no_progress
     out = Path(args.out or Path("runs") / "train" / f"{_model_label(args, cfg)}-{rec.name}-seed{rec.seed}")
     if main_process:
@@ -111,19 +112,22 @@ def run(args) -> int:
     torch.manual_seed(rec.seed)  # initial weights (identical on every process)
     model = cfin.CFIN(cfg)
     train_set, val_set, data_label = build_data(args.data_root, cfg.scale, rec, progress)
-    if main_process:
-        n_params = sum(p.numel() for p in model.parameters())
-        split = f" (global: {rec.batch_size // processes} per process x {processes})" if processes > 1 else ""
-        print(f"training CFIN x{cfg.scale} ({n_params:,} parameters) with recipe {rec.name!r}: {rec.iterations:,} "
-              f"iterations, batch {rec.batch_size}{split}, {rec.patch_size}x{rec.patch_size} LR patches")
-        print(f"data: {data_label}")
-        print(f"checkpoints: {out / 'last.pt'} (every {rec.checkpoint_every:,} iterations; rerun to resume); "
-              f"weights: {out / 'final.pt'}, {out / 'best.pt'}; log: {out / 'train_log.jsonl'}")
-        if args.no_resume or not (out / CHECKPOINT_NAME).is_file():  # a resumed run keeps the run.json it began with
-            atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(), "data": data_label,
-                                                 "processes": processes})
-    res = train(model, rec, train_set, out, device=args.device, val_set=val_set, resume=not args.no_resume,
-                progress=progress, tf32=args.tf32)
+    # the main process holds the folder from here on (run.json included); train() re-enters the lock
+    with run_lock(out, elsewhere="give another --out") if main_process else contextlib.nullcontext():
+        if main_process:
+            n_params = sum(p.numel() for p in model.parameters())
+            split = f" (global: {rec.batch_size // processes} per process x {processes})" if processes > 1 else ""
+            print(f"training CFIN x{cfg.scale} ({n_params:,} parameters) with recipe {rec.name!r}: "
+                  f"{rec.iterations:,} iterations, batch {rec.batch_size}{split}, {rec.patch_size}x{rec.patch_size} "
+                  f"LR patches")
+            print(f"data: {data_label}")
+            print(f"checkpoints: {out / 'last.pt'} (every {rec.checkpoint_every:,} iterations; rerun to resume); "
+                  f"weights: {out / 'final.pt'}, {out / 'best.pt'}; log: {out / 'train_log.jsonl'}")
+            if args.no_resume or not (out / CHECKPOINT_NAME).is_file():  # a resumed run keeps its run.json
+                atomic_write_json(out / "run.json", {"config": cfg.to_dict(), "recipe": rec.to_dict(),
+                                                     "data": data_label, "processes": processes})
+        res = train(model, rec, train_set, out, device=args.device, val_set=val_set, resume=not args.no_resume,
+                    progress=progress, tf32=args.tf32)
     if main_process:
         if res.resumed_from is not None:
             print(f"resumed from iteration {res.resumed_from:,}")

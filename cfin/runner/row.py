@@ -18,6 +18,7 @@ from cfin.errors import CFINError
 from cfin.records import config_hash, read_record, write_record
 from cfin.runner.jobs import RowJob, dataset_label, eval_dataset_names
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
+from cfin.train.lock import LOCK_NAME, OWNER_NAME, run_lock
 
 CURVE_POINTS = 1000  # at most this many training-log records are kept in a record
 RUN_MARKER = "job.json"  # in the run folder: which config and recipe it trains
@@ -74,16 +75,19 @@ def _prepare_run_dir(job: RowJob) -> None:
     marker = job.run_dir / RUN_MARKER
     current = {"config_hash": config_hash(job.row.config), "recipe": json.loads(json.dumps(job.recipe.to_dict()))}
     restart = job.force and not job.shares_training
-    if job.run_dir.exists() and not job.run_dir.is_dir():
-        raise CFINError(f"{job.run_dir} should be this row's run folder but is a file; move it away (or pass "
-                        f"another --runs)")
     if marker.exists() and not restart:
         saved = _read_marker(marker)
         restart = any(saved.get(k) != v for k, v in current.items())  # a run of another config
         if not restart:
             return  # a run of this training, to resume (or already complete)
-    if job.run_dir.exists() and restart:
-        shutil.rmtree(job.run_dir)
+    if job.run_dir.exists() and restart:  # all but the lock this process holds
+        for entry in job.run_dir.iterdir():
+            if entry.name in (LOCK_NAME, OWNER_NAME):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     atomic_write_json(marker, {**current, "config": job.row.config.to_dict(), "table": job.table.id,
                                "row": job.row.id})
 
@@ -141,19 +145,29 @@ def load_scored_weights(model, result) -> dict:
 
 def compute_record(job: RowJob, progress: bool = True) -> dict:
     """Train and evaluate the job's row; the record as a dict (not yet written)."""
+    from cfin.device import resolve_device
+
+    device = resolve_device(job.device)
+    if job.run_dir.exists() and not job.run_dir.is_dir():
+        raise CFINError(f"{job.run_dir} should be this row's run folder but is a file; move it away (or pass "
+                        f"another --runs)")
+    # another command training this folder (a training two tables share) is waited for, then resumed
+    with run_lock(job.run_dir, wait=True, elsewhere="pass another --runs"):
+        return _train_and_score(job, device, progress)
+
+
+def _train_and_score(job: RowJob, device, progress: bool) -> dict:
     import torch
 
     import cfin
     from cfin.commands.train import build_data
     from cfin.data import open_dataset
-    from cfin.device import resolve_device
     from cfin.evaluate import evaluate_model
     from cfin.provenance import environment
     from cfin.runner.measure import memory_latency
     from cfin.train import train
 
     cfg, rec = job.row.config, job.recipe
-    device = resolve_device(job.device)
     _prepare_run_dir(job)
     torch.manual_seed(rec.seed)  # initial weights
     model = cfin.CFIN(cfg.with_impl(job.impl))

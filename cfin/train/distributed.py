@@ -48,6 +48,11 @@ def launched_processes() -> int:
     return _env_int("WORLD_SIZE") or 1
 
 
+def launched_rank() -> int:
+    """This process's rank among them (``RANK``); 0 without torchrun."""
+    return _env_int("RANK") or 0
+
+
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join the ``torchrun`` process group if there is one; returns (info, this process's device)."""
     if dist.is_available() and dist.is_initialized():

@@ -7,6 +7,7 @@ A run lives in one folder::
     final.pt           the trained weights (cfin.save format for CFIN models)
     best.pt            the weights with the best validation PSNR so far
     train_log.jsonl    the training curve (log.py)
+    .lock              held by the process training in the folder (lock.py)
 
 Calling :func:`train` again on the same folder resumes from ``last.pt``. Data order comes
 from ``(seed, epoch)`` and the position in the epoch (sampler.py), patches from the
@@ -20,6 +21,7 @@ N processes do not repeat one process's run bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from cfin.atomic import atomic_torch_save
 from cfin.config import CFINConfig
 from cfin.errors import CFINError
 from cfin.train import distributed as D
+from cfin.train.lock import run_lock
 from cfin.train.log import LOG_NAME, TrainLog
 from cfin.train.recipes import Recipe
 from cfin.train.sampler import ResumableSampler, derive_seed
@@ -139,7 +142,7 @@ def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | P
         train_set: items ``dict(lr=3 x P x P, hr=3 x sP x sP)`` float tensors in [0, 255],
             each a deterministic function of its index (and of the epoch, if the dataset
             has ``set_epoch(epoch)``, which is called before each epoch).
-        out_dir: the run folder (created).
+        out_dir: the run folder (created); another process training in it is an error (lock.py).
         device: "cpu", "cuda", "cuda:N" or a torch.device; None: CUDA when present.
             Under torchrun each process uses ``cuda:LOCAL_RANK`` on CUDA.
         val_set: held-out images (items ``dict(lr=, hr=)`` or ``(lr, hr)``, 3 x H x W in
@@ -164,8 +167,8 @@ def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | P
                         f"for {recipe.patch_size}x{recipe.patch_size}; build the dataset with "
                         f"patch_size={recipe.patch_size}")
     info, device = D.setup(resolve_device(device))
-    try:
-        with tf32_mode(device, tf32):
+    try:  # the main process holds the folder (under torchrun a failure there stops the others)
+        with run_lock(out_dir) if info.is_main else contextlib.nullcontext(), tf32_mode(device, tf32):
             return _Run(model, recipe, train_set, Path(out_dir), device, val_set, info).run(resume, progress,
                                                                                             max_iterations)
     finally:

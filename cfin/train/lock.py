@@ -1,0 +1,84 @@
+"""One process at a time trains in a run folder.
+
+Without it, a second ``cfin train`` into the same ``--out``, or two ``run_all.py`` commands
+whose tables share a training (Tables I, II, VIII and X all score one trained x4 CFIN),
+would resume the same ``last.pt`` and overwrite each other's checkpoints and log. The lock
+is ``filelock``'s (``flock`` on POSIX): the operating system releases it when its holder
+exits, so a killed run never leaves a folder locked. Beside it the holder notes its pid,
+host, start time and command, for the message the other process gets.
+
+The lock file stays in the folder after release: deleting it would let a process that opened
+the old file and one that creates a new one hold "the" lock at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from cfin.atomic import atomic_write_json
+from cfin.errors import CFINError
+
+LOCK_NAME = ".lock"
+OWNER_NAME = ".lock-owner.json"
+
+_held: dict[Path, list] = {}  # folder (resolved) -> [FileLock, depth]: re-entered in one process
+
+
+def holder(folder: Path) -> str:
+    """Who holds ``folder``'s lock, as its owner note says (best effort: the note may be gone)."""
+    try:
+        note = json.loads((folder / OWNER_NAME).read_text())
+        return (f"pid {note['pid']} on {note['host']}, since {note['started']}: "
+                f"{note.get('command') or 'a Python process'}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "owner unknown"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train into another folder"):
+    """Hold ``folder``'s training lock (the folder is created) for the ``with`` block.
+
+    Held already by another process: ``wait`` blocks until it is released, saying so once on
+    stderr; otherwise a CFINError names the holder and suggests ``elsewhere``. Re-entering a
+    folder this process holds is a no-op.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CFINError(f"{folder} should be a run folder but is a file; move it away, or {elsewhere}")
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder.resolve()
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield folder
+        finally:
+            _held[key][1] -= 1
+        return
+    lock = FileLock(str(folder / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        busy = f"{folder} is being trained by another process ({holder(folder)})"
+        if not wait:
+            raise CFINError(f"{busy}; wait for it to finish, or {elsewhere}") from None
+        print(f"waiting: {busy}", file=sys.stderr, flush=True)
+        lock.acquire()
+    _held[key] = [lock, 1]
+    try:
+        atomic_write_json(folder / OWNER_NAME, {
+            "pid": os.getpid(), "host": socket.gethostname(),
+            "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)})
+        yield folder
+    finally:
+        del _held[key]
+        with contextlib.suppress(OSError):
+            (folder / OWNER_NAME).unlink()
+        lock.release()
