@@ -76,7 +76,7 @@ class CFINConfig:
             the same function.
         cga_gram: with ``fused_attention`` and a 1x1 CGM, where a CGA takes q k^T and the
             norms from the Gram matrix: "auto" where that costs fewer multiply-adds than
-            materialising q and k (:func:`cfin.models.cfgt.gram_saving`; the released
+            materialising q and k (:func:`cfin.models.gram.gram_saving`; the released
             network's CFGTs from 965 to 1,049 pixels by head width), "always", "never".
             The same function either way.
         fused_conv_stage: RIFU and CIAM in fewer elementwise passes (activations in place,

@@ -42,8 +42,11 @@ def bicubic_upsampler(scale: int) -> Model:
     return upsample
 
 
+TILE_OVERLAP = 16  # LR pixels of context per tile side, unless told
+
+
 def forward_tiled(model: Model, lr: torch.Tensor, scale: int, tile: int | None = None,
-                  overlap: int = 16) -> torch.Tensor:
+                  overlap: int = TILE_OVERLAP) -> torch.Tensor:
     """``model(lr)`` computed tile by tile: each ``tile`` x ``tile`` LR block is run with
     ``overlap`` extra LR pixels of context on every side and only its own block is kept.
 
@@ -106,7 +109,7 @@ def _rng_scope(device: torch.device, seed: int | None):
 
 
 def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterable,
-                   self_ensemble: bool = False, tile: int | None = None, tile_overlap: int = 16,
+                   self_ensemble: bool = False, tile: int | None = None, tile_overlap: int = TILE_OVERLAP,
                    device: str | torch.device | None = None, progress: bool = True,
                    per_image: bool = False, save_dir: str | Path | None = None,
                    crop_border: int | None = None, test_y_channel: bool = True,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,9 @@ def _read_json(path: Path):
     """The JSON in ``path``; a CFINError saying what to do where the file cannot be read as JSON."""
     if path.is_dir():
         raise CFINError(f"record {path} is a folder, not a record file; move it out of the results folder")
+    if path.is_symlink() and not path.exists():  # a rerun would recompute the row and replace the link
+        raise CFINError(f"record {path} is a link to {os.readlink(path)}, which does not exist; restore its target "
+                        f"(a drive not mounted?) or remove the link")
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:

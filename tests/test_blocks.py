@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cfin.errors import CFINError
-from cfin.models.blocks import CONV_BLOCKS, build_conv_block
+from cfin.models.blocks import ALTERNATIVE_BLOCKS, build_conv_block
 from cfin.models.blocks.hpb import HPB
 from cfin.models.blocks.imdb import IMDB
 from cfin.models.blocks.lb import LB
@@ -13,7 +13,7 @@ from cfin.models.blocks.rcab import RCAB
 from cfin.models.blocks.rfdb import RFDB
 from cfin.models.blocks.wdib import WDIB, WIRW
 
-NAMES = sorted(CONV_BLOCKS)
+NAMES = sorted(ALTERNATIVE_BLOCKS)
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -37,8 +37,8 @@ def check_forward_backward(block: torch.nn.Module, x: torch.Tensor) -> None:
 
 
 def test_registry_holds_the_table_v_blocks():
-    assert set(CONV_BLOCKS) == {"rcab", "imdb", "rfdb", "lb", "hpb", "wdib"}
-    assert all(name == name.lower() for name in CONV_BLOCKS)
+    assert set(ALTERNATIVE_BLOCKS) == {"rcab", "imdb", "rfdb", "lb", "hpb", "wdib"}
+    assert all(name == name.lower() for name in ALTERNATIVE_BLOCKS)
 
 
 @pytest.mark.parametrize("n_feats", [48, 16])
@@ -53,14 +53,14 @@ def test_same_shape_no_nan_all_parameters_get_gradients(name, n_feats):
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_and_odd_maps(name, size):
     torch.manual_seed(0)
-    block = CONV_BLOCKS[name](16)
+    block = ALTERNATIVE_BLOCKS[name](16)
     check_forward_backward(block, torch.randn(2, 16, *size))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_items_are_independent(name):
     torch.manual_seed(0)
-    block = CONV_BLOCKS[name](16).eval()
+    block = ALTERNATIVE_BLOCKS[name](16).eval()
     x = torch.randn(3, 16, 9, 11)
     with torch.no_grad():
         torch.testing.assert_close(block(x)[1:2], block(x[1:2]), rtol=1e-4, atol=1e-5)
@@ -75,7 +75,7 @@ def test_unknown_block_name_lists_the_valid_ones():
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_width_is_a_clear_error(name, bad):
     with pytest.raises(CFINError, match="n_feats"):
-        CONV_BLOCKS[name](bad)
+        ALTERNATIVE_BLOCKS[name](bad)
 
 
 def test_wdib_needs_an_even_width():

@@ -255,7 +255,8 @@ def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last, gram):
     """Both CGAs of a CFGT, fused (Gram matrices where the CGM is 1x1 and ``gram`` takes them,
     keys handed over as a map) against the official computation: outputs, the keys and values
     each CGA returns (also when eq. (17)'s second CGA is asked for them), and gradients."""
-    from cfin.models.cfgt import CGA, gram_saving
+    from cfin.models.cfgt import CGA
+    from cfin.models.gram import gram_saving
 
     torch.manual_seed(kernels[0] * 7 + kernels[1])
     dim, heads = 16, 4
@@ -311,7 +312,8 @@ def counted_macs(fn) -> int:
 def test_gram_saving_is_the_counted_multiply_adds(role, dim, heads, size):
     """``gram_saving``, the rule of ``cga_gram="auto"``, is exactly what the direct form
     dispatches beyond the Gram form (or short of it), for each role a CGA can have."""
-    from cfin.models.cfgt import CGA, gram_saving
+    from cfin.models.cfgt import CGA
+    from cfin.models.gram import gram_saving
 
     torch.manual_seed(0)
     x = torch.randn(1, dim, *size)
@@ -333,7 +335,8 @@ def test_auto_takes_the_gram_form_where_it_saves_multiply_adds(monkeypatch):
     """In the x4 network each CFGT's first CGA hands its keys to a second that can take the
     Gram form ("pair"); at 32 x 32 (1,024 pixels) that pays for the CFGTs of 8 and 12 heads
     and not for those of 16 (d = 9), and at 9 x 11 for none."""
-    from cfin.models.cfgt import CFGT, CGA, gram_saving
+    from cfin.models.cfgt import CFGT, CGA
+    from cfin.models.gram import gram_saving
 
     taken = []
     gram_form = CGA._forward_gram
@@ -372,7 +375,7 @@ def test_cfgt_roles_follow_who_reads_the_keys():
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("with_grad", [False, True], ids=["no_grad", "grad"])
 def test_gram_is_the_pixel_sum_of_outer_products(layout, batch, with_grad):
-    from cfin.models.cfgt import gram
+    from cfin.models.gram import gram
 
     gen = torch.Generator().manual_seed(batch)
     a, b = torch.randn(batch, 12, 5, 7, generator=gen), torch.randn(batch, 8, 5, 7, generator=gen)
@@ -392,7 +395,7 @@ def test_gram_is_the_pixel_sum_of_outer_products(layout, batch, with_grad):
 
 def test_gram_under_bf16_autocast_takes_mixed_operands():
     """``cfin bench --amp bf16``: a bf16 conv output against a float32 map (eq. 17's ``[x2; x1]``)."""
-    from cfin.models.cfgt import gram
+    from cfin.models.gram import gram
 
     gen = torch.Generator().manual_seed(5)
     a, b = (torch.randn(1, 16, 9, 11, generator=gen).contiguous(memory_format=torch.channels_last) for _ in range(2))
@@ -405,7 +408,7 @@ def test_gram_under_bf16_autocast_takes_mixed_operands():
 
 def test_gram_of_a_tensor_with_itself():
     """The fast path's commonest call, ``gram(x, x)`` (one tensor as both operands), channels-last."""
-    from cfin.models.cfgt import gram
+    from cfin.models.gram import gram
 
     x = torch.randn(1, 16, 9, 11, generator=torch.Generator().manual_seed(3)).contiguous(
         memory_format=torch.channels_last)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import types
@@ -25,8 +26,9 @@ TRAIN = ("--table", "TINY", "--budget", "micro", "--device", "cpu")
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root``: a file's bytes, None for a folder."""
-    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+    """Every path under ``root``: a file's bytes, None for a folder, a link's target for a link."""
+    return {str(p.relative_to(root)): ("link", os.readlink(p)) if p.is_symlink() else None if p.is_dir()
+            else p.read_bytes() for p in sorted(root.rglob("*"))}
 
 
 def _edit(path: Path, change) -> None:
@@ -111,6 +113,12 @@ def _truncated(path: Path) -> None:
     path.write_text(path.read_text()[:100])
 
 
+def _dangling(path: Path) -> None:
+    """Records kept on another drive, linked in, the drive not mounted."""
+    path.unlink()
+    path.symlink_to(Path("elsewhere") / path.name)
+
+
 UNREADABLE = {
     "binary": (_binary, "is not a text file (not UTF-8 JSON); move it out of the results folder or delete it"),
     "folder": (_folder, "is a folder, not a record file; move it out of the results folder"),
@@ -119,6 +127,7 @@ UNREADABLE = {
     "foreign JSON": (_foreign, 'is not a cfin-record file (no "format": "cfin-record"); the results folder holds '
                                'records only: move it out of the results folder'),
     "truncated": (_truncated, "is not valid JSON"),
+    "dangling link": (_dangling, "is a link to elsewhere/"),
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cfin.commands._common import add_impl_argument, add_tf32_argument, check_scale, check_seed
 from cfin.errors import CFINError
+from cfin.evaluate import TILE_OVERLAP
 from cfin.paths import existing_file
 
 
@@ -37,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "attention and context pooling then see one tile, so the scores differ from "
                         "whole-image scores (the output says so)")
     p.add_argument("--tile-overlap", type=int, metavar="N",
-                   help="LR pixels of context per tile side, with --tile (default 16)")
+                   help=f"LR pixels of context per tile side, with --tile (default {TILE_OVERLAP})")
     p.add_argument("--save-images", metavar="DIR", help="write SR images to DIR/<dataset>/<image>_x<s>.png")
     p.add_argument("--per-image", action="store_true", help="also report every image")
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -118,7 +119,7 @@ def run(args) -> int:
         raise CFINError(f"--tile-overlap {args.tile_overlap} given without --tile; tiling is off unless "
                         f"--tile N names the LR tile size")
     if args.tile_overlap is None:
-        args.tile_overlap = 16
+        args.tile_overlap = TILE_OVERLAP
     if args.tile is not None and (args.tile < 1 or args.tile_overlap < 0):
         raise CFINError(f"--tile must be >= 1 and --tile-overlap >= 0; got {args.tile}, {args.tile_overlap}")
     model, scale, label = _load_model(args)

@@ -63,7 +63,7 @@ def needs_run(job: RowJob) -> bool:
     Whatever is at the record's path is read first, forced or not: a file this code cannot read
     (not a record, a folder, a newer version's record) is a CFINError naming it, never replaced.
     """
-    if not job.record_path.exists():
+    if not (job.record_path.exists() or job.record_path.is_symlink()):  # a dangling link is read, an error
         return True
     record = read_record(job.record_path)
     return job.force or record.get("config_hash") != config_hash(job.row.config)

@@ -2,7 +2,7 @@
 
 Every block has one contract: ``Block(n_feats)`` (any other hyper-parameter is a keyword
 with its paper's default), B x n_feats x H x W in, the same shape out, for any H, W >= 1.
-``CONV_BLOCKS`` maps the lowercase paper name to the class; CFIN's own CIAM lives in
+``ALTERNATIVE_BLOCKS`` maps the lowercase paper name to the class; CFIN's own CIAM lives in
 ``cfin.models.ciam`` and is chosen by ``cfin.models.cfin.conv_stage`` beside this dict.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from cfin.models.blocks.rfdb import RFDB
 from cfin.models.blocks.wdib import WDIB
 
 # Table V's alternatives to CIAM, in the paper's order (CIAM itself: cfin.models.cfin.conv_stage).
-CONV_BLOCKS: dict[str, type[nn.Module]] = {
+ALTERNATIVE_BLOCKS: dict[str, type[nn.Module]] = {
     "rcab": RCAB,   # RCAN, Zhang et al. ECCV 2018 [65]
     "imdb": IMDB,   # IMDN, Hui et al. ACM MM 2019 [33]
     "rfdb": RFDB,   # RFDN, Liu et al. ECCVW 2020 [34]
@@ -30,9 +30,9 @@ CONV_BLOCKS: dict[str, type[nn.Module]] = {
 
 def build_conv_block(name: str, n_feats: int) -> nn.Module:
     """The block registered as ``name`` at width ``n_feats``; a CFINError lists the valid names."""
-    if name not in CONV_BLOCKS:
-        raise choice_error("conv block", name, CONV_BLOCKS)
-    return CONV_BLOCKS[name](n_feats)
+    if name not in ALTERNATIVE_BLOCKS:
+        raise choice_error("conv block", name, ALTERNATIVE_BLOCKS)
+    return ALTERNATIVE_BLOCKS[name](n_feats)
 
 
-__all__ = ["CONV_BLOCKS", "build_conv_block", "HPB", "IMDB", "LB", "RCAB", "RFDB", "WDIB"]
+__all__ = ["ALTERNATIVE_BLOCKS", "build_conv_block", "HPB", "IMDB", "LB", "RCAB", "RFDB", "WDIB"]
