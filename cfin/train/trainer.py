@@ -150,8 +150,9 @@ def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | P
             iterations. None: no validation.
         resume: continue from ``out_dir/last.pt`` when it exists; False starts over.
         progress: show a tqdm bar (loss, lr, ETA) on rank 0.
-        max_iterations: stop once this many iterations are done, writing ``last.pt``
-            as an interruption would; a later call resumes towards ``recipe.iterations``.
+        max_iterations: stop once this many iterations are done, writing ``last.pt`` there; a
+            later call resumes towards ``recipe.iterations`` (an interrupted run resumes from its
+            last periodic ``last.pt``).
         tf32: on CUDA, let matmuls and cuDNN convolutions run in TF32 (faster on Ampere and
             later; PyTorch's default for convolutions); False (default) trains in float32,
             as the paper's GPU did.
