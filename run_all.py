@@ -6,6 +6,7 @@
     python run_all.py --complexity-only --table all        # complexity of every row, no training
     python run_all.py --report-only                        # rebuild reports/ from results/
     python run_all.py --list                               # tables and rows
+    python run_all.py --status --table VII VIII            # each row's record and training, and who trains it now
 
 Records: results/<table>/<row>/x<scale>_seed<seed>_<budget>_<dataset>.json (existing ones are
 kept unless --force; an interrupted row resumes from its checkpoint under runs/). Reports:
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--complexity-only", action="store_true",
                       help="no training: the complexity of every row, written to reports/complexity/")
     mode.add_argument("--list", action="store_true", help="list the tables and their rows")
+    mode.add_argument("--status", action="store_true",
+                      help="where each row stands (default: every table), nothing run: its record, its "
+                           "training's iteration, and the process training it now with the time left")
     for name, what in (("results", "records"), ("runs", "training"), ("reports", "reports")):
         default = getattr(Folders(), name)
         p.add_argument(f"--{name}", default=default, metavar="DIR", help=f"{what} folder (default {default}/)")

@@ -801,3 +801,56 @@ def test_a_row_whose_run_folder_another_command_trains_waits_for_it(tmp_path, mo
         row.compute_record(job, progress=False)
     assert trained_by == [os.getpid()]
     assert f"waiting: {job.run_dir} is being trained by another process (pid {proc.pid} " in capsys.readouterr().err
+
+
+def test_status_before_during_and_after_a_run(tmp_path, monkeypatch, capsys):
+    """--status reads where each row stands; it runs and writes nothing."""
+    from test_lock import held_by_another_process
+
+    from cfin.runner import plan_jobs
+    from cfin.train.log import TrainLog
+
+    _patch(monkeypatch)
+    run = Runner(tmp_path)
+    assert run("--status", "--table", "TINY", "--budget", "micro") == 0
+    out = capsys.readouterr().out
+    assert out.count("record        none") == len(ROWS) and out.count("training      not started") == len(ROWS)
+    assert out.rstrip().endswith(f"0 of {len(ROWS)} rows recorded; 0 training(s) running now")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
+
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
+    job.run_dir.mkdir(parents=True)
+    log = TrainLog(job.run_dir / "train_log.jsonl")
+    log.append({"iteration": 1, "loss": 9.0, "time": 30.0})  # 30 s an iteration so far, 3 of 4 to go
+    assert run("--status", "--table", "TINY", "--budget", "micro") == 0
+    assert f"{job.name}\n    record        none\n    training      1 / 4 iterations (25%)\n" \
+           f"    training now  -\n" in capsys.readouterr().out
+    with held_by_another_process(job.run_dir) as proc:
+        assert run("--status", "--table", "TINY", "--budget", "micro") == 0
+        out = capsys.readouterr().out
+    assert f"    training now  pid {proc.pid} on " in out
+    assert "its training has about 0:01:30 left at its pace so far" in out
+    assert out.rstrip().endswith(f"0 of {len(ROWS)} rows recorded; 1 training(s) running now")
+
+
+def test_status_after_the_run(tiny_run, capsys):
+    run, rc = tiny_run
+    assert run("--status", "--table", "TINY", "--budget", "micro") == 0
+    out = capsys.readouterr().out
+    assert out.count("record        done (embedded ") == len(ROWS)
+    assert out.count("training      trained (4 iterations)") == len(ROWS)
+    assert out.rstrip().endswith(f"{len(ROWS)} of {len(ROWS)} rows recorded; 0 training(s) running now")
+    # a record for another config than the row's is stale
+    path = run.root / "results" / "TINY" / "KV+Cross" / "x4_seed0_micro_embedded.json"
+    original = path.read_text()
+    try:
+        record = json.loads(original)
+        record["config_hash"] = "0" * len(record["config_hash"])
+        path.write_text(json.dumps(record))
+        assert run("--status", "--table", "TINY", "--budget", "micro") == 0
+        assert "record        stale (the row's config changed; the run recomputes it)" in capsys.readouterr().out
+        path.write_text(original[:50])  # a status names what a run would stop on
+        assert run("--status", "--table", "TINY", "--budget", "micro") == 0
+        assert f"record        unreadable: record {path} is not valid JSON" in capsys.readouterr().out
+    finally:
+        path.write_text(original)

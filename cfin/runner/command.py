@@ -1,6 +1,7 @@
 """What ``run_all.py`` does in each of its modes; the script itself only parses the arguments.
 
 ``run(args)`` takes run_all.py's parsed arguments: ``--list`` prints the tables and their rows,
+``--status`` where each of their rows stands (:mod:`cfin.runner.status`),
 ``--complexity-only`` writes the complexity reports, ``--report-only`` rebuilds the reports from
 the records, and otherwise every row of the tables asked for is planned, trained, evaluated and
 recorded (:func:`cfin.runner.plan_jobs`, :func:`cfin.runner.run_jobs`), then reported.
@@ -101,6 +102,13 @@ def run(args) -> int:
         raise CFINError(f"--jobs must be a positive integer, got {args.jobs}")
     if args.list:
         list_tables(resolve_tables(args.table, default_all=True), args.budget)
+        return 0
+    if args.status:
+        from cfin.runner.status import render_status, status_rows
+
+        jobs = plan_jobs(resolve_tables(args.table, default_all=True), args.budget, seeds, args.data_root,
+                         args.results, args.runs, device)
+        print(render_status(status_rows(jobs)))
         return 0
     # every folder this command writes, checked before any work whose results it would hold
     for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):

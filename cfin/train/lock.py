@@ -41,6 +41,23 @@ def holder(folder: Path) -> str:
         return "owner unknown"
 
 
+def held_by(folder: str | Path) -> str | None:
+    """Who trains in ``folder`` now (:func:`holder`), or None where no process does. Reads only:
+    a folder never locked gets no lock file."""
+    folder = Path(folder)
+    if not (folder / LOCK_NAME).is_file():
+        return None
+    if folder.resolve() in _held:
+        return holder(folder)
+    lock = FileLock(str(folder / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return holder(folder)
+    lock.release()
+    return None
+
+
 @contextlib.contextmanager
 def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train into another folder"):
     """Hold ``folder``'s training lock (the folder is created) for the ``with`` block.

@@ -1,0 +1,82 @@
+"""``run_all.py --status``: where each row of a plan stands, read from disk; nothing runs.
+
+Per job: its record (current, stale or none, and the score it holds), its training (the last
+logged iteration of the run folder, out of the recipe's), and the process training it now, if
+any (the folder's lock, :mod:`cfin.train.lock`), with the time left at the run's own pace so far.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+from cfin.errors import CFINError
+from cfin.records import config_hash, read_record
+from cfin.runner.jobs import RowJob
+from cfin.train.lock import held_by
+from cfin.train.trainer import FINAL_NAME
+
+
+def record_state(job: RowJob) -> str:
+    """``none``, ``stale (...)``, ``unreadable: ...`` or ``done`` with its first score."""
+    path = job.record_path
+    if not (path.exists() or path.is_symlink()):
+        return "none"
+    try:
+        record = read_record(path)
+    except CFINError as e:
+        return f"unreadable: {e}"
+    if record.get("config_hash") != config_hash(job.row.config):
+        return "stale (the row's config changed; the run recomputes it)"
+    scores = [f"{name} {m['psnr']:.2f} dB" for name, m in record["metrics"].items() if m.get("psnr") is not None]
+    return "done" + (f" ({scores[0]})" if scores else "")
+
+
+def training_state(job: RowJob) -> tuple[str, str]:
+    """(progress of the run folder's training, the process training it now or ``-``)."""
+    from cfin.train.log import read_log
+
+    run_dir, total = job.run_dir, job.recipe.iterations
+    if not run_dir.is_dir():
+        return "not started", "-"
+    log = read_log(run_dir)
+    done = int(log["iteration"].iloc[-1]) if not log.empty else 0
+    elapsed = float(log["time"].iloc[-1]) if not log.empty and "time" in log else None
+    if (run_dir / FINAL_NAME).is_file():
+        progress = f"trained ({total:,} iterations)"
+    else:
+        progress = f"{done:,} / {total:,} iterations ({100 * done / total:.0f}%)"
+    holder = held_by(run_dir)
+    if holder is None:
+        return progress, "-"
+    if done and elapsed and done < total:
+        left = _dt.timedelta(seconds=round(elapsed / done * (total - done)))
+        holder += f"; its training has about {left} left at its pace so far"
+    return progress, holder
+
+
+def status_rows(jobs: list[RowJob]) -> list[dict]:
+    rows = []
+    for job in jobs:
+        progress, process = training_state(job)
+        shared = f" (trains as Table {job.trains_as[0]} / {_row_id(*job.trains_as)})" if job.trains_as else ""
+        rows.append({"row": job.name + shared, "record": record_state(job), "training": progress,
+                     "training now": process})
+    return rows
+
+
+def _row_id(table_id: str, slug: str) -> str:
+    from cfin.records import row_slugs
+    from cfin.tables import get_table
+
+    return next((row for row, s in row_slugs(get_table(table_id)).items() if s == slug), slug)
+
+
+def render_status(rows: list[dict]) -> str:
+    """One block per job: its name, then its record, training and process, indented; a total."""
+    lines = []
+    for r in rows:
+        lines.append(r["row"])
+        lines.extend(f"    {k:<13} {r[k]}" for k in ("record", "training", "training now"))
+    recorded = sum(r["record"].startswith("done") for r in rows)
+    running = len({r["training now"] for r in rows} - {"-"})
+    lines.append(f"{recorded} of {len(rows)} rows recorded; {running} training(s) running now")
+    return "\n".join(lines)
