@@ -16,8 +16,6 @@ from cfin.models.cgm import modulated_conv
 from cfin.models.common import records_grad
 
 NORM_EPS = 1e-12  # F.normalize's default
-
-
 GRAM_ROLES = ("alone", "pair", "keys", "second")
 
 
