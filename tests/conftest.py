@@ -23,3 +23,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# exponential_(generator seeded 1234) under the stream the golden Gumbel outputs were made with
+_MT19937_EXPONENTIAL_1234 = [0.2637496590614319, 0.08202802389860153, 0.6281203031539917, 0.5350832939147949]
+
+
+@pytest.fixture(scope="session")
+def exponential_is_mt19937():
+    """Whether this torch's CPU ``exponential_`` draws MT19937's 53-bit ``-log1p(-u)`` stream (torch
+    2.13 does): the stream behind the seed-1234 golden outputs and the one ``cfin.models.rng``
+    vectorises; torch 2.7 on as well. torch 2.1 to 2.6 with MKL seed an MKL stream from the generator.
+    Checked on a private generator, independently of cfin."""
+    g = torch.Generator().manual_seed(1234)
+    return torch.empty(4).exponential_(generator=g).tolist() == _MT19937_EXPONENTIAL_1234
+
+
+@pytest.fixture
+def mt19937_exponential(exponential_is_mt19937):
+    """Skips a test of golden Gumbel samples or of the vectorised draw where torch's ``exponential_``
+    is another stream (there cfin's draws are ``exponential_`` itself, tested on every torch)."""
+    if not exponential_is_mt19937:
+        pytest.skip(f"torch {torch.__version__}'s CPU exponential_ is not MT19937's -log1p(-u) stream "
+                    "(torch < 2.7 with MKL seeds an MKL stream from the generator): the Gumbel noise, "
+                    "hence the seed-1234 golden outputs, differ, and cfin.models.rng uses exponential_")

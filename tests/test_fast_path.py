@@ -219,7 +219,7 @@ def test_ciam_branch_1x1_is_the_deconv_branch(size):
     assert ga[1][:, :, dead].abs().max() == 0 and gb[1][:, :, dead].abs().max() == 0
 
 
-def test_fast_path_reproduces_official_golden_outputs(shared):
+def test_fast_path_reproduces_official_golden_outputs(shared, request):
     import cfin
 
     for scale in (2, 3, 4):
@@ -228,6 +228,10 @@ def test_fast_path_reproduces_official_golden_outputs(shared):
         model = cfin.load_official(path, scale, mask_eval="argmax", **IMPLS["fast"])
         with torch.no_grad():
             torch.testing.assert_close(model(io["lr"]), io["sr_mask_argmax"], atol=1e-4, rtol=0)
+    request.getfixturevalue("mt19937_exponential")  # the Gumbel samples below: skipped on torch < 2.7
+    for scale in (2, 3, 4):
+        io = torch.load(shared / "reference" / f"official_x{scale}_io.pt", weights_only=True)
+        path = shared / "reference" / f"official_x{scale}_random_state_dict.pt"
         model = cfin.load_official(path, scale, mask_eval="sample", **IMPLS["fast"])
         torch.manual_seed(1234)
         with torch.no_grad():

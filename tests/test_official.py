@@ -27,7 +27,7 @@ def test_golden_argmax(shared, s):
 
 
 @pytest.mark.parametrize("s", SCALES)
-def test_golden_gumbel_sample(shared, s):
+def test_golden_gumbel_sample(shared, s, mt19937_exponential):
     sd_path, io = _fixture(shared, s)
     model = cfin.load_official(sd_path, s)  # default mask_eval="sample", the official behaviour
     assert model.config.mask_eval == "sample" and not model.training
@@ -103,7 +103,7 @@ def test_truncated_and_non_checkpoint_files(shared, tmp_path):
         cfin.load_official(_save(tmp_path, [1, 2, 3]), 4)
 
 
-def test_convert_roundtrip_cli(shared, tmp_path, capsys):
+def test_convert_roundtrip_cli(shared, tmp_path, capsys, exponential_is_mt19937):
     from cfin.cli import main
 
     sd_path, io = _fixture(shared, 3)
@@ -112,9 +112,10 @@ def test_convert_roundtrip_cli(shared, tmp_path, capsys):
     assert "dropped 98 official tensors" in capsys.readouterr().out
     model = cfin.load(out)
     assert model.config == cfin.preset(3) and model.metadata["converted_from"] == "official"
-    torch.manual_seed(1234)
-    with torch.no_grad():
-        torch.testing.assert_close(model(io["lr"]), io["sr_mask_gumbel_seed1234"], atol=1e-3, rtol=0)
+    if exponential_is_mt19937:  # the golden Gumbel sample needs that stream (conftest; torch >= 2.7)
+        torch.manual_seed(1234)
+        with torch.no_grad():
+            torch.testing.assert_close(model(io["lr"]), io["sr_mask_gumbel_seed1234"], atol=1e-3, rtol=0)
     assert main(["convert", str(sd_path), "--scale", "4", "--out", str(out)]) == 2
     assert "x3 checkpoint, but scale 4" in capsys.readouterr().err
 

@@ -90,6 +90,24 @@ def group_name(name: str, depth: int | None = None, collapse_indices: bool = Tru
     return ".".join(parts) or "(model)"
 
 
+def _weight_norm_runs_on_meta() -> bool:
+    v, g = torch.empty(2, 2, device="meta"), torch.empty(2, 1, device="meta")
+    try:
+        torch._weight_norm(v, g, 0)
+        return True
+    except (NotImplementedError, TypeError):  # torch 2.1: no meta kernel; 2.2: its meta kernel loses dim=0
+        return False
+
+
+def _shape_only_weight_norms(model: nn.Module) -> None:
+    """Where torch cannot weight-norm on meta tensors, a weight-normed conv's weight is ``v``'s shape."""
+    from torch.nn.utils.parametrizations import _WeightNorm
+
+    for m in model.modules():
+        if isinstance(m, _WeightNorm):
+            m.forward = lambda weight_g, weight_v: torch.empty_like(weight_v)
+
+
 def meta_model(model_or_config) -> tuple[nn.Module, CFINConfig | None]:
     """A copy of the network on the meta device, in eval mode: shapes without data or compute.
 
@@ -100,12 +118,14 @@ def meta_model(model_or_config) -> tuple[nn.Module, CFINConfig | None]:
 
     if isinstance(model_or_config, CFINConfig):
         with torch.device("meta"):
-            model = CFIN(model_or_config)
-        return model.eval(), model_or_config
-    if isinstance(model_or_config, nn.Module):
-        model = copy.deepcopy(model_or_config).to("meta")
-        return model.eval(), getattr(model_or_config, "config", None)
-    raise CFINError(f"count needs a CFINConfig or an nn.Module, got {type(model_or_config).__name__}")
+            model, config = CFIN(model_or_config), model_or_config
+    elif isinstance(model_or_config, nn.Module):
+        model, config = copy.deepcopy(model_or_config).to("meta"), getattr(model_or_config, "config", None)
+    else:
+        raise CFINError(f"count needs a CFINConfig or an nn.Module, got {type(model_or_config).__name__}")
+    if not _weight_norm_runs_on_meta():
+        _shape_only_weight_norms(model)
+    return model.eval(), config
 
 
 def input_shape(config: CFINConfig | None, lr_size, batch: int = 1) -> tuple[int, int, int, int]:

@@ -65,7 +65,9 @@ def count_full(model_or_config, lr_size=None, batch: int = 1) -> Counts:
 
     for name, m in modules.items():
         handles.append(m.register_forward_hook(make_hook(name, EXTRA_MACS.get(type(m)))))
-    counter = FlopCounterMode(display=False, depth=None)
+    # torch < 2.4 (no ModuleTracker) sees only the modules it is given; newer warns when given them
+    mods = None if hasattr(torch.utils.flop_counter, "ModuleTracker") else model
+    counter = FlopCounterMode(mods, display=False, depth=None)
     try:
         with torch.no_grad(), counter:
             model(torch.empty(shape, device="meta"))

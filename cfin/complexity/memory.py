@@ -175,6 +175,11 @@ def _cpu_child(spec: dict) -> dict:
     return result
 
 
+def _start_ns(event) -> int:
+    # torch < 2.4: kineto events have start_us() only
+    return event.start_ns() if hasattr(event, "start_ns") else event.start_us() * 1000
+
+
 def tensor_peak(call) -> dict:
     """Peak bytes of live tensors from torch's CPU allocator over ``call()``, above those live
     before it (module docstring), from the profiler's allocation records in time order."""
@@ -183,8 +188,9 @@ def tensor_peak(call) -> dict:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         call()
     try:   # the time-ordered records sit in the profiler's kineto results
-        records = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                         if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+        records = sorted(((_start_ns(e), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                          if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU),
+                         key=lambda r: r[0])   # stable: records of the same instant keep their order
     except AttributeError:
         return {"tensor_bytes": None, "tensor_method": "not measured: this torch's profiler keeps no "
                                                        "allocation records"}

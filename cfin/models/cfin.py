@@ -163,7 +163,8 @@ class CFIN(nn.Module):
         their weights and biases.
         """
         s2 = self.config.scale ** 2
-        k = torch.kron(self.add_mean.weight[:, :, 0, 0], torch.eye(s2, dtype=a.dtype, device=a.device))
+        eye = torch.eye(s2, device=a.device).to(a.dtype)   # torch < 2.3 has no bfloat16 eye on the CPU
+        k = torch.kron(self.add_mean.weight[:, :, 0, 0], eye)
         up, lr_up = self.upsample[0], self.lr_upsample[0]
         w_up = (k @ up.weight.flatten(1)).view_as(up.weight)
         w_lr = (k @ lr_up.weight.flatten(1)).view_as(lr_up.weight)

@@ -66,12 +66,13 @@ def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold", 
         return y if act is None else activation(y, act)
     if impl != "conv":
         raise ValueError(f"unknown modulated_conv impl {impl!r}; valid: {', '.join(CGM_IMPLS)}")
+    pad = int(k) // 2   # an int: torch <= 2.7 (at least) takes no 0-d tensor padding, a jit trace's size
     if b == 1:
-        return F.conv2d(x, kernel[0], padding=k // 2) if act is None else conv_act(x, kernel[0], None, act)
+        return F.conv2d(x, kernel[0], padding=pad) if act is None else conv_act(x, kernel[0], None, act)
     if k == 1 and x.device.type != "cpu":
         y = per_sample_pointwise(x, kernel)
     else:
-        y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k), padding=k // 2, groups=b)
+        y = F.conv2d(x.reshape(1, b * cin, h, w), kernel.reshape(b * cout, cin, k, k), padding=pad, groups=b)
         y = y.view(b, cout, h, w)
     return y if act is None else activation(y, act)
 

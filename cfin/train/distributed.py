@@ -6,6 +6,7 @@ joins the process group (NCCL on CUDA, gloo on CPU) and gives each process its d
 """
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -71,8 +72,10 @@ def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     if info.owns_group:
+        # device_id binds NCCL to the rank's GPU; torch < 2.3 has no such argument
+        bind = device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://",
-                                device_id=device if device.type == "cuda" else None)
+                                **({"device_id": device} if bind else {}))
     return info, device
 
 
