@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import difflib
 
-import pytest
-import torch
-
 from cfin.paths import REPO_ROOT
 from cfin.report.complexity import expected_files
 from cfin.tables import all_tables
@@ -22,10 +19,6 @@ COMMITTED = REPO_ROOT / "reports" / "complexity"
 REBUILD = "python run_all.py --complexity-only --table all"
 
 
-@pytest.mark.skipif(torch.__version__ < "2.3", reason=(
-    "the reports hold torch >= 2.3's ptflops figures: ptflops' pytorch backend counts the torch.mul "
-    "calls of torch's own Python decomposition of bilinear upsampling on meta tensors, which torch < 2.3 "
-    "writes with more of them (table V's CFIN+RFDB and CFIN+HPB ptflops column)"))
 def test_committed_complexity_reports_match_the_code():
     expected = expected_files(all_tables())
     missing = sorted(n for n in expected if not (COMMITTED / n).is_file())

@@ -112,6 +112,43 @@ def test_count_accepts_a_model_and_leaves_it_alone():
 
 # --- the libraries users compare against ---
 
+def _distinct_row_configs():
+    from cfin.records import config_hash
+    from cfin.tables import all_tables
+
+    configs = {}
+    for t in all_tables():
+        for r in t.reproducible_rows:
+            configs.setdefault(config_hash(r.config), (f"{t.id}/{r.id}", r.config))
+    return list(configs.values())
+
+
+@pytest.mark.parametrize("backend", ["pytorch", "aten"])
+def test_ptflops_on_meta_tensors_counts_what_it_counts_on_real_ones(backend):
+    """Every network of the tables, both backends: the meta count (what reports and records hold)
+    is ptflops' own count of a real forward. On meta tensors torch runs its Python reference code
+    for some ops (F.leaky_relu, bilinear F.interpolate), whose torch.mul calls ptflops would add."""
+    import contextlib
+    import io
+    import warnings
+
+    from ptflops import get_model_complexity_info
+
+    from cfin.complexity.counts import input_shape
+
+    lr = (12, 20)
+    for name, config in _distinct_row_configs():
+        c = count(config, lr, "ptflops" if backend == "pytorch" else "ptflops_aten")
+        shape = input_shape(config, lr, 1)
+        torch.manual_seed(0)
+        model, x = cfin.CFIN(config).eval(), torch.rand(shape) * 255
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            macs, params = get_model_complexity_info(model, tuple(shape[1:]), input_constructor=lambda _: x,
+                                                     as_strings=False, print_per_layer_stat=False, backend=backend)
+        assert (c.multi_adds, c.params) == (macs, params), name
+
+
 def test_ptflops_reports_its_blind_spots():
     c = count(cfin.preset("tiny"), (16, 16), "ptflops")
     assert c.params == count(cfin.preset("tiny"), (16, 16), "full").params
