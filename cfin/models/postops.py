@@ -54,7 +54,7 @@ def conv_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, a
     """``act(conv2d(x, weight, bias))``, stride 1, padding ``k // 2`` (see :func:`activation`)."""
     if act not in ACTIVATIONS:
         raise ValueError(f"unknown activation {act!r}; valid: {', '.join(ACTIVATIONS)}")
-    pad = weight.shape[-1] // 2
+    pad = int(weight.shape[-1]) // 2   # an int, as in modulated_conv (a jit trace gives sizes as tensors)
     if fusable(x, weight, bias):
         scalars, algorithm = ([slope], "") if act == "leaky_relu" else ([], "none" if act == "gelu" else "")
         return _POINTWISE(x, weight, bias, [pad, pad], [1, 1], [1, 1], 1, act, scalars, algorithm)
