@@ -114,3 +114,49 @@ def test_cfin_train_into_a_folder_another_process_trains_is_refused(tmp_path, ca
         err = capsys.readouterr().err
         assert f"is being trained by another process (pid {proc.pid}" in err and "give another --out" in err
         assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, OWNER_NAME]  # run.json not written
+
+
+def _lock_file_not_writable(monkeypatch, error=PermissionError(13, "Permission denied")):
+    """``os.open`` of a lock file for writing fails, as in a folder of another user or on a
+    read-only mount (only a read-only open succeeds)."""
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):
+        if str(path).endswith(LOCK_NAME) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise type(error)(error.errno, error.strerror, str(path))
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", fake_open)
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_a_lock_file_that_cannot_be_opened_is_an_error_naming_it(tmp_path, monkeypatch, wait):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _lock_file_not_writable(monkeypatch)
+    with pytest.raises(cfin.CFINError, match=rf"cannot take the training lock {folder / LOCK_NAME} "
+                                             r"\(Permission denied\); .*pass another --runs"):
+        with run_lock(folder, wait=wait, elsewhere="pass another --runs"):
+            pass
+
+
+def test_status_of_a_folder_whose_lock_file_is_read_only(tmp_path, monkeypatch):
+    """--status only reads: a lock file it may not write (a read-only mount, another user's
+    runs) is still probed, and a training in it still found."""
+    from cfin.train.lock import held_by
+
+    folder = tmp_path / "run"
+    with run_lock(folder):
+        pass
+    _lock_file_not_writable(monkeypatch, OSError(30, "Read-only file system"))
+    assert held_by(folder) is None
+    with held_by_another_process(folder) as proc:
+        assert held_by(folder).startswith(f"pid {proc.pid} on ")
+
+
+def test_a_status_probe_does_not_make_a_starting_training_fail(tmp_path):
+    """held_by (run_all.py --status) holds the lock for an instant to test it: a training
+    starting at that instant is not refused as if the folder were busy."""
+    folder = tmp_path / "run"
+    with held_by_another_process(folder, seconds=0.3):  # the probe's instant, made long enough to hit
+        with run_lock(folder):
+            pass

@@ -29,6 +29,8 @@ LOCK_NAME = ".lock"
 OWNER_NAME = ".lock-owner.json"
 
 _held: dict[Path, list] = {}  # folder (resolved) -> [FileLock, depth]: re-entered in one process
+# a refusal waits this long first: held_by's test holds a free lock for an instant
+PROBE_GRACE_S = 1.0
 
 
 def holder(folder: Path) -> str:
@@ -54,7 +56,30 @@ def held_by(folder: str | Path) -> str | None:
         lock.acquire(timeout=0)
     except Timeout:
         return holder(folder)
+    except OSError:  # not writable here (a read-only mount, another user's runs): test it read-only
+        return _held_read_only(folder)
     lock.release()
+    return None
+
+
+def _held_read_only(folder: Path) -> str | None:
+    """:func:`held_by` through a read-only descriptor (``flock``, as filelock's on POSIX)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock: the owner note, which its holder removes on release
+        return holder(folder) if (folder / OWNER_NAME).is_file() else None
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return holder(folder) if (folder / OWNER_NAME).is_file() else None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return holder(folder)
+    except OSError:
+        return holder(folder) if (folder / OWNER_NAME).is_file() else None
+    finally:
+        os.close(fd)  # releases a flock this took
     return None
 
 
@@ -80,13 +105,17 @@ def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train 
         return
     lock = FileLock(str(folder / LOCK_NAME))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        busy = f"{folder} is being trained by another process ({holder(folder)})"
-        if not wait:
-            raise CFINError(f"{busy}; wait for it to finish, or {elsewhere}") from None
-        print(f"waiting: {busy}", file=sys.stderr, flush=True)
-        lock.acquire()
+        try:
+            lock.acquire(timeout=PROBE_GRACE_S)
+        except Timeout:
+            busy = f"{folder} is being trained by another process ({holder(folder)})"
+            if not wait:
+                raise CFINError(f"{busy}; wait for it to finish, or {elsewhere}") from None
+            print(f"waiting: {busy}", file=sys.stderr, flush=True)
+            lock.acquire()
+    except OSError as e:  # the lock file cannot be created or opened for writing
+        raise CFINError(f"cannot take the training lock {folder / LOCK_NAME} ({e.strerror or e}); make the folder "
+                        f"writable, or {elsewhere}") from None
     _held[key] = [lock, 1]
     try:
         atomic_write_json(folder / OWNER_NAME, {
