@@ -854,3 +854,18 @@ def test_status_after_the_run(tiny_run, capsys):
         assert f"record        unreadable: record {path} is not valid JSON" in capsys.readouterr().out
     finally:
         path.write_text(original)
+
+
+def test_status_names_a_run_folder_that_is_a_file(tmp_path, monkeypatch):
+    """A file at a row's run folder is what a run stops on: --status says so, not "not started"."""
+    from cfin.runner import plan_jobs
+    from cfin.runner.status import training_state
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
+    assert training_state(job) == ("not started", "-")
+    job.run_dir.parent.mkdir(parents=True)
+    job.run_dir.write_text("not a folder")
+    progress, process = training_state(job)
+    assert progress.startswith(f"unreadable: {job.run_dir} should be this row's run folder but is a file")
+    assert process == "-"

@@ -35,6 +35,8 @@ def training_state(job: RowJob) -> tuple[str, str]:
     from cfin.train.log import read_log
 
     run_dir, total = job.run_dir, job.recipe.iterations
+    if run_dir.exists() and not run_dir.is_dir():  # what a run stops on (row.compute_record)
+        return f"unreadable: {run_dir} should be this row's run folder but is a file; move it away", "-"
     if not run_dir.is_dir():
         return "not started", "-"
     log = read_log(run_dir)
