@@ -160,3 +160,13 @@ def test_a_status_probe_does_not_make_a_starting_training_fail(tmp_path):
     with held_by_another_process(folder, seconds=0.3):  # the probe's instant, made long enough to hit
         with run_lock(folder):
             pass
+
+
+def test_a_dangling_link_in_place_of_the_folder_is_an_error_naming_it(tmp_path):
+    folder = tmp_path / "run"
+    folder.symlink_to(tmp_path / "unmounted" / "run")
+    with pytest.raises(cfin.CFINError, match=rf"{folder} is a link to {tmp_path / 'unmounted' / 'run'}, which does "
+                                             r"not exist; .*or give another --out"):
+        with run_lock(folder, elsewhere="give another --out"):
+            pass
+    assert folder.is_symlink() and not (tmp_path / "unmounted").exists()

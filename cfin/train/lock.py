@@ -94,7 +94,13 @@ def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise CFINError(f"{folder} should be a run folder but is a file; move it away, or {elsewhere}")
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_symlink() and not folder.exists():  # mkdir would fail on it (a drive not mounted?)
+        raise CFINError(f"{folder} is a link to {os.readlink(folder)}, which does not exist; restore its target, "
+                        f"or remove the link, or {elsewhere}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CFINError(f"cannot create the run folder {folder} ({e.strerror or e}); {elsewhere}") from None
     key = folder.resolve()
     if key in _held:
         _held[key][1] += 1
