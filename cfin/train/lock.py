@@ -87,9 +87,10 @@ def _held_read_only(folder: Path) -> str | None:
 def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train into another folder"):
     """Hold ``folder``'s training lock (the folder is created) for the ``with`` block.
 
-    Held already by another process: ``wait`` blocks until it is released, saying so once on
-    stderr; otherwise a CFINError names the holder and suggests ``elsewhere``. Re-entering a
-    folder this process holds is a no-op.
+    Held already by another process (still after :data:`PROBE_GRACE_S`): ``wait`` blocks until it
+    is released, saying so once on stderr; otherwise a CFINError names the holder and suggests
+    ``elsewhere``. A lock file that cannot be created or opened is a CFINError naming it.
+    Re-entering a folder this process holds is a no-op.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
