@@ -869,3 +869,29 @@ def test_status_names_a_run_folder_that_is_a_file(tmp_path, monkeypatch):
     progress, process = training_state(job)
     assert progress.startswith(f"unreadable: {job.run_dir} should be this row's run folder but is a file")
     assert process == "-"
+
+
+def test_a_row_recorded_by_the_command_it_waited_for_is_skipped(tiny_run, tmp_path, monkeypatch):
+    """Two commands on the same row: the one that waited finds the other's record and does not redo it."""
+    import threading
+    import time
+
+    from test_lock import held_by_another_process
+
+    import cfin.runner.row as row
+    from cfin.runner import plan_jobs
+
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
+    finished = run.root / "results" / job.record_path.relative_to(tmp_path / "results")
+    monkeypatch.setattr(row, "_train_and_score", lambda *a: pytest.fail("the row was computed again"))
+    outcome = []
+    with held_by_another_process(job.run_dir, seconds=2.0):
+        waiter = threading.Thread(target=lambda: outcome.append(row.run_row(job, progress=False)))
+        waiter.start()
+        time.sleep(0.5)
+        job.record_path.parent.mkdir(parents=True)
+        shutil.copy(finished, job.record_path)  # the other command writes its record, then lets go
+        waiter.join(timeout=60)
+    assert [o.status for o in outcome] == ["skipped"]

@@ -110,10 +110,13 @@ def run_row(job: RowJob, progress: bool = True) -> Outcome:
     path = job.record_path
     if not needs_run(job):
         return Outcome(job.name, "skipped", path)
-    t0 = time.perf_counter()
-    record = compute_record(job, progress)
-    record["wall_time_s"] = round(time.perf_counter() - t0, 3)
-    write_record(path, record)
+    with _row_lock(job):  # the record is written under it too, for a command waiting on the same row
+        if not job.force and not needs_run(job):  # another command recorded it while this one waited
+            return Outcome(job.name, "skipped", path)
+        t0 = time.perf_counter()
+        record = compute_record(job, progress)
+        record["wall_time_s"] = round(time.perf_counter() - t0, 3)
+        write_record(path, record)
     return Outcome(job.name, "done", path, record["wall_time_s"])
 
 
@@ -148,12 +151,17 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
     from cfin.device import resolve_device
 
     device = resolve_device(job.device)
+    with _row_lock(job):
+        return _train_and_score(job, device, progress)
+
+
+def _row_lock(job: RowJob):
+    """The job's run folder, held: another command training it (a training two tables share) is
+    waited for, then resumed (re-entered where this process holds it already)."""
     if job.run_dir.exists() and not job.run_dir.is_dir():
         raise CFINError(f"{job.run_dir} should be this row's run folder but is a file; move it away (or pass "
                         f"another --runs)")
-    # another command training this folder (a training two tables share) is waited for, then resumed
-    with run_lock(job.run_dir, wait=True, elsewhere="pass another --runs"):
-        return _train_and_score(job, device, progress)
+    return run_lock(job.run_dir, wait=True, elsewhere="pass another --runs")
 
 
 def _train_and_score(job: RowJob, device, progress: bool) -> dict:

@@ -61,7 +61,7 @@ def status_rows(jobs: list[RowJob]) -> list[dict]:
         progress, process = training_state(job)
         shared = f" (trains as Table {job.trains_as[0]} / {_row_id(*job.trains_as)})" if job.trains_as else ""
         rows.append({"row": job.name + shared, "record": record_state(job), "training": progress,
-                     "training now": process})
+                     "training now": process, "run_dir": str(job.run_dir)})
     return rows
 
 
@@ -79,6 +79,6 @@ def render_status(rows: list[dict]) -> str:
         lines.append(r["row"])
         lines.extend(f"    {k:<13} {r[k]}" for k in ("record", "training", "training now"))
     recorded = sum(r["record"].startswith("done") for r in rows)
-    running = len({r["training now"] for r in rows} - {"-"})
+    running = len({r["run_dir"] for r in rows if r["training now"] != "-"})  # rows sharing a training: one
     lines.append(f"{recorded} of {len(rows)} rows recorded; {running} training(s) running now")
     return "\n".join(lines)

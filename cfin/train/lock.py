@@ -7,6 +7,9 @@ is ``filelock``'s (``flock`` on POSIX): the operating system releases it when it
 exits, so a killed run never leaves a folder locked. Beside it the holder notes its pid,
 host, start time and command, for the message the other process gets.
 
+On a file system without ``flock`` (some network mounts) filelock may fall back to a lock
+that is the file's existence, which a killed run leaves behind (not tested here).
+
 The lock file stays in the folder after release: deleting it would let a process that opened
 the old file and one that creates a new one hold "the" lock at once.
 """
