@@ -75,15 +75,17 @@ def test_waiting_blocks_until_the_holder_is_done(tmp_path, capsys):
     assert f"waiting: {folder} is being trained by another process (pid {proc.pid} " in err
 
 
-def test_one_process_reenters_its_own_lock_and_threads_share_nothing_else(tmp_path):
+def test_one_process_reenters_its_own_lock_which_another_holder_cannot_take(tmp_path):
     folder = tmp_path / "run"
+    alias = tmp_path / "alias"
     with run_lock(folder):
-        with run_lock(folder / "." ):  # the same folder, another spelling
+        alias.symlink_to(folder)
+        with run_lock(alias):  # the same folder by another path: re-entered, not waited for
             pass
         assert (folder / OWNER_NAME).is_file()  # the outer hold goes on
         failed = []
 
-        def other():  # a second lock object on the same file, as another process would open it
+        def other():  # a second lock on the same file, as another process would open it
             from filelock import FileLock, Timeout
             try:
                 FileLock(str(folder / LOCK_NAME)).acquire(timeout=0)
