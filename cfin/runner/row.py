@@ -155,12 +155,17 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
         return _train_and_score(job, device, progress)
 
 
-def _row_lock(job: RowJob):
-    """The job's run folder, held: another command training it (a training two tables share) is
-    waited for, then resumed (re-entered where this process holds it already)."""
+def check_run_dir(job: RowJob) -> None:
+    """A CFINError where a file stands at the job's run folder (a run stops on it; --status names it)."""
     if job.run_dir.exists() and not job.run_dir.is_dir():
         raise CFINError(f"{job.run_dir} should be this row's run folder but is a file; move it away (or pass "
                         f"another --runs)")
+
+
+def _row_lock(job: RowJob):
+    """The job's run folder, held: another command training it (a training two tables share) is
+    waited for, then resumed (re-entered where this process holds it already)."""
+    check_run_dir(job)
     return run_lock(job.run_dir, wait=True, elsewhere="pass another --runs")
 
 

@@ -11,6 +11,7 @@ import datetime as _dt
 from cfin.errors import CFINError
 from cfin.records import config_hash, read_record
 from cfin.runner.jobs import RowJob
+from cfin.runner.row import check_run_dir
 from cfin.train.lock import held_by
 from cfin.train.trainer import FINAL_NAME
 
@@ -35,8 +36,10 @@ def training_state(job: RowJob) -> tuple[str, str]:
     from cfin.train.log import read_log
 
     run_dir, total = job.run_dir, job.recipe.iterations
-    if run_dir.exists() and not run_dir.is_dir():  # what a run stops on (row.compute_record)
-        return f"unreadable: {run_dir} should be this row's run folder but is a file; move it away", "-"
+    try:
+        check_run_dir(job)
+    except CFINError as e:  # what a run stops on
+        return f"unreadable: {e}", "-"
     if not run_dir.is_dir():
         return "not started", "-"
     log = read_log(run_dir)
