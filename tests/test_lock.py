@@ -172,3 +172,27 @@ def test_a_dangling_link_in_place_of_the_folder_is_an_error_naming_it(tmp_path):
         with run_lock(folder, elsewhere="give another --out"):
             pass
     assert folder.is_symlink() and not (tmp_path / "unmounted").exists()
+
+
+def test_a_file_system_without_flock_is_an_error_naming_it(tmp_path, monkeypatch):
+    """filelock < 3.30 raises NotImplementedError where the file system has no flock (some
+    network mounts): a run stops with one line naming the lock and what to do; --status falls
+    back to the holder's note, which its holder removes on release."""
+    import cfin.train.lock as lock
+    from cfin.train.lock import held_by
+
+    class NoFlock(lock.FileLock):
+        def acquire(self, *args, **kwargs):
+            raise NotImplementedError("FileSystem does not appear to support flock; use SoftFileLock instead")
+
+    folder = tmp_path / "run"
+    with run_lock(folder):
+        pass
+    monkeypatch.setattr(lock, "FileLock", NoFlock)
+    with pytest.raises(cfin.CFINError, match=rf"cannot take the training lock {folder / LOCK_NAME}: its file system "
+                                             r"has no flock \(FileSystem does not .*\); .*pass another --runs"):
+        with run_lock(folder, elsewhere="pass another --runs on a local disk"):
+            pass
+    assert held_by(folder) is None
+    (folder / OWNER_NAME).write_text(json.dumps({"pid": 1, "host": "h", "started": "s", "command": "c"}))
+    assert held_by(folder) == "pid 1 on h, since s: c"

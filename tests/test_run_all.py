@@ -871,8 +871,10 @@ def test_status_names_a_run_folder_that_is_a_file(tmp_path, monkeypatch):
     assert process == "-"
 
 
-def test_a_row_recorded_by_the_command_it_waited_for_is_skipped(tiny_run, tmp_path, monkeypatch):
-    """Two commands on the same row: the one that waited finds the other's record and does not redo it."""
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "forced"])
+def test_a_row_recorded_by_the_command_it_waited_for_is_skipped(tiny_run, tmp_path, monkeypatch, force):
+    """Two commands on the same row: the one that waited finds the other's record and does not redo it,
+    forced or not (a record written while this command ran is not one that --force is for)."""
     import threading
     import time
 
@@ -883,7 +885,8 @@ def test_a_row_recorded_by_the_command_it_waited_for_is_skipped(tiny_run, tmp_pa
 
     run, _ = tiny_run
     _patch(monkeypatch)
-    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs")[0]
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs",
+                    force=force)[0]
     finished = run.root / "results" / job.record_path.relative_to(tmp_path / "results")
     monkeypatch.setattr(row, "_train_and_score", lambda *a: pytest.fail("the row was computed again"))
     outcome = []
@@ -895,3 +898,26 @@ def test_a_row_recorded_by_the_command_it_waited_for_is_skipped(tiny_run, tmp_pa
         shutil.copy(finished, job.record_path)  # the other command writes its record, then lets go
         waiter.join(timeout=60)
     assert [o.status for o in outcome] == ["skipped"]
+
+
+def test_a_forced_row_keeps_the_training_it_waited_for(tmp_path, monkeypatch):
+    """--force starts a training over, but not one another command trained while this one waited for it
+    (two forced commands whose tables share a training train it once); without waiting it starts over."""
+    from test_lock import held_by_another_process
+
+    import cfin.runner.row as row
+    from cfin.runner import plan_jobs
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs",
+                    force=True)[0]
+    kept = []
+    monkeypatch.setattr(row, "_train_and_score", lambda job, device, progress: row._prepare_run_dir(job) or kept.append(
+        (job.run_dir / "last.pt").exists()) or {})
+    job.run_dir.mkdir(parents=True)
+    with held_by_another_process(job.run_dir, seconds=1.5):
+        row._prepare_run_dir(dataclasses.replace(job, force=False))  # the other command's run folder
+        (job.run_dir / "last.pt").write_text("the other command's training")
+        row.compute_record(job, progress=False)
+    row.compute_record(job, progress=False)  # no one else trains it: forced, it starts over
+    assert kept == [True, False]

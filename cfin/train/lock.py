@@ -7,8 +7,11 @@ is ``filelock``'s (``flock`` on POSIX): the operating system releases it when it
 exits, so a killed run never leaves a folder locked. Beside it the holder notes its pid,
 host, start time and command, for the message the other process gets.
 
-On a file system without ``flock`` (some network mounts) filelock may fall back to a lock
-that is the file's existence, which a killed run leaves behind (not tested here).
+On a file system without ``flock`` (some network mounts) filelock 3.30 and later fall back to
+a lock that is the file's existence plus the holder's pid (filelock 4.3, checked by hand with
+``flock`` failing ENOSYS: a SIGKILLed holder's lock is taken over in 0.2 s, though
+``run_all.py --status`` names the dead holder until then); earlier versions refuse, and a run
+stops naming the lock.
 
 The lock file stays in the folder after release: deleting it would let a process that opened
 the old file and one that creates a new one hold "the" lock at once.
@@ -31,7 +34,7 @@ from cfin.errors import CFINError
 LOCK_NAME = ".lock"
 OWNER_NAME = ".lock-owner.json"
 
-_held: dict[Path, list] = {}  # folder (resolved) -> [FileLock, depth]: re-entered in one process
+_held: dict[Path, list] = {}  # folder (resolved) -> [FileLock, depth, waited]: re-entered in one process
 # a refusal waits this long first: held_by's test holds a free lock for an instant
 PROBE_GRACE_S = 1.0
 
@@ -61,6 +64,8 @@ def held_by(folder: str | Path) -> str | None:
         return holder(folder)
     except OSError:  # not writable here (a read-only mount, another user's runs): test it read-only
         return _held_read_only(folder)
+    except NotImplementedError:  # no flock on this file system (filelock < 3.30): the holder's note
+        return holder(folder) if (folder / OWNER_NAME).is_file() else None
     lock.release()
     return None
 
@@ -84,6 +89,13 @@ def _held_read_only(folder: Path) -> str | None:
     finally:
         os.close(fd)  # releases a flock this took
     return None
+
+
+def waited_for(folder: str | Path) -> bool:
+    """Whether this process holds ``folder``'s lock and had to wait for another process to
+    release it first: what is in the folder then is that process's work, done while this one ran."""
+    entry = _held.get(Path(folder).resolve())
+    return bool(entry and entry[2])
 
 
 @contextlib.contextmanager
@@ -114,6 +126,7 @@ def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train 
             _held[key][1] -= 1
         return
     lock = FileLock(str(folder / LOCK_NAME))
+    waited = False
     try:
         try:
             lock.acquire(timeout=PROBE_GRACE_S)
@@ -123,10 +136,14 @@ def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train 
                 raise CFINError(f"{busy}; wait for it to finish, or {elsewhere}") from None
             print(f"waiting: {busy}", file=sys.stderr, flush=True)
             lock.acquire()
+            waited = True
     except OSError as e:  # the lock file cannot be created or opened for writing
         raise CFINError(f"cannot take the training lock {folder / LOCK_NAME} ({e.strerror or e}); make the folder "
                         f"writable, or {elsewhere}") from None
-    _held[key] = [lock, 1]
+    except NotImplementedError as e:  # filelock < 3.30 on a file system without flock
+        raise CFINError(f"cannot take the training lock {folder / LOCK_NAME}: its file system has no flock ({e}); "
+                        f"train on a local disk, or {elsewhere}") from None
+    _held[key] = [lock, 1, waited]
     try:
         atomic_write_json(folder / OWNER_NAME, {
             "pid": os.getpid(), "host": socket.gethostname(),
