@@ -38,7 +38,7 @@ _NOTES = {
     "LBNet": "quoted",
     "CFIN": "the x4 preset: 698,826 / 31.18G under the paper's rule",
     "CFIN-L": ("CFIN x4 with 10 CT blocks (5 CIAMs, 10 CFGTs, heads 8, 12, 16, 12, ...): 857,266 / 38.05G "
-               "under the paper's rule (+0.6%, +0.7%). Scanned blocks 8/10/12 x n_feats 48-56 x dim "
+               "under the paper's rule (+0.6%, +0.6%). Scanned blocks 8/10/12 x n_feats 48-56 x dim "
                "144/192: widening instead (n_feats 54: 857K but 35.2G) misses the Multi-Adds"),
 }
 

@@ -416,6 +416,22 @@ def test_accuracy_is_the_mean_over_seeds_judged_against_the_rows_tolerance(tmp_p
     assert cells["KV+Cross"] == [("31.95", "-0.05 dB", "ok"), ("0.8925", "+0.0005", "ok")]
 
 
+def test_complexity_caption_names_every_scale_counted(tmp_path):
+    """A mixed-scale table (Table I: x2, x3 and x4 rows) labels the input of every scale its
+    records were counted at, not the first record's alone."""
+    from cfin.report.compare import build_sections
+
+    records = load_records(_copy_fixture_records(tmp_path))
+    x2 = next(r for r in records if r["row"] == "KV off")
+    x2["scale"] = 2
+    for c in x2["complexity"].values():
+        c["input"] = [1, 3, 360, 640]
+    for ordered in (records, records[::-1]):
+        grid = next(g for g in build_sections(fixture_tables.TABLE, ordered)[0].grids if g.title == "Complexity")
+        assert "1x3x360x640 LR -> 720x1280 output (x2)" in grid.caption
+        assert "1x3x180x320 LR -> 720x1280 output (x4)" in grid.caption
+
+
 def test_ablation_gap_pairs_the_seeds(tmp_path):
     """A row's gap is taken seed by seed: with the reference trained on seed 1 only, it is the gap
     of the two seed-1 records, whatever order the records come in."""

@@ -174,10 +174,12 @@ def build_sections(table: Table, records: list[dict], size: str = "", folders: F
 
 
 def _size_text(records: list[dict]) -> str:
-    """The input the records' counts were made at, labelled as every count is (:func:`size_label`)."""
+    """The inputs the records' counts were made at, one per scale (Table I mixes x2, x3 and x4),
+    labelled as every count is (:func:`size_label`)."""
+    sizes = {}
     for r in records:
         c = r.get("complexity", {}).get(PAPER_CONVENTION)
         if c and c.get("input"):
             b, _, h, w = c["input"]
-            return size_label((h, w), r["scale"], b)
-    return "the paper's input size"
+            sizes.setdefault(r["scale"], size_label((h, w), r["scale"], b))
+    return "; ".join(sizes[s] for s in sorted(sizes)) or "the paper's input size"
