@@ -54,7 +54,7 @@ TABLE = Table(
         "counts: KV has no parameters), grid n_feats 42 ... 48 x deconv_feats (8, 12, 16, 20) x dim "
         "(40, 48, 56, 64, 72) x blocks (1, 2) x loop (1, 2), objective max over the rows of "
         "max(|dParams|/2%, |dMulti-Adds|/3%). Best: one CT block, n_feats 45, deconv 12, dim 48, "
-        "deviation 0.33; the runner-up is at 1.2. The linear row pins dim: it adds 8 dim^2 + 8 dim "
+        "deviation 0.30; the runner-up is at 1.2. The linear row pins dim: it adds 8 dim^2 + 8 dim "
         "- 788 params per CFGT over the CGM (whose W the paper's rule does not count), 18.0K at dim "
         "48 against the printed +20K. The GConv row is then fitted on that skeleton over "
         "gconv_groups (1, 2, 3, 4, 6, 8, 12, 16, 24, 48): see its note."

@@ -58,8 +58,10 @@ class CFINConfig:
         kv_share: the second CGA adds the first CGA's K and V (eq. 17, Table VII).
         cga_kernels: CGM kernel size of the two CGAs' qkv projection. The official
             code passes (1, 3) but ignores it: both are 1 (see REFERENCE.md). (1, 3) is the
-            paper's "Cross" (Table VII: the two CGAs' CGMs use different k), so the released
-            CFIN is "KV without Cross" in the paper's terms.
+            paper's "Cross" in the CGAs (Table VII: the two CGAs' CGMs use different k).
+        igp_kernels: CGM kernel sizes of the IGP's two projections: (1, 3) as the paper
+            (section III-C.2: the IGP "also adopts the idea of cross receptive fields") and the
+            official code build it; (1, 1) is the IGP without Cross (Table VII's KV row).
         cgm_impl: how the CGM's per-sample convolution runs: "unfold" (the official
             unfold + matmul) or "conv" (a plain or grouped convolution, same function; on
             CUDA, without gradients, the context pooling runs as two reductions:
@@ -112,6 +114,7 @@ class CFINConfig:
     gconv_groups: int = 4
     kv_share: bool = True
     cga_kernels: tuple[int, int] = (1, 1)
+    igp_kernels: tuple[int, int] = (1, 3)
     cgm_impl: str = "unfold"
     rgb_range: float = 255.0
     rgb_mean: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
@@ -127,6 +130,7 @@ class CFINConfig:
         _check_types(self)
         object.__setattr__(self, "heads", tuple(self.heads))
         object.__setattr__(self, "cga_kernels", tuple(self.cga_kernels))
+        object.__setattr__(self, "igp_kernels", tuple(self.igp_kernels))
         object.__setattr__(self, "rgb_mean", tuple(self.rgb_mean))
         if self.scale not in SCALES:
             raise choice_error("scale", self.scale, SCALES)
@@ -164,8 +168,9 @@ class CFINConfig:
             raise CFINError("without the conv stage (conv_stage=False) every CT block needs its Transformer "
                             f"stage: transformer=True and num_cfgt None or {len(self.heads)}, got "
                             f"transformer={self.transformer}, num_cfgt={self.num_cfgt}")
-        if any(k not in (1, 3, 5, 7) for k in self.cga_kernels):
-            raise CFINError(f"cga_kernels must be two odd kernel sizes from 1, 3, 5, 7, got {self.cga_kernels}")
+        for name in ("cga_kernels", "igp_kernels"):
+            if any(k not in (1, 3, 5, 7) for k in getattr(self, name)):
+                raise CFINError(f"{name} must be two odd kernel sizes from 1, 3, 5, 7, got {getattr(self, name)}")
 
     @property
     def num_blocks(self) -> int:
@@ -289,7 +294,8 @@ _FIELD_TYPES: dict[str, tuple] = {
     "heads": (lambda v: _is_sequence_of(v, _is_int) and len(v) > 0,
               "a non-empty list of ints (the heads of each CFGT)"),
     "num_cfgt": (lambda v: v is None or _is_int(v), "None or an int"),
-    "cga_kernels": (lambda v: _is_sequence_of(v, _is_int, 2), "a list of two ints (kernel sizes)"),
+    **{n: (lambda v: _is_sequence_of(v, _is_int, 2), "a list of two ints (kernel sizes)")
+       for n in ("cga_kernels", "igp_kernels")},
     "rgb_range": (_is_number, "a number"),
     "rgb_mean": (lambda v: _is_sequence_of(v, _is_number, 3), "a list of three numbers (R, G, B)"),
 }

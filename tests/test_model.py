@@ -92,6 +92,7 @@ def test_config_validation(field, value, match):
     ("heads", [8, True], "must be a non-empty list of ints"),
     ("cga_kernels", 3, "must be a list of two ints (kernel sizes), got 3 (int)"),
     ("cga_kernels", [True, 1], "must be a list of two ints"),
+    ("igp_kernels", [1], "must be a list of two ints (kernel sizes), got [1]"),
     ("n_feats", True, "must be an int, got True (bool)"),
     ("loop", True, "must be an int, got True (bool)"),
     ("scale", 4.0, "must be an int, got 4.0 (float)"),

@@ -185,17 +185,19 @@ def _l2_norm(t: torch.Tensor) -> torch.Tensor:
 class IGP(nn.Module):
     """Interactive Guidance Perceptron (eq. 16, Fig. 5): CGM (k = 1), GELU, CGM (k = 3).
 
-    As the official code builds it. The paper (section III-C.2) says only that the IGP connects a
+    As the official code builds it; ``kernels`` sets the two CGMs' k ((1, 1): no cross receptive
+    fields, Table VII). The paper (section III-C.2) says only that the IGP connects a
     CGM with k = 3 and one with k = 1 "using a residual structure"; the code has no residual inside
     the IGP (the one around it is eq. (16)'s, in :class:`CFGT`).
 
     ``fused``: the GELU runs inside the first CGM's convolution where it can (the same function).
     """
 
-    def __init__(self, dim: int, mixer: str = "cgm", impl: str = "unfold", groups: int = 4, fused: bool = False):
+    def __init__(self, dim: int, mixer: str = "cgm", impl: str = "unfold", groups: int = 4, fused: bool = False,
+                 kernels: tuple[int, int] = (1, 3)):
         super().__init__()
-        self.fc1 = token_mixer(mixer, dim, dim, 1, impl, groups)
-        self.fc2 = token_mixer(mixer, dim, dim, 3, impl, groups)
+        self.fc1 = token_mixer(mixer, dim, dim, kernels[0], impl, groups)
+        self.fc2 = token_mixer(mixer, dim, dim, kernels[1], impl, groups)
         self.fused = fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,14 +213,14 @@ class CFGT(nn.Module):
     ``x = x + LN3(IGP(x))``. ``kv_share=False`` drops the K/V hand-over (Table VII).
     ``kernels``: the CGM sizes of the two CGAs' qkv projections. The paper's CGAs use different
     k (its "Cross"); the official code passes (1, 3) but builds both at k = 1, which the
-    presets follow (``cga_kernels=(1, 1)``, REFERENCE.md).
+    presets follow (``cga_kernels=(1, 1)``, REFERENCE.md). ``igp_kernels``: the IGP's two CGMs.
     ``fused`` selects the fewer-pass CGAs and adds each branch in place into its
     LayerNorm's output (the same function).
     """
 
     def __init__(self, dim: int, heads: int, kernels: tuple[int, int] = (1, 1), kv_share: bool = True,
                  mixer: str = "cgm", impl: str = "unfold", fused: bool = False, gconv_groups: int = 4,
-                 gram: str = "auto"):
+                 gram: str = "auto", igp_kernels: tuple[int, int] = (1, 3)):
         super().__init__()
         self.kv_share = kv_share
         self.fused = fused
@@ -228,7 +230,7 @@ class CFGT(nn.Module):
         self.norm1 = LayerNorm2d(dim)
         self.cga2 = CGA(dim, heads, kernels[1], mixer, impl, fused, gconv_groups, gram, roles[1])
         self.norm2 = LayerNorm2d(dim)
-        self.igp = IGP(dim, mixer, impl, gconv_groups, fused)
+        self.igp = IGP(dim, mixer, impl, gconv_groups, fused, igp_kernels)
         self.norm3 = LayerNorm2d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -70,7 +70,8 @@ class CTBody(nn.Module):
             self.expands = nn.ModuleList(Expand(cfg.n_feats, cfg.dim, cfg.expand_weight_norm, cfg.fused_attention)
                                          for _ in range(pairs))
             self.cfgts = nn.ModuleList(CFGT(cfg.dim, h, cfg.cga_kernels, cfg.kv_share, cfg.token_mixer, cfg.cgm_impl,
-                                            cfg.fused_attention, gconv_groups=cfg.gconv_groups, gram=cfg.cga_gram)
+                                            cfg.fused_attention, gconv_groups=cfg.gconv_groups, gram=cfg.cga_gram,
+                                            igp_kernels=cfg.igp_kernels)
                                        for h in cfg.heads[:self.num_cfgt])
             self.squeezes = nn.ModuleList(Squeeze(cfg.dim, cfg.n_feats) for _ in range(pairs))
         else:
