@@ -65,14 +65,15 @@ def cga_kernel(ctx: AuditContext) -> Finding:
              f"floor(k^2/2)+1, so its width gives k (the IGP's fc2, 9 wide, shows a 3x3 CGM is visible this way). "
              f"The cost of the paper's reading (second CGA with k = 3, our cga_kernels=(1, 3)) by "
              f"cfin.complexity under both conventions at the paper's size."),
-        user_impact=(f"The \"cross-receptive field\" of CFGT is absent from the released model ({meas['cgas_with_k1']} "
-                     f"of {meas['cgas']} CGAs are 1x1). Building it as described (k = 3 in the second CGA) adds "
+        user_impact=(f"The CGAs' \"cross-receptive field\" is absent from the released model ({meas['cgas_with_k1']} "
+                     f"of {meas['cgas']} CGAs are 1x1; the IGP keeps its own). Building it as described (k = 3 in the second CGA) adds "
                      f"{m(meas['full_params_delta_if_cga2_k3'])} parameters and {g(meas['full_multi_adds_delta_if_cga2_k3'])} "
                      f"multi-adds at 720p, yet the torchsummaryX rule shows only +{n(meas['paper_rule_params_delta_if_cga2_k3'])} "
                      f"parameters ({n(meas['paper_rule_params_delta_if_cga2_k3'] // (meas['cgas'] // 2))} per CFGT, the "
                      f"k = 3 CGM's context linears), since that rule never sees the CGM kernel; Table VII prints +0.3K "
-                     f"for Cross on an ablation model the paper does not describe. cfin's default is the released "
-                     f"k = 1; cga_kernels=(1, 3) builds the paper's reading."),
+                     f"for Cross on an ablation model the paper does not describe, which cfin-bench's fitted model "
+                     f"matches only where Cross also switches the IGP's 3x3 CGM (ablations/table_07_cfgt.py). "
+                     f"cfin's default is the released k = 1; cga_kernels=(1, 3) builds the paper's reading."),
         test=test_name("test_cga_kernel_size_is_ignored"),
         found_by="REFERENCE.md; visible in the official state_dict shapes when writing the key map.",
         confirmed=confirmed,
