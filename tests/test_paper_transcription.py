@@ -3,8 +3,9 @@
 The table modules transcribe the paper's printed numbers by hand. These tests read the
 paper's text, find the lines of each table, and check that every row's Params, Multi-Adds,
 memory, time and PSNR/SSIM stand together on one printed line of its table, in the printed
-order, and that every printed line of a table is some row: a typo in a transcription or a
-row left out fails here, not in a reader's comparison.
+order, that every printed line of a table is some row, and that the line holding a row's
+numbers is the line the paper names as that row: a typo in a transcription, a row left out or
+two rows swapped fails here, not in a reader's comparison.
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ MISPRINTS = {
 IN_THE_TEXT = {
     "V-A.2": "with and\nwithout the upsampling-downsampling branch",
 }
+# Rows printed under marks, not names: "!" is on, "#" is off (Table III: "+0.08dB after using
+# the masking mechanism" is the "!" line); Table VII's columns are KV, then Cross.
+PRINTED_LABELS = {("III", "no mask"): "#", ("III", "mask"): "!",
+                  ("VII", "Cross"): "# !", ("VII", "KV"): "! #", ("VII", "KV+Cross"): "! !"}
 _CAPTION = re.compile(r"^\s*TABLE ([IVX]+):")
 _PAIR = re.compile(r"^(\d+\.\d+)/(\d*\.\d+)$")
 
@@ -122,6 +127,35 @@ def test_every_printed_line_of_a_table_is_a_row(table, printed_lines):
     assert rows, f"no data lines found under the caption of Table {table.id}"
     left_out = [line.text for line in rows if not any(matches(r.paper, line) for r in table.rows)]
     assert not left_out, f"Table {table.id}: printed lines no row transcribes: {left_out}"
+
+
+def printed_label(table_id: str, row_id: str) -> str:
+    """How the paper names a row: its id, less Table I's scale prefix, or its marks."""
+    if (table_id, row_id) in PRINTED_LABELS:
+        return PRINTED_LABELS[table_id, row_id]
+    return re.sub(r"^x\d ", "", row_id) if table_id == "I" else row_id
+
+
+@pytest.mark.parametrize("table", [t for t in all_tables() if t.id not in IN_THE_TEXT], ids=lambda t: t.id)
+def test_each_row_is_the_printed_line_of_its_name(table, printed_lines):
+    """The line holding a row's numbers is the one the paper labels as that row (two rows with
+    their numbers swapped would pass the tests above). A line that starts with a number had its
+    name wrapped onto a line above it (Table I's MemNet: name, scale, then the numbers)."""
+    lines = printed_lines[table.id]
+    wrong = []
+    for row in table.rows:
+        label = printed_label(table.id, row.id)
+        at = [i for i, line in enumerate(lines) if matches(row.paper, line)]
+        named = [i for i in at if _names(lines[i].text, label) or (
+            re.match(r"\s*\d", lines[i].text) and any(_names(lines[j].text, label) for j in range(max(i - 4, 0), i)))]
+        if len(at) != 1 or not named:
+            wrong.append((row.id, [lines[i].text for i in at]))
+    assert not wrong, f"Table {table.id}: rows not on the one printed line of their name: {wrong}"
+
+
+def _names(text: str, label: str) -> bool:
+    text = text.strip()
+    return text == label or text.startswith(label + " ")
 
 
 def test_the_parser_reads_each_printed_form():
