@@ -5,6 +5,7 @@
     python run_all.py --table VII VIII --budget short --data-root DATA --device cuda --jobs 4
     python run_all.py --complexity-only --table all        # complexity of every row, no training
     python run_all.py --report-only                        # rebuild reports/ from results/
+    python run_all.py --recount                            # the records' counts by the current code, then reports
     python run_all.py --list                               # tables and rows
     python run_all.py --status --table VII VIII            # each row's record and training, and who trains it now
 
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--report-only", action="store_true", help="rebuild reports from the records, no training")
     mode.add_argument("--complexity-only", action="store_true",
                       help="no training: the complexity of every row, written to reports/complexity/")
+    mode.add_argument("--recount", action="store_true",
+                      help="count the records' networks again under every convention with the current code, "
+                           "rewrite the records whose counts changed (nothing else in them), rebuild the reports")
     mode.add_argument("--list", action="store_true", help="list the tables and their rows")
     mode.add_argument("--status", action="store_true",
                       help="where each row stands (default: every table), nothing run: its record, its "

@@ -937,3 +937,51 @@ def test_a_forced_row_keeps_the_training_it_waited_for(tmp_path, monkeypatch):
         row.compute_record(job, progress=False)
     row.compute_record(job, progress=False)  # no one else trains it: forced, it starts over
     assert kept == [True, False]
+
+
+def test_recount_rewrites_only_the_counts_that_changed(tiny_run, tmp_path, monkeypatch, capsys):
+    """--recount: a record counted by older code (its ptflops figure off) gets the current counts,
+    with nothing else in it changed; a record already current is not rewritten; reports follow."""
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    shutil.copytree(run.root / "results", tmp_path / "results")
+    here = Runner(tmp_path)
+    old = tmp_path / "results" / "TINY" / "KV+Cross" / "x4_seed0_micro_embedded.json"
+    current = json.loads(old.read_text())
+    stale = json.loads(old.read_text())
+    stale["complexity"]["ptflops"]["multi_adds"] += 250_700_000   # ptflops on meta tensors before stop 18
+    old.write_text(json.dumps(stale))
+    others = {p: p.read_bytes() for p in (tmp_path / "results").glob("*/*/*.json") if p != old}
+    assert here("--recount", "--table", "TINY") == 0
+    out = capsys.readouterr().out
+    assert f"recounted  Table TINY / KV+Cross, x4 seed 0, micro budget, embedded\n    ptflops: " in out
+    assert f"1 of {len(others) + 1} record(s) rewritten with new counts; {len(others)} already had" in out
+    rewritten = json.loads(old.read_text())
+    assert rewritten["complexity"] == current["complexity"]
+    assert rewritten.pop("recounted")["conventions"] == ["ptflops"]
+    assert rewritten == current                                   # scores, training, memory, time untouched
+    assert all(p.read_bytes() == b for p, b in others.items())   # nothing to recount: not rewritten
+    assert (tmp_path / "reports" / "table_TINY.md").is_file()
+
+
+def test_recount_keeps_a_record_another_command_wrote_meanwhile(tiny_run, tmp_path, monkeypatch, capsys):
+    import cfin.runner.recount as recount
+
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    shutil.copytree(run.root / "results", tmp_path / "results")
+    path = tmp_path / "results" / "TINY" / "KV+Cross" / "x4_seed0_micro_embedded.json"
+    stale = json.loads(path.read_text())
+    stale["complexity"]["full"]["params"] += 1
+    path.write_text(json.dumps(stale))
+    newer = dict(stale, wall_time_s=1.0)
+    counted = recount.complexity
+
+    def counting_while_another_writes(config, conventions):
+        path.write_text(json.dumps(newer))   # a run of the same row records it now
+        return counted(config, conventions)
+
+    monkeypatch.setattr(recount, "complexity", counting_while_another_writes)
+    done = recount.recount_records(tmp_path / "results", ["TINY"], progress=False)
+    assert [r.skipped for r in done if r.changes] == ["it changed on disk while counted: run --recount again"]
+    assert json.loads(path.read_text()) == newer

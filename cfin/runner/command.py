@@ -3,7 +3,8 @@
 ``run(args)`` takes run_all.py's parsed arguments: ``--list`` prints the tables and their rows,
 ``--status`` where each of their rows stands (:mod:`cfin.runner.status`),
 ``--complexity-only`` writes the complexity reports, ``--report-only`` rebuilds the reports from
-the records, and otherwise every row of the tables asked for is planned, trained, evaluated and
+the records, ``--recount`` counts the records' networks again (:mod:`cfin.runner.recount`) and
+rebuilds the reports, and otherwise every row of the tables asked for is planned, trained, evaluated and
 recorded (:func:`cfin.runner.plan_jobs`, :func:`cfin.runner.run_jobs`), then reported.
 """
 from __future__ import annotations
@@ -112,7 +113,7 @@ def run(args) -> int:
         return 0
     # every folder this command writes, checked before any work whose results it would hold
     for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
-        if option == "--reports" or not (args.report_only or args.complexity_only):
+        if option == "--reports" or not (args.report_only or args.complexity_only or args.recount):
             output_dir(folder, option, create=False)
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
@@ -129,11 +130,18 @@ def run(args) -> int:
               f"{sum(len(t.rows) for t in tables) - counted} quoted rows ({time.perf_counter() - t0:.1f} s): "
               f"{out}/ ({len(written)} files)")
         return 0
-    if args.report_only:
+    if args.report_only or args.recount:
         from cfin.report import build_reports
 
         tables = None if not args.table or any(i.lower() == "all" for i in args.table) else \
             [t.id for t in resolve_tables(args.table, default_all=False)]
+        if args.recount:
+            from cfin.provenance import git_commit
+            from cfin.records import check_results_folder
+            from cfin.runner.recount import recount_records, render_recounts
+
+            check_results_folder(args.results)
+            print(render_recounts(recount_records(args.results, tables, not args.no_progress, git_commit())))
         written = build_reports(args.results, args.reports, tables, runs=args.runs)
         print(f"{len(written)} report files written under {args.reports}/ (index: {Path(args.reports) / 'index.html'})")
         return 0
