@@ -65,7 +65,7 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
             continue
         record["complexity"] = json.loads(json.dumps(new))
         record["recounted"] = {"at": at, "commit": commit, "conventions": sorted(changes)}
-        write_record(path, {k: v for k, v in record.items() if k not in ("format", "version")})
+        write_record(path, record)  # its own format version kept: only the counts are new
         done.append(Recount(path, name, changes))
     return done
 
