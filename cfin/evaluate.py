@@ -200,4 +200,9 @@ def _super_resolve(predict: Model, sample, scale: int, device: torch.device, dat
     if sr.shape != sample.hr.shape:
         raise CFINError(f"{dataset}/{sample.name}: model output {sr.shape} differs from the "
                         f"HR image {sample.hr.shape} (LR {sample.lr.shape}, x{scale})")
+    bad = int(sr.size - np.isfinite(sr).sum())
+    if bad:  # clipped to uint8, it would be scored as some image
+        raise CFINError(f"{dataset}/{sample.name}: the network's output has {bad:,} non-finite value"
+                        f"{'s' if bad > 1 else ''} (NaN or inf) of {sr.size:,}; its weights are damaged or its "
+                        f"training diverged, and no score of it would mean anything")
     return to_uint8(sr)

@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+
+import cfin
 import torch
 from torch import nn
 
@@ -153,6 +155,27 @@ def test_scores_are_the_mean_over_images_of_hand_derived_values():
     assert [r["ssim"] for r in res["per_image"]] == pytest.approx(want_ssim, abs=1e-12)
     assert (res["psnr"], res["ssim"], res["images"]) == (pytest.approx(np.mean(want_psnr), abs=1e-9),
                                                          pytest.approx(np.mean(want_ssim), abs=1e-12), 3)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_output_is_an_error_naming_the_image(bad):
+    """A diverged or damaged network's NaN/inf output would be clipped to some uint8 image and
+    scored as if it were one: it is an error naming the image instead."""
+    from cfin.data import ArrayPair, ImageSet
+
+    pairs = [ArrayPair(n, np.full((32, 32, 3), 100, np.uint8), 2, np.full((16, 16, 3), 101, np.uint8))
+             for n in ("fine", "broken")]
+
+    def model(x):
+        y = nn.functional.interpolate(x, scale_factor=2)
+        if (x == 101).all() and model.calls:
+            y[0, 1, 3, 4] = bad
+        model.calls += 1
+        return y
+    model.calls = 0
+    with pytest.raises(cfin.CFINError, match=r"Flat/broken: the network's output has 1 non-finite value \(NaN or "
+                                             r"inf\) of 3,072"):
+        evaluate_model(model, 2, [ImageSet("Flat", pairs, 2)], progress=False, device="cpu")
 
 
 def test_tiling_matches_whole_image(data_root):
