@@ -47,3 +47,41 @@ def mt19937_exponential(exponential_is_mt19937):
         pytest.skip(f"torch {torch.__version__}'s CPU exponential_ is not MT19937's -log1p(-u) stream "
                     "(torch < 2.7 with MKL seeds an MKL stream from the generator): the Gumbel noise, "
                     "hence the seed-1234 golden outputs, differ, and cfin.models.rng uses exponential_")
+
+
+class FakeCUDA:
+    """Records what timing code asks of ``torch.cuda`` (events, streams, synchronisations), so that
+    which device it times and waits for is checked on a machine without a GPU."""
+
+    def __init__(self):
+        self.recorded, self.synchronized = [], []
+        fake = self
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                self.stream = None
+
+            def record(self, stream=None):
+                self.stream = stream
+                fake.recorded.append(stream)
+
+            def elapsed_time(self, end):
+                return 2.0  # ms
+
+        self.Event = Event
+
+    def current_stream(self, device=None):
+        return ("stream", None if device is None else torch.device(device))
+
+    def synchronize(self, device=None):
+        self.synchronized.append(None if device is None else torch.device(device))
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """torch.cuda's Event, current_stream and synchronize replaced by a :class:`FakeCUDA`."""
+    fake = FakeCUDA()
+    monkeypatch.setattr(torch.cuda, "Event", fake.Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", fake.current_stream)
+    monkeypatch.setattr(torch.cuda, "synchronize", fake.synchronize)
+    return fake

@@ -233,3 +233,13 @@ def test_an_allocation_too_large_is_one_message(capsys):
     assert out_of_memory(MemoryError("Unable to allocate 3.64 TiB")) is not None
     assert out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")) is not None
     assert out_of_memory(RuntimeError("size mismatch")) is None
+
+
+def test_cuda_events_time_the_benched_device_not_the_current_one(fake_cuda):
+    """On ``cuda:1`` the events go on cuda:1's stream: ``Event.record()`` alone takes the current
+    device's (cuda:0 unless set), an idle stream whose events time nothing."""
+    from cfin.bench.timing import timed
+
+    gpu1 = torch.device("cuda", 1)
+    assert timed(lambda: None, gpu1) == 2e-3
+    assert fake_cuda.recorded == [("stream", gpu1)] * 2 and fake_cuda.synchronized == [gpu1]

@@ -78,3 +78,11 @@ def test_training_backward_is_labelled_by_shape_with_both_gradients_counted():
     kinds = {k["kind"]: k for k in op_breakdown(step, torch.device("cpu"), repeats=1)["kinds"]}
     assert kinds["conv 3x3 4->6"]["macs"] == 2 * 6 * 25 * 4 * 9
     assert kinds["conv backward 3x3 4->6"]["macs"] == 2 * kinds["conv 3x3 4->6"]["macs"]  # input and weight
+
+
+def test_cuda_breakdown_waits_for_the_device_it_times(fake_cuda):
+    """Each op is timed between synchronisations of its own device (cuda:1 here), not of the
+    current one."""
+    bd = op_breakdown(toy_call(), torch.device("cuda", 1), repeats=1)
+    assert "synchronisations" in bd["method"] and bd["ops"] > 0
+    assert fake_cuda.synchronized and set(fake_cuda.synchronized) == {torch.device("cuda", 1)}

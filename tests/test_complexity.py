@@ -183,6 +183,19 @@ def test_memory_and_latency_on_cpu():
     assert lat["input"] == [1, 3, 12, 12]
 
 
+def test_latency_events_time_the_measured_device(fake_cuda, monkeypatch):
+    """``measure_latency`` on ``cuda:1`` records its events on cuda:1's stream (the model on the
+    CPU here: only the timing's device is under test)."""
+    import cfin.complexity.latency as latency
+
+    gpu1 = torch.device("cuda", 1)
+    monkeypatch.setattr(latency, "build", lambda model, device, dtype: model)
+    monkeypatch.setattr(latency, "random_input", lambda size, batch, device, dtype, rgb: torch.rand(batch, 3, *size))
+    lat = latency.measure_latency(torch.nn.Identity(), gpu1, (4, 4), runs=2, warmup=1, progress=False)
+    assert lat["median_ms"] == 2.0 and lat["timer"] == "torch.cuda.Event pairs"
+    assert set(fake_cuda.recorded) == {("stream", gpu1)} and set(fake_cuda.synchronized) == {gpu1}
+
+
 def test_tensor_peak_counts_what_is_live_at_once():
     """4 MiB held while 8 MiB more is allocated, then both freed: the peak is their sum, and
     tensors live before the call do not count."""

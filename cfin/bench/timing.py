@@ -14,12 +14,14 @@ from tqdm.auto import tqdm
 
 
 def timed(fn, device: torch.device) -> float:
-    """Seconds of one call of ``fn`` (CUDA events around it on a GPU)."""
+    """Seconds of one call of ``fn`` (CUDA events around it on a GPU: on ``device``'s stream, as
+    ``Event.record()`` alone would take the current device's)."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        stream = torch.cuda.current_stream(device)
+        start.record(stream)
         fn()
-        end.record()
+        end.record(stream)
         torch.cuda.synchronize(device)
         return start.elapsed_time(end) / 1e3
     t0 = time.perf_counter()

@@ -84,21 +84,21 @@ def _argument(func, args, kwargs, name: str, default):
 
 
 class _OpTimer(TorchDispatchMode):
-    def __init__(self, cuda: bool):
+    def __init__(self, device: torch.device):
         super().__init__()
-        self.cuda = cuda
+        self.device = device if device.type == "cuda" else None  # the GPU to wait for, if any
         self.seconds = collections.defaultdict(float)
         self.calls = collections.Counter()
         self.macs = collections.Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if self.cuda:
-            torch.cuda.synchronize()
+        if self.device:
+            torch.cuda.synchronize(self.device)
         start = time.perf_counter()
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if self.cuda:
-            torch.cuda.synchronize()
+        if self.device:
+            torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
         kind, macs = op_kind(func, args, kwargs, out)
         self.seconds[kind] += seconds
@@ -113,18 +113,18 @@ def op_breakdown(call, device: torch.device, repeats: int = 3) -> dict:
     per kind, the median over the repeats of its summed seconds, its op count and
     multiply-adds per call."""
     cuda = device.type == "cuda"
-    with _OpTimer(cuda):  # untimed: the timer's own first-call costs (schemas, caches)
+    with _OpTimer(device):  # untimed: the timer's own first-call costs (schemas, caches)
         call()
     runs, totals = [], []
     for _ in range(repeats):
-        timer = _OpTimer(cuda)
+        timer = _OpTimer(device)
         if cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         with timer:
             call()
         if cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         totals.append(time.perf_counter() - start)
         runs.append(timer)
     kinds = []

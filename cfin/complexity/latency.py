@@ -68,9 +68,10 @@ def measure_latency(model_or_config, device: torch.device, lr_size=None, batch: 
         for i in range(warmup + runs):
             if cuda:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
+                stream = torch.cuda.current_stream(device)  # the device's, not the current device's
+                start.record(stream)
                 model(x)
-                end.record()
+                end.record(stream)
                 torch.cuda.synchronize(device)
                 elapsed = start.elapsed_time(end)
             else:
