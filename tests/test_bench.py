@@ -243,3 +243,19 @@ def test_cuda_events_time_the_benched_device_not_the_current_one(fake_cuda):
     gpu1 = torch.device("cuda", 1)
     assert timed(lambda: None, gpu1) == 2e-3
     assert fake_cuda.recorded == [("stream", gpu1)] * 2 and fake_cuda.synchronized == [gpu1]
+
+
+def test_bench_leaves_cudnn_benchmark_as_it_found_it(monkeypatch):
+    """The bench turns cuDNN's autotuner on for its paths; a caller's setting is back afterwards,
+    when the bench fails too."""
+    import cfin.bench.run as bench_run
+
+    def bench_that_fails(spec, progress):
+        torch.backends.cudnn.benchmark = True
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(bench_run, "_run_bench", bench_that_fails)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    with pytest.raises(RuntimeError):
+        bench_run.run_bench(None)
+    assert torch.backends.cudnn.benchmark is False

@@ -985,3 +985,21 @@ def test_recount_keeps_a_record_another_command_wrote_meanwhile(tiny_run, tmp_pa
     done = recount.recount_records(tmp_path / "results", ["TINY"], progress=False)
     assert [r.skipped for r in done if r.changes] == ["it changed on disk while counted: run --recount again"]
     assert json.loads(path.read_text()) == newer
+
+
+def test_a_row_on_one_gpu_of_several_makes_it_the_current_device(tmp_path, monkeypatch):
+    """--jobs deals rows to cuda:0 .. cuda:N-1: a worker's row makes its GPU the current device, else
+    CUDA's lazy state (a context, pinned memory) would open on GPU 0 as well."""
+    import cfin.device
+    import cfin.runner.row as row
+    from cfin.runner import plan_jobs
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs",
+                    device="cuda:1")[0]
+    current = []
+    monkeypatch.setattr(cfin.device, "resolve_device", lambda d: torch.device(d))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: current.append(torch.device(d)))
+    monkeypatch.setattr(row, "_train_and_score", lambda job, device, progress: current.append(device) or {})
+    row.compute_record(job, progress=False)
+    assert current == [torch.device("cuda:1")] * 2

@@ -4,7 +4,7 @@ Same weights, same input, one process; the report per path: median, quartiles, m
 seconds, peak memory, the floor ratios and the equality figures, and beside them
 ``speedup`` (faithful median / fast median) and ``memory_ratio`` (fast peak / faithful peak).
 On CUDA ``cudnn.benchmark`` is on for every path (fixed shapes: cuDNN picks its fastest
-algorithm in the warm-up).
+algorithm in the warm-up), and back as it was afterwards.
 """
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ from cfin.config import CFINConfig
 
 def run_bench(spec: BenchSpec, progress: bool = True) -> dict:
     """Compare the paths of ``spec`` (module docstring); a JSON-ready report."""
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        return _run_bench(spec, progress)
+    finally:  # later work in the process (--psnr, a caller's) keeps its own cuDNN setting
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _run_bench(spec: BenchSpec, progress: bool) -> dict:
     from cfin.complexity.conventions import TRAIN_BATCH, TRAIN_PATCH, check_lr_size, default_lr_size
     from cfin.provenance import environment
 

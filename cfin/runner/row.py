@@ -154,6 +154,10 @@ def compute_record(job: RowJob, progress: bool = True) -> dict:
     from cfin.device import resolve_device
 
     device = resolve_device(job.device)
+    if device.type == "cuda" and device.index is not None:  # a worker's GPU (--jobs): its current device
+        import torch
+
+        torch.cuda.set_device(device)  # else lazy CUDA state (a context, pinned memory) opens on GPU 0 too
     with _row_lock(job):
         return _train_and_score(job, device, progress)
 
