@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -961,7 +962,9 @@ def test_recount_rewrites_only_the_counts_that_changed(tiny_run, tmp_path, monke
     assert rewritten.pop("recounted")["conventions"] == ["ptflops"]
     assert rewritten == current                                   # scores, training, memory, time untouched
     assert all(p.read_bytes() == b for p, b in others.items())   # nothing to recount: not rewritten
-    assert (tmp_path / "reports" / "table_TINY.md").is_file()
+    report = (tmp_path / "reports" / "table_TINY.md").read_text()
+    assert re.search(r"Params / Multi-Adds recounted after training by run_all.py --recount \(\w+.*, 20\d\d-.*\): "
+                     r"1 of \d record\(s\)", report)
 
 
 def test_recount_keeps_a_record_another_command_wrote_meanwhile(tiny_run, tmp_path, monkeypatch, capsys):

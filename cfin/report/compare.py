@@ -128,6 +128,11 @@ def _environment(records: list[dict]) -> list[str]:
     if tf32:
         lines.append(f"trained and evaluated with TF32 matmuls and convolutions (run_all.py --tf32; not the "
                      f"float32 function): {len(tf32)} of {len(records)} record(s)")
+    recounted = [r["recounted"] for r in records if isinstance(r.get("recounted"), dict)]
+    if recounted:
+        by = sorted({f"{c.get('commit') or 'unknown commit'}, {c.get('at', '?')}" for c in recounted})
+        lines.append(f"Params / Multi-Adds recounted after training by run_all.py --recount ({'; '.join(by)}): "
+                     f"{len(recounted)} of {len(records)} record(s)")
     return lines
 
 
