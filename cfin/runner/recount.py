@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cfin.config import CFINConfig
-from cfin.records import RecordKey, load_known_records, write_record
+from cfin.records import RecordKey, load_known_records, read_record, write_record
 from cfin.report import fmt
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
 
@@ -51,7 +51,6 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
     done = []
     for record in tqdm(records, desc="recount", unit="record", disable=not progress or len(records) < 2):
         path = Path(record.pop("path"))
-        before = path.read_bytes()
         new = complexity(CFINConfig.from_dict(record["config"]), ALL_CONVENTIONS)
         old_counts, new_counts = counts_of(record.get("complexity", {})), counts_of(new)
         changes = {name: (_text(old_counts.get(name)), _text(counts)) for name, counts in new_counts.items()
@@ -60,7 +59,7 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
         if not changes:
             done.append(Recount(path, name, {}))
             continue
-        if path.read_bytes() != before:
+        if {k: v for k, v in read_record(path).items() if k != "path"} != record:  # written since it was read
             done.append(Recount(path, name, changes, "it changed on disk while counted: run --recount again"))
             continue
         record["complexity"] = json.loads(json.dumps(new))
