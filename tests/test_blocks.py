@@ -111,7 +111,9 @@ def test_published_network_sizes_are_rebuilt_from_our_blocks():
     777K, FDIWN 664K (as CFIN's Table I lists them), and RFDN's AIM 2020 challenge model
     (nf 50, 4 RFDBs) 433K.
     """
-    up4 = lambda n: 2 * conv_params(n, 4 * n, 3)                # two x2 pixel-shuffle stages
+    def up4(n):  # two x2 pixel-shuffle stages
+        return 2 * conv_params(n, 4 * n, 3)
+
     rcan = (200 * n_params(RCAB(64)) + 10 * conv_params(64, 64, 3) + conv_params(3, 64, 3)
             + conv_params(64, 64, 3) + up4(64) + conv_params(64, 3, 3))
     imdn = (6 * n_params(IMDB(64)) + conv_params(3, 64, 3) + conv_params(6 * 64, 64, 1)

@@ -61,6 +61,7 @@ def test_bench_breaks_each_path_down(monkeypatch, one_thread):
     assert "compiled" in report["paths"]["fast+compile"]["breakdown_skipped"]
     fast = {k["kind"] for k in report["fast"]["breakdown"]["kinds"]}
     faithful = {k["kind"] for k in report["faithful"]["breakdown"]["kinds"]}
+
     def gram(kinds):
         return any(k.startswith("conv weight gradient 1x1") for k in kinds)
     assert gram(fast) and "im2col" not in fast

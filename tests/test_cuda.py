@@ -99,7 +99,6 @@ def test_bench_runs_on_cuda():
     assert torch.backends.cudnn.allow_tf32 is False  # the tf32 path restored the setting
 
 
-
 def test_evaluation_and_training_compute_in_float32_unless_asked(tmp_path):
     """PyTorch runs cuDNN float32 convolutions in TF32 by default; cfin's evaluation and training
     turn that off inside (and restore it after), and ``tf32=True`` (--tf32) turns it on."""

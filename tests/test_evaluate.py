@@ -66,8 +66,9 @@ def test_default_datasets_name_the_paper_benchmarks_missing(data_root, capsys):
     code, out, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", "--data-root", str(data_root),
                           "--json")
     assert code == 0 and list(json.loads(out)) == ["Set5", "B100"]
-    assert err.splitlines()[0] == (f"cfin evaluate: note: Set14, Urban100, Manga109 not found under {data_root} (expected "
-                           f"{data_root / 'benchmark'}/<name>/HR); evaluating Set5, B100 of the paper's 5 benchmarks")
+    assert err.splitlines()[0] == (f"cfin evaluate: note: Set14, Urban100, Manga109 not found under {data_root} "
+                                   f"(expected {data_root / 'benchmark'}/<name>/HR); evaluating Set5, B100 of the "
+                                   f"paper's 5 benchmarks")
     code, _, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", "--data-root", str(data_root),
                         "--datasets", "Set5")
     assert code == 0 and "note" not in err  # chosen: nothing to say

@@ -99,7 +99,8 @@ def test_uint8_and_float_paths():
     assert np.abs(u.astype(int) - to_uint8(f).astype(int)).max() <= 1
     np.testing.assert_allclose(f32, f, atol=1e-3)
     # float output is not clipped: bicubic overshoots on an edge
-    edge = np.zeros((8, 8)); edge[:, 4:] = 255
+    edge = np.zeros((8, 8))
+    edge[:, 4:] = 255
     up = imresize(edge, 2)
     assert up.min() < 0 and up.max() > 255
     # channels are resized independently

@@ -56,7 +56,8 @@ def test_unused_official_parameters_are_dropped(shared, s):
 def test_key_map_examples():
     assert official_key("conv_trans_2.cnn_block.rb_search1.k3.k.0.weight_v") == \
         "body.convs.0.rifu1.conv1.parametrizations.weight.original1"
-    assert official_key("conv_trans_2.cnn_block.trans_block7.attn1.to_qkv.weight_conv") == "body.cfgts.7.cga2.qkv.weight"
+    assert official_key("conv_trans_2.cnn_block.trans_block7.attn1.to_qkv.weight_conv") == \
+        "body.cfgts.7.cga2.qkv.weight"
     assert official_key("conv_trans_2.cnn_block.trans_block.attn.to_qkv.weight") is None
     assert official_key("conv_trans_2.cnn_block.rb_search4.k1.2.bias") == "body.convs.3.down.bias"
 

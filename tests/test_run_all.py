@@ -120,7 +120,8 @@ def test_end_to_end_reports(tiny_run):
     assert f"Reproduce: `python run_all.py --table TINY --budget micro --seeds 0 {folders}`" in md
     assert f"Rebuild: `python run_all.py --report-only --table TINY --results {run.root / 'results'} " \
            f"--reports {run.root / 'reports'}`" in md
-    assert "scored with the weights of the best validation PSNR (the official code's model_best) for 2 of 2 record(s)" in md
+    assert ("scored with the weights of the best validation PSNR (the official code's model_best) for 2 of 2 "
+            "record(s)") in md
     for row in ROWS:
         assert f"| {row} |" in md
     html = (reports / "table_TINY.html").read_text()
@@ -379,7 +380,8 @@ def test_report_says_whether_the_ablation_holds(tmp_path):
     records.append({**kv_cross, "seed": 1, "metrics": {"Set5": {"psnr": 30.6, "ssim": 0.8, "images": 5}}})
 
     def gaps(recs):
-        grid = next(g for g in build_sections(fixture_tables.TABLE, recs)[0].grids if g.title == "Does the ablation hold?")
+        grid = next(g for g in build_sections(fixture_tables.TABLE, recs)[0].grids
+                    if g.title == "Does the ablation hold?")
         return {label: (cells[0], extras[0]) for label, cells, extras, _ in grid.rows}
 
     kv_off, ref = gaps(records)["KV off"], gaps(records)["KV+Cross"]
@@ -955,7 +957,7 @@ def test_recount_rewrites_only_the_counts_that_changed(tiny_run, tmp_path, monke
     others = {p: p.read_bytes() for p in (tmp_path / "results").glob("*/*/*.json") if p != old}
     assert here("--recount", "--table", "TINY") == 0
     out = capsys.readouterr().out
-    assert f"recounted  Table TINY / KV+Cross, x4 seed 0, micro budget, embedded\n    ptflops: " in out
+    assert "recounted  Table TINY / KV+Cross, x4 seed 0, micro budget, embedded\n    ptflops: " in out
     assert f"1 of {len(others) + 1} record(s) rewritten with new counts; {len(others)} already had" in out
     rewritten = json.loads(old.read_text())
     assert rewritten["complexity"] == current["complexity"]

@@ -439,7 +439,8 @@ model = TinySR(dropout=0.0)
 res = train(model, _toy_recipe(iterations=5, checkpoint_every=2, log_every=1, val_every=5, val_images=3),
             ToyPatches(), sys.argv[1], device="cpu", val_set=[ToyPatches(3, 12)[i] for i in range(3)],
             progress=False)
-torch.save({{"state": model.state_dict(), "psnr": res.best_psnr}}, os.path.join(sys.argv[2], os.environ["RANK"] + ".pt"))
+torch.save({{"state": model.state_dict(), "psnr": res.best_psnr}},
+           os.path.join(sys.argv[2], os.environ["RANK"] + ".pt"))
 """
 
 

@@ -38,6 +38,7 @@ def build_models(paths: list[Variant], device: torch.device, weights: str | None
         models[p.name] = model.to(device)
     return models
 
+
 @contextlib.contextmanager
 def arithmetic(path: Variant, device: torch.device):
     """The path's arithmetic: its autocast dtype, if any, and TF32 on CUDA only where it asks."""
@@ -48,6 +49,7 @@ def arithmetic(path: Variant, device: torch.device):
             with torch.autocast(device.type, dtype=AMP_DTYPES[path.amp]):
                 yield
 
+
 def bench_inputs(spec: BenchSpec, config: CFINConfig):
     """The LR input and an HR target (for the training step's loss), seeded, in [0, rgb_range]."""
     lr = spec.lr_size
@@ -55,6 +57,7 @@ def bench_inputs(spec: BenchSpec, config: CFINConfig):
     x = torch.rand((spec.batch, 3, *lr), generator=gen) * config.rgb_range
     y = torch.rand((spec.batch, 3, lr[0] * config.scale, lr[1] * config.scale), generator=gen) * config.rgb_range
     return x.to(spec.device), y.to(spec.device)
+
 
 def runners(paths: list[Variant], models: dict, dynamic: bool | None = None) -> dict:
     """What each path calls: its model, or that model through torch.compile.
@@ -68,6 +71,7 @@ def runners(paths: list[Variant], models: dict, dynamic: bool | None = None) -> 
         inductor_config.fallback_random = True
     return {p.name: torch.compile(models[p.name], dynamic=dynamic, mode=p.compile_mode) if p.compile
             else models[p.name] for p in paths}
+
 
 def timed_call(path: Variant, model, runner, x, y, train: bool):
     """The timed call of one path: an inference forward or a training step."""

@@ -42,6 +42,7 @@ def compare(paths: list[Variant], models: dict, run: dict, x, y, train: bool, se
             results[p.name] = entry
     return results
 
+
 @contextlib.contextmanager
 def other_conv_kernels(device: torch.device):
     """Convolutions by another float32 implementation inside: ATen's own kernels instead of
@@ -54,6 +55,7 @@ def other_conv_kernels(device: torch.device):
         warnings.simplefilter("ignore", UserWarning)
         with torch.backends.mkldnn.flags(enabled=False):
             yield "oneDNN off (ATen's CPU convolutions)"
+
 
 def _one_pass(path: Variant, model, runner, x, y, train: bool, seed: int):
     """One forward (and, training, one L1 backward) from ``seed``: output and gradients."""
@@ -69,6 +71,7 @@ def _one_pass(path: Variant, model, runner, x, y, train: bool, seed: int):
         grads = [q.grad.detach().clone() if q.grad is not None else torch.zeros_like(q) for q in model.parameters()]
         model.zero_grad(set_to_none=True)
     return out.detach(), grads
+
 
 def _differences(got, ref) -> dict:
     """Largest absolute output difference and, with gradients, their relative difference."""

@@ -72,6 +72,7 @@ def kernel_mode(device: torch.device, precision: str = "float32"):
     with torch.inference_mode(), tf32_mode(device, precision == "tf32"):
         yield
 
+
 def best_of(*peaks: dict) -> dict:
     """Several :func:`peak_throughput` measurements as one: each kernel's best."""
     best = dict(peaks[0])
@@ -82,16 +83,19 @@ def best_of(*peaks: dict) -> dict:
     best["peak_macs_per_s"] = max(best["matmul"]["macs_per_s"], best["conv3x3"]["macs_per_s"])
     return best
 
+
 def forward_macs(config: CFINConfig, lr_size: tuple[int, int], batch: int) -> int:
     """Every multiply-add of one forward (the full count, on the faithful network)."""
     from cfin.complexity import count
 
     return count(config.with_impl("faithful"), lr_size, "full", batch).multi_adds
 
+
 def round_rates(probe_s: list[float], probe_macs: int) -> list[float]:
     """Each round's MAC rate: the reference kernel's faster time of the two that bracket the
     round (``probe_s[r]``, ``probe_s[r + 1]``, from :func:`~cfin.bench.timing.time_paths`)."""
     return [probe_macs / min(before, after) for before, after in zip(probe_s, probe_s[1:])]
+
 
 def paired_floor(times_s: list[float], rates: list[float], macs: int) -> dict:
     """Each round's call over the floor at the machine's speed of that round (``rates``:

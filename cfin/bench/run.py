@@ -68,7 +68,7 @@ def _run_bench(spec: BenchSpec, progress: bool) -> dict:
         with kernel_mode(spec.device):
             return probe()
     times, probe_s = time_paths(calls, spec.runs, spec.warmup, spec.device, progress, timed_probe)
-    del probe, timed_probe
+    probe = timed_probe = None  # drop the kernel and its operands (rebound, not del: timed_probe closes over probe)
     rates = round_rates(probe_s, probe_macs)
     breakdowns = {p.name: op_breakdown(calls[p.name], spec.device, repeats=min(3, spec.runs))
                   for p in paths if spec.breakdown and not p.compile}
@@ -127,6 +127,7 @@ def _run_bench(spec: BenchSpec, progress: bool) -> dict:
         report["checkpoint_tensor_memory_ratio"] = _ratio(ckpt.get("tensor_peak_mb"), faithful.get("tensor_peak_mb"))
     return report
 
+
 def network_label(config: CFINConfig) -> str:
     """The preset ``config`` is, or its differences from the preset of its scale."""
     from cfin.config import PRESETS
@@ -137,13 +138,16 @@ def network_label(config: CFINConfig) -> str:
     changes = _config_changes(PRESETS[f"x{config.scale}"], config)
     return f"preset x{config.scale} with " + ", ".join(f"{k}={v!r}" for k, v in changes.items())
 
+
 def _config_changes(base: CFINConfig, config: CFINConfig) -> dict:
     """The fields of ``config`` that differ from ``base``, with their values in ``config``."""
     ref = base.to_dict()
     return {k: v for k, v in config.to_dict().items() if ref[k] != v}
 
+
 def _ratio(a, b):
     return None if a is None or not b else a / b
+
 
 def _changes(base: CFINConfig, path: Variant) -> dict:
     diff = _config_changes(base, path.config)

@@ -43,6 +43,7 @@ class Variant:
         """The arithmetic its matmuls and convolutions run in: float32, tf32, bf16 or fp16."""
         return self.amp or ("tf32" if self.tf32 else "float32")
 
+
 @dataclass
 class BenchSpec:
     """What to compare: ``cfin bench`` arguments as data, every field checked when it is built.
@@ -121,6 +122,7 @@ class BenchSpec:
     def base_config(self) -> CFINConfig:
         cfg = self.config if self.config is not None else preset(self.scale)
         return cfg if self.mask_eval is None else cfg.replace(mask_eval=self.mask_eval)
+
 
 def paths_for(spec: BenchSpec) -> list[Variant]:
     """faithful, fast, and the optional extra paths the spec asks for."""

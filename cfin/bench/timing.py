@@ -28,12 +28,14 @@ def timed(fn, device: torch.device) -> float:
     fn()
     return time.perf_counter() - t0
 
+
 def summarize(times_s: list[float]) -> dict:
     """Median, quartiles, IQR, min and max of a list of seconds."""
     xs = sorted(times_s)
     q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else (xs[0],) * 3
     return {"median_s": statistics.median(xs), "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1,
             "min_s": xs[0], "max_s": xs[-1], "runs": len(xs)}
+
 
 def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progress: bool = True,
                probe=None) -> tuple[dict, list]:

@@ -6,8 +6,9 @@ backward by the same shape, apart where it computes the weight gradient alone (a
 inference, the fast path's Gram matrices); matrix products together; views together;
 every other op under its own name. What the ops leave uncovered is ``between_ops_s``:
 Python, numpy (the Gumbel noise's MT19937 on the CPU) and the timer's own overhead, so an
-instrumented call runs a little longer than a plain one. On CUDA each op is timed between two synchronisations, so that its time is its
-kernels'; launches then no longer overlap kernels, as they do in a plain call.
+instrumented call runs a little longer than a plain one. On CUDA each op is timed between two
+synchronisations, so that its time is its kernels'; launches then no longer overlap kernels, as
+they do in a plain call.
 """
 from __future__ import annotations
 

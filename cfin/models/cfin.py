@@ -139,8 +139,8 @@ class CFIN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point() \
                 or x.numel() == 0:
-            raise CFINError(f"CFIN expects a non-empty B x 3 x H x W float tensor of RGB in [0, {self.config.rgb_range:g}], "
-                            f"got {_described(x)}")
+            raise CFINError(f"CFIN expects a non-empty B x 3 x H x W float tensor of RGB in "
+                            f"[0, {self.config.rgb_range:g}], got {_described(x)}")
         h = self.head(self.sub_mean(x))
         if self.config.channels_last and x.shape[0] == 1 and x.device.type == "cpu":
             # one image: the body's per-sample convs are plain oneDNN convs, fastest channels-last;

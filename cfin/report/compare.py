@@ -113,7 +113,8 @@ def _environment(records: list[dict]) -> list[str]:
 
     wall = sum(r.get("wall_time_s") or 0 for r in records)
     runs = {t["run_dir"]: t.get("elapsed_s") or 0 for r in records if (t := r.get("training") or {}).get("run_dir")}
-    training = f"; training time of their {len(runs)} run(s), every segment: {sum(runs.values()):,.0f} s" if runs else ""
+    training = (f"; training time of their {len(runs)} run(s), every segment: {sum(runs.values()):,.0f} s"
+                if runs else "")
     lines = [f"device: {', '.join(values('device_name'))} ({', '.join(values('device'))})",
              f"torch {', '.join(values('torch'))}, Python {', '.join(values('python'))}",
              f"git commit: {', '.join(values('git_commit'))}",

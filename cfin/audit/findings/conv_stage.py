@@ -148,8 +148,8 @@ def ciam_equations(ctx: AuditContext) -> Finding:
         user_impact=("Re-implementing CIAM from the paper gives a different network: the released weights do not "
                      "fit it (whole-model PSNR between the two readings "
                      f"{meas['model_output_psnr_code_vs_paper_reading_db']:.1f} dB on the same weights) and the "
-                     "ablation models of Tables III-V are not released, so which form they ran is not known. cfin builds "
-                     "the code's form, the one the released weights fit."),
+                     "ablation models of Tables III-V are not released, so which form they ran is not known. "
+                     "cfin builds the code's form, the one the released weights fit."),
         test=test_name("test_ciam_differs_from_eq_10_12"),
         found_by="REFERENCE.md; our CIAM (the code's form) matches the golden outputs, the paper's reading does not.",
         confirmed=confirmed,
@@ -199,7 +199,8 @@ def rifu_equation(ctx: AuditContext) -> Finding:
                      f"{meas['rifu_output_relative_diff_mean']:.2f}); on these weights the mask keeps "
                      f"{pct(meas['mask_fraction_of_pixels_kept_mean'])} of pixels."),
         test=test_name("test_rifu_differs_from_eq_9"),
-        found_by="Reading the official RIFU while building ours; the golden outputs are matched only with the activation.",
+        found_by=("Reading the official RIFU while building ours; the golden outputs are matched only with the "
+                  "activation."),
         confirmed=confirmed,
         weights=ctx.label,
     )
@@ -215,7 +216,8 @@ def residual_scalars(ctx: AuditContext) -> Finding:
     with_grad = sum(1 for k in scalars if grads[k] is not None and float(grads[k].abs().sum()) > 0)
     vals = list(scalars.values())
     meas = {"learnable_scalars": len(scalars), "with_nonzero_gradient": with_grad,
-            "in_rifus": sum(".rifu" in k for k in scalars), "in_ciams": sum(".rifu" not in k and "convs" in k for k in scalars),
+            "in_rifus": sum(".rifu" in k for k in scalars),
+            "in_ciams": sum(".rifu" not in k and "convs" in k for k in scalars),
             "in_body": sum(k.startswith("body.scale_") for k in scalars),
             "official_unused_outer_scalars": 2, "value_min": min(vals), "value_max": max(vals)}
     golden_ok = True
@@ -229,14 +231,16 @@ def residual_scalars(ctx: AuditContext) -> Finding:
         literal.load_state_dict(sd)
         with torch.no_grad():
             lr = ctx.golden["lr"].to(ctx.device)
-            meas["golden_max_abs_diff_as_mapped"] = float((ctx.model("argmax")(lr).cpu() - ctx.golden["sr_mask_argmax"]).abs().max())
-            meas["golden_max_abs_diff_names_read_uniformly"] = float((literal(lr).cpu() - ctx.golden["sr_mask_argmax"]).abs().max())
+            golden = ctx.golden["sr_mask_argmax"]
+            meas["golden_max_abs_diff_as_mapped"] = float((ctx.model("argmax")(lr).cpu() - golden).abs().max())
+            meas["golden_max_abs_diff_names_read_uniformly"] = float((literal(lr).cpu() - golden).abs().max())
         golden_ok = meas["golden_max_abs_diff_names_read_uniformly"] > 100 * meas["golden_max_abs_diff_as_mapped"]
     confirmed = len(scalars) > 0 and with_grad == len(scalars) and golden_ok
     return Finding(
         id="residual-scalars",
         title=f"{len(scalars)} learnable residual scalars that no equation has",
-        paper_claim="Residual connections are plain sums: \"+ x\" in eq. (2), (9), (12); eq. (3) chains the CT blocks with no long skip.",
+        paper_claim=("Residual connections are plain sums: \"+ x\" in eq. (2), (9), (12); eq. (3) chains the CT "
+                     "blocks with no long skip."),
         citation="Sec. III-A eq. (2)-(3); Sec. III-B eq. (9), (12)",
         code_behaviour=("Every RIFU and CIAM computes s1 * residual + s2 * skip with two learnable scalars "
                         "(initialised to 1), and the body ends with a * x + b * body_input, a long skip over all CT "
@@ -251,8 +255,10 @@ def residual_scalars(ctx: AuditContext) -> Finding:
                      "everywhere (CIAM's as RIFU's, res_scale on the skip) swaps CIAM's scalars and silently computes "
                      "another function"
                      + (f" (golden max |diff| {meas['golden_max_abs_diff_names_read_uniformly']:.2f} vs "
-                        f"{meas['golden_max_abs_diff_as_mapped']:.1e})" if "golden_max_abs_diff_as_mapped" in meas else "")
-                     + ". The scalars are trained, so the residual branches are not unit-weighted as the equations say."),
+                        f"{meas['golden_max_abs_diff_as_mapped']:.1e})"
+                        if "golden_max_abs_diff_as_mapped" in meas else "")
+                     + ". The scalars are trained, so the residual branches are not unit-weighted as the equations "
+                       "say."),
         test=test_name("test_residual_scalars"),
         found_by="Building the key map: which scalar multiplies which path was settled against the golden outputs.",
         confirmed=confirmed,

@@ -146,7 +146,8 @@ def unused_parameters(ctx: AuditContext) -> Finding:
             f"Counting `model.parameters()` of the official model gives {m(registered)}, neither the printed "
             f"{m(PRINTED[ctx.scale][0])} nor the {m(used)} that compute. {pct(unused / registered)} of an official "
             f"checkpoint is dead weight ({sci(unused * 4, 2)} bytes in float32); the official optimizer is handed "
-            f"it but, with no gradient, never updates it. cfin.load_official drops these {dropped_tensors} tensors and lists them."),
+            f"it but, with no gradient, never updates it. cfin.load_official drops these {dropped_tensors} tensors "
+            f"and lists them."),
         test=test_name("test_unused_official_parameters"),
         found_by="REFERENCE.md; confirmed while writing the official key map (these keys have no consumer).",
         confirmed=confirmed,

@@ -110,7 +110,8 @@ def reconstruction_tail(ctx: AuditContext) -> Finding:
     deep_path = sum(p.numel() for mod in (model.body_conv, model.upsample) for p in mod.parameters())
     meas = {"lr_path_convs": 2, "lr_path_params": lr_path, "lr_path_receptive_field_lr_pixels": lr_rf,
             "deep_path_tail_convs": 2, "deep_path_tail_params": deep_path,
-            "body_long_skip_scalars": [float(model.body.scale_body.scale.detach()), float(model.body.scale_skip.scale.detach())]}
+            "body_long_skip_scalars": [float(model.body.scale_body.scale.detach()),
+                                       float(model.body.scale_skip.scale.detach())]}
     confirmed = lr_rf == 25
     return Finding(
         id="reconstruction-tail",

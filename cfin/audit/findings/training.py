@@ -43,7 +43,8 @@ def weight_norm(ctx: AuditContext) -> Finding:
     return Finding(
         id="weight-norm-placement",
         title="Weight norm is a reparametrisation of some RIFU convs and of convs outside RIFUs",
-        paper_claim="\"we set the initial input channel to 48 and use the weight normalization after each convolutional layer in RIFUs\".",
+        paper_claim=("\"we set the initial input channel to 48 and use the weight normalization after each "
+                     "convolutional layer in RIFUs\"."),
         citation="Sec. IV-B",
         code_behaviour=("Weight norm (torch weight_norm, dim 0) reparametrises the two 3x3 convs of each RIFU but not "
                         "its 1x1 mask conv or the ECA conv, and also every squeeze 1x1 conv (and the expand conv at "

@@ -26,7 +26,8 @@ def _kernel_sizes(ctx: AuditContext) -> tuple[dict[str, int], str]:
                 out[f"{block}.{part}"] = math.isqrt(v.shape[1])
         return out, "official state_dict (ce.weight is L x k^2)"
     model = ctx.model()
-    return ({f"cfgts.{i}.{part}": getattr(getattr(c, part.split('.')[0]), "qkv" if "cga" in part else part.split('.')[1]).k
+    return ({f"cfgts.{i}.{part}": getattr(getattr(c, part.split('.')[0]),
+                                          "qkv" if "cga" in part else part.split('.')[1]).k
              for i, c in enumerate(model.body.cfgts) for part in ("cga1", "cga2", "igp.fc1", "igp.fc2")},
             "our model (official preset)")
 
@@ -66,10 +67,11 @@ def cga_kernel(ctx: AuditContext) -> Finding:
              f"The cost of the paper's reading (second CGA with k = 3, our cga_kernels=(1, 3)) by "
              f"cfin.complexity under both conventions at the paper's size."),
         user_impact=(f"The CGAs' \"cross-receptive field\" is absent from the released model ({meas['cgas_with_k1']} "
-                     f"of {meas['cgas']} CGAs are 1x1; the IGP keeps its own). Building it as described (k = 3 in the second CGA) adds "
-                     f"{m(meas['full_params_delta_if_cga2_k3'])} parameters and {g(meas['full_multi_adds_delta_if_cga2_k3'])} "
-                     f"multi-adds at 720p, yet the torchsummaryX rule shows only +{n(meas['paper_rule_params_delta_if_cga2_k3'])} "
-                     f"parameters ({n(meas['paper_rule_params_delta_if_cga2_k3'] // (meas['cgas'] // 2))} per CFGT, the "
+                     f"of {meas['cgas']} CGAs are 1x1; the IGP keeps its own). Building it as described (k = 3 in "
+                     f"the second CGA) adds {m(meas['full_params_delta_if_cga2_k3'])} parameters and "
+                     f"{g(meas['full_multi_adds_delta_if_cga2_k3'])} multi-adds at 720p, yet the torchsummaryX rule "
+                     f"shows only +{n(meas['paper_rule_params_delta_if_cga2_k3'])} parameters "
+                     f"({n(meas['paper_rule_params_delta_if_cga2_k3'] // (meas['cgas'] // 2))} per CFGT, the "
                      f"k = 3 CGM's context linears), since that rule never sees the CGM kernel; Table VII prints +0.3K "
                      f"for Cross on an ablation model the paper does not describe, which cfin-bench's fitted model "
                      f"matches only where Cross also switches the IGP's 3x3 CGM (ablations/table_07_cfgt.py). "
@@ -156,7 +158,8 @@ def attention_eq13(ctx: AuditContext) -> Finding:
     return Finding(
         id="attention-eq13",
         title="CGA's attention is softmax((q^ k^T) * W) with L2-normalised q, k and a learnable d x d W, not eq. (13)",
-        paper_claim="Att_CGA(Q, K, V) = V . Soft((K . Q) / omega), \"omega represents a learnable adaptive parameter\".",
+        paper_claim=("Att_CGA(Q, K, V) = V . Soft((K . Q) / omega), \"omega represents a learnable adaptive "
+                     "parameter\"."),
         citation="Sec. III-C.1, eq. (13)",
         code_behaviour=("q and k are L2-normalised along the pixel axis, so q k^T is a d x d matrix of cosine "
                         "similarities in [-1, 1]; it is multiplied elementwise by a learnable heads x d x d tensor W "
@@ -253,8 +256,8 @@ def kv_eq17(ctx: AuditContext) -> Finding:
                      f"images grow (measured on {sizes[0]}x{sizes[0]} and {sizes[-1]}x{sizes[-1]} crops; at 720p it "
                      f"would be smaller still), while the raw K of eq. (17) would be "
                      f"{meas['k1_norm_over_cga2_key_norm_eq17']:.2f}x K' and change CGA2's cosine logits by "
-                     f"{100 * meas['cga2_cosine_logits_relative_diff_eq17_vs_code']:.0f}%{random_note}. V is handed over "
-                     f"raw and matters (zeroing it changes CGA2's output by "
+                     f"{100 * meas['cga2_cosine_logits_relative_diff_eq17_vs_code']:.0f}%{random_note}. V is handed "
+                     f"over raw and matters (zeroing it changes CGA2's output by "
                      f"{100 * meas['cga2_output_relative_change_without_v1']:.0f}%)."),
         test=test_name("test_kv_handover_is_not_eq_17"),
         found_by="REFERENCE.md (CGA1 returns the normalised k); the norm ratio was noticed by this audit.",
