@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds from 0 to 2**63 - 1 (default 0), e.g. --seeds 0 1 2")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="rows in parallel: N processes (on several GPUs, rows are dealt one per GPU)")
-    p.add_argument("--force", action="store_true", help="recompute rows whose record exists (training starts over)")
+    p.add_argument("--force", action="store_true",
+                   help="recompute rows whose record exists (training starts over); records and trainings "
+                        "another command writes after this one started are kept")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--report-only", action="store_true", help="rebuild reports from the records, no training")
     mode.add_argument("--complexity-only", action="store_true",

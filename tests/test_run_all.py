@@ -920,8 +920,11 @@ def test_a_row_recorded_by_the_command_it_waited_for_is_skipped(tiny_run, tmp_pa
 
 
 def test_a_forced_row_keeps_the_training_it_waited_for(tmp_path, monkeypatch):
-    """--force starts a training over, but not one another command trained while this one waited for it
-    (two forced commands whose tables share a training train it once); without waiting it starts over."""
+    """--force starts a training over, but not one another command advanced since this one started
+    (two forced commands whose tables share a training train it once); a training last advanced
+    before the command started is started over."""
+    import time
+
     from test_lock import held_by_another_process
 
     import cfin.runner.row as row
@@ -938,7 +941,7 @@ def test_a_forced_row_keeps_the_training_it_waited_for(tmp_path, monkeypatch):
         row._prepare_run_dir(dataclasses.replace(job, force=False))  # the other command's run folder
         (job.run_dir / "last.pt").write_text("the other command's training")
         row.compute_record(job, progress=False)
-    row.compute_record(job, progress=False)  # no one else trains it: forced, it starts over
+    row.compute_record(dataclasses.replace(job, force_since=time.time() + 1))  # a command started after it
     assert kept == [True, False]
 
 
@@ -1008,3 +1011,26 @@ def test_a_row_on_one_gpu_of_several_makes_it_the_current_device(tmp_path, monke
     monkeypatch.setattr(row, "_train_and_score", lambda job, device, progress: current.append(device) or {})
     row.compute_record(job, progress=False)
     assert current == [torch.device("cuda:1")] * 2
+
+
+def test_a_forced_command_keeps_a_record_written_after_it_started(tiny_run, tmp_path, monkeypatch):
+    """Two forced commands on one table: the second reaches a row the first recorded after the second
+    started (no waiting) and keeps it; a record older than the command is recomputed."""
+    import time
+
+    import cfin.runner.row as row
+    from cfin.runner import plan_jobs
+
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs",
+                    force=True)[0]
+    job.record_path.parent.mkdir(parents=True)
+    shutil.copy(run.root / "results" / job.record_path.relative_to(tmp_path / "results"), job.record_path)
+    computed = []
+    monkeypatch.setattr(row, "compute_record", lambda job, progress: computed.append(job.name) or
+                        read_record(job.record_path))
+    assert row.run_row(job, progress=False).status == "skipped" and not computed
+    older = time.time() - 3600
+    os.utime(job.record_path, (older, older))
+    assert row.run_row(job, progress=False).status == "done" and computed == [job.name]

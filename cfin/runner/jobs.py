@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -76,6 +77,10 @@ class RowJob:
             (the first row with the same training, :func:`training_owners`); empty: its own.
         shares_training: an earlier job of the same plan trains the same run folder, so
             ``force`` recomputes this row's record without starting that training over again.
+        force_since: with ``force``, when the command started (``time.time()``): a record written,
+            or a training advanced, since then is another command's work done while this one ran,
+            and is kept (two forced commands whose tables share rows do each row once); None:
+            everything there is redone.
     """
 
     table: Table
@@ -93,6 +98,7 @@ class RowJob:
     tf32: bool = False
     trains_as: tuple[str, str] = ()
     shares_training: bool = False
+    force_since: float | None = None
 
     @property
     def seed(self) -> int:
@@ -157,6 +163,7 @@ def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str
     whose training another row shares trains in that row's folder (:func:`training_owners`)."""
     check_budget(budget)
     impl_switches(impl)  # a known implementation
+    since = time.time() if force else None
     if not seeds:
         raise CFINError("no seeds given; --seeds takes one or more integers, e.g. --seeds 0 1 2")
     root = None if data_root is None else str(data_root)
@@ -170,7 +177,7 @@ def plan_jobs(tables: list[Table], budget: str, seeds: list[int], data_root: str
             for seed in seeds:
                 job = RowJob(table, row, budget_recipe(table, budget, seed), budget, root, Path(results),
                              Path(runs), device, force, command, slugs[row.id], impl, tf32, trains_as)
-                job = dataclasses.replace(job, shares_training=job.run_dir in trained)
+                job = dataclasses.replace(job, shares_training=job.run_dir in trained, force_since=since)
                 trained.add(job.run_dir)
                 jobs.append(job)
     return jobs

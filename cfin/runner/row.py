@@ -19,7 +19,7 @@ from cfin.errors import CFINError
 from cfin.records import config_hash, read_record, write_record
 from cfin.runner.jobs import RowJob, dataset_label, eval_dataset_names
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
-from cfin.train.lock import LOCK_NAME, OWNER_NAME, run_lock, waited_for
+from cfin.train.lock import LOCK_NAME, OWNER_NAME, run_lock
 
 CURVE_POINTS = 1000  # at most this many training-log records are kept in a record
 RUN_MARKER = "job.json"  # in the run folder: which config and recipe it trains
@@ -70,14 +70,22 @@ def needs_run(job: RowJob) -> bool:
     return job.force or record.get("config_hash") != config_hash(job.row.config)
 
 
+def made_since(path: Path, job: RowJob) -> bool:
+    """Whether ``path`` (a record, or any file of a run folder) was written since the forced
+    command of ``job`` started (:attr:`RowJob.force_since`): by another command, while this one ran."""
+    if job.force_since is None or not path.exists():
+        return False
+    files = [p for p in path.iterdir() if p.name not in (LOCK_NAME, OWNER_NAME)] if path.is_dir() else [path]
+    return any(p.stat().st_mtime >= job.force_since for p in files)
+
+
 def _prepare_run_dir(job: RowJob) -> None:
     """Start training over when forced (unless an earlier job of the same command trains this
-    folder, which has started over already, or another command trained it while this one waited
-    for it: that training is not older than the command) or when the folder holds a run of
-    another config."""
+    folder, which has started over already, or another command advanced it since this command
+    started: :func:`made_since`) or when the folder holds a run of another config."""
     marker = job.run_dir / RUN_MARKER
     current = {"config_hash": config_hash(job.row.config), "recipe": json.loads(json.dumps(job.recipe.to_dict()))}
-    restart = job.force and not job.shares_training and not waited_for(job.run_dir)
+    restart = job.force and not job.shares_training and not made_since(job.run_dir, job)
     if marker.exists() and not restart:
         saved = _read_marker(marker)
         restart = any(saved.get(k) != v for k, v in current.items())  # a run of another config
@@ -114,8 +122,8 @@ def run_row(job: RowJob, progress: bool = True) -> Outcome:
     if not needs_run(job):
         return Outcome(job.name, "skipped", path)
     with _row_lock(job):  # the record is written under it too, for a command waiting on the same row
-        if (not job.force or waited_for(job.run_dir)) and not needs_run(dataclasses.replace(job, force=False)):
-            return Outcome(job.name, "skipped", path)  # another command recorded it while this one waited
+        if (not job.force or made_since(path, job)) and not needs_run(dataclasses.replace(job, force=False)):
+            return Outcome(job.name, "skipped", path)  # another command recorded it while this one waited or ran
         t0 = time.perf_counter()
         record = compute_record(job, progress)
         record["wall_time_s"] = round(time.perf_counter() - t0, 3)

@@ -34,7 +34,7 @@ from cfin.errors import CFINError
 LOCK_NAME = ".lock"
 OWNER_NAME = ".lock-owner.json"
 
-_held: dict[Path, list] = {}  # folder (resolved) -> [FileLock, depth, waited]: re-entered in one process
+_held: dict[Path, list] = {}  # folder (resolved) -> [FileLock, depth]: re-entered in one process
 # a refusal waits this long first: held_by's test holds a free lock for an instant
 PROBE_GRACE_S = 1.0
 
@@ -91,13 +91,6 @@ def _held_read_only(folder: Path) -> str | None:
     return None
 
 
-def waited_for(folder: str | Path) -> bool:
-    """Whether this process holds ``folder``'s lock and had to wait for another process to
-    release it first: what is in the folder then is that process's work, done while this one ran."""
-    entry = _held.get(Path(folder).resolve())
-    return bool(entry and entry[2])
-
-
 @contextlib.contextmanager
 def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train into another folder"):
     """Hold ``folder``'s training lock (the folder is created) for the ``with`` block.
@@ -126,7 +119,6 @@ def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train 
             _held[key][1] -= 1
         return
     lock = FileLock(str(folder / LOCK_NAME))
-    waited = False
     try:
         try:
             lock.acquire(timeout=PROBE_GRACE_S)
@@ -136,14 +128,13 @@ def run_lock(folder: str | Path, *, wait: bool = False, elsewhere: str = "train 
                 raise CFINError(f"{busy}; wait for it to finish, or {elsewhere}") from None
             print(f"waiting: {busy}", file=sys.stderr, flush=True)
             lock.acquire()
-            waited = True
     except OSError as e:  # the lock file cannot be created or opened for writing
         raise CFINError(f"cannot take the training lock {folder / LOCK_NAME} ({e.strerror or e}); make the folder "
                         f"writable, or {elsewhere}") from None
     except NotImplementedError as e:  # filelock < 3.30 on a file system without flock
         raise CFINError(f"cannot take the training lock {folder / LOCK_NAME}: its file system has no flock ({e}); "
                         f"train on a local disk, or {elsewhere}") from None
-    _held[key] = [lock, 1, waited]
+    _held[key] = [lock, 1]
     try:
         atomic_write_json(folder / OWNER_NAME, {
             "pid": os.getpid(), "host": socket.gethostname(),
