@@ -868,9 +868,11 @@ def test_status_after_the_run(tiny_run, capsys):
         path.write_text(json.dumps(record))
         assert run("--status", "--table", "TINY", "--budget", "micro") == 0
         assert "record        stale (the row's config changed; the run recomputes it)" in capsys.readouterr().out
-        path.write_text(original[:50])  # a status names what a run would stop on
-        assert run("--status", "--table", "TINY", "--budget", "micro") == 0
-        assert f"record        unreadable: record {path} is not valid JSON" in capsys.readouterr().out
+        path.write_text(original[:50])  # a status names what a run would stop on, and exits as it would
+        assert run("--status", "--table", "TINY", "--budget", "micro") == 2
+        out, err = capsys.readouterr()
+        assert f"record        unreadable: record {path} is not valid JSON" in out
+        assert f"a run would stop before any training: record {path} is not valid JSON" in err
     finally:
         path.write_text(original)
 
@@ -1034,3 +1036,21 @@ def test_a_forced_command_keeps_a_record_written_after_it_started(tiny_run, tmp_
     older = time.time() - 3600
     os.utime(job.record_path, (older, older))
     assert row.run_row(job, progress=False).status == "done" and computed == [job.name]
+
+
+def test_status_names_what_a_run_would_stop_on(tiny_run, tmp_path, monkeypatch, capsys):
+    """--status checks what a run checks first: a stray file in a row folder that is not a record,
+    and a --data-root that is not there, are errors (exit 2), not "done" or "nothing trained yet"."""
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    shutil.copytree(run.root / "results", tmp_path / "results")
+    here = Runner(tmp_path)
+    stray = next((tmp_path / "results" / "TINY").glob("*/x4_seed0_micro_embedded.json")).parent / "extra.json"
+    stray.write_text("{broken")
+    assert here("--status", "--table", "TINY", "--budget", "micro") == 2
+    out, err = capsys.readouterr()
+    assert out.count("record        done (embedded ") == len(ROWS)
+    assert err.startswith(f"run_all.py: a run would stop before any training: record {stray} is not valid JSON")
+    stray.unlink()
+    assert here("--status", "--table", "TINY", "--budget", "micro", "--data-root", str(tmp_path / "DATA")) == 2
+    assert f"data root {tmp_path / 'DATA'} does not exist" in capsys.readouterr().err

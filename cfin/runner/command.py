@@ -107,9 +107,15 @@ def run(args) -> int:
     if args.status:
         from cfin.runner.status import render_status, status_rows
 
-        jobs = plan_jobs(resolve_tables(args.table, default_all=True), args.budget, seeds, args.data_root,
-                         args.results, args.runs, device)
+        tables = resolve_tables(args.table, default_all=True)
+        check_data(tables, args.data_root, args.budget)  # a mistyped --data-root is not "nothing trained yet"
+        jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device)
         print(render_status(status_rows(jobs)))
+        try:
+            load_known_records(args.results)  # what a run checks first: a file there that it would stop on
+        except CFINError as e:
+            print(f"run_all.py: a run would stop before any training: {e}", file=sys.stderr)
+            return 2
         return 0
     # every folder this command writes, checked before any work whose results it would hold
     for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
