@@ -966,7 +966,10 @@ def test_recount_rewrites_only_the_counts_that_changed(tiny_run, tmp_path, monke
     assert f"1 of {len(others) + 1} record(s) rewritten with new counts; {len(others)} already had" in out
     rewritten = json.loads(old.read_text())
     assert rewritten["complexity"] == current["complexity"]
-    assert rewritten.pop("recounted")["conventions"] == ["ptflops"]
+    recounted = rewritten.pop("recounted")
+    assert recounted["conventions"] == ["ptflops"]
+    assert recounted["previous"] == {"ptflops": {k: stale["complexity"]["ptflops"][k] for k in ("params", "multi_adds",
+                                                                                                  "input")}}
     assert rewritten == current                                   # scores, training, memory, time untouched
     assert all(p.read_bytes() == b for p, b in others.items())   # nothing to recount: not rewritten
     report = (tmp_path / "reports" / "table_TINY.md").read_text()

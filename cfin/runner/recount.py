@@ -5,8 +5,8 @@ the code that wrote the record. When the counting changes (a library's count cor
 ptflops' on meta tensors was), records whose training took days keep the old figures, and a
 ``--force`` rerun would train again for a count. ``--recount`` counts every convention again
 from each record's own config and rewrites the records whose counts changed, atomically, with
-their training, scores, memory and latency untouched, noting when, by which commit and which
-conventions changed (``recounted``).
+their training, scores, memory and latency untouched, noting when, by which commit, which
+conventions changed and their earlier counts (``recounted``).
 """
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
             done.append(Recount(path, name, changes, "it changed on disk while counted: run --recount again"))
             continue
         record["complexity"] = json.loads(json.dumps(new))
-        record["recounted"] = {"at": at, "commit": commit, "conventions": sorted(changes)}
+        record["recounted"] = {"at": at, "commit": commit, "conventions": sorted(changes),
+                               "previous": {name: old_counts.get(name) for name in sorted(changes)}}
         write_record(path, record)  # its own format version kept: only the counts are new
         done.append(Recount(path, name, changes))
     return done
