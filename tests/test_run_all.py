@@ -1057,3 +1057,27 @@ def test_status_names_what_a_run_would_stop_on(tiny_run, tmp_path, monkeypatch, 
     stray.unlink()
     assert here("--status", "--table", "TINY", "--budget", "micro", "--data-root", str(tmp_path / "DATA")) == 2
     assert f"data root {tmp_path / 'DATA'} does not exist" in capsys.readouterr().err
+
+
+def test_recount_names_a_record_whose_config_no_longer_builds(tiny_run, tmp_path, monkeypatch, capsys):
+    """A record whose config this code no longer builds stops --recount with one line naming its
+    file, before any record is rewritten (not the config's error alone, after the records counted
+    before it were rewritten and none of that said)."""
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    shutil.copytree(run.root / "results", tmp_path / "results")
+    here = Runner(tmp_path)
+    first, last = sorted((tmp_path / "results").glob("*/*/*.json"))
+    stale = json.loads(first.read_text())
+    stale["complexity"]["full"]["params"] += 1  # counted by older code: --recount would rewrite it
+    first.write_text(json.dumps(stale))
+    broken = json.loads(last.read_text())
+    broken["config"]["cga_kernels"] = [2, 2]    # a value this code no longer builds
+    last.write_text(json.dumps(broken))
+    before = {p: p.read_bytes() for p in (first, last)}
+    assert here("--recount", "--table", "TINY") == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"run_all.py: error: record {last}: its config does not build with this code "
+                          f"(cga_kernels must be two odd kernel sizes") and len(err.strip().splitlines()) == 1
+    assert "recounted" not in out
+    assert all(p.read_bytes() == b for p, b in before.items())

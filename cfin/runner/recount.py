@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cfin.config import CFINConfig
+from cfin.errors import CFINError
 from cfin.records import RecordKey, load_known_records, read_record, write_record
 from cfin.report import fmt
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
@@ -45,13 +46,16 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
                     commit: str | None = None) -> list[Recount]:
     """Count every record of ``tables`` (None: all) under :data:`ALL_CONVENTIONS` again and
     rewrite those whose counts changed. A record changed on disk while it was counted (another
-    command wrote it) is left as it is, and says so."""
+    command wrote it) is left as it is, and says so. A record whose config this code does not
+    build is a CFINError naming its file, before any record is rewritten."""
     records = [r for r in load_known_records(results) if tables is None or r["table"] in tables]
+    configs = [_config(r) for r in records]
     at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     done = []
-    for record in tqdm(records, desc="recount", unit="record", disable=not progress or len(records) < 2):
+    for record, config in tqdm(list(zip(records, configs)), desc="recount", unit="record",
+                               disable=not progress or len(records) < 2):
         path = Path(record.pop("path"))
-        new = complexity(CFINConfig.from_dict(record["config"]), ALL_CONVENTIONS)
+        new = complexity(config, ALL_CONVENTIONS)
         old_counts, new_counts = counts_of(record.get("complexity", {})), counts_of(new)
         changes = {name: (_text(old_counts.get(name)), _text(counts)) for name, counts in new_counts.items()
                    if old_counts.get(name) != counts}
@@ -68,6 +72,15 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
         write_record(path, record)  # its own format version kept: only the counts are new
         done.append(Recount(path, name, changes))
     return done
+
+
+def _config(record: dict) -> CFINConfig:
+    """The network a record was trained as; a CFINError naming the record where this code does not build it."""
+    try:
+        return CFINConfig.from_dict(record["config"])
+    except CFINError as e:
+        raise CFINError(f"record {record['path']}: its config does not build with this code ({e}), so its counts "
+                        f"cannot be recounted; move it out of the results folder (or delete it)") from None
 
 
 def _text(counts: dict | None) -> str:
