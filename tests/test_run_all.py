@@ -1081,3 +1081,25 @@ def test_recount_names_a_record_whose_config_no_longer_builds(tiny_run, tmp_path
                           f"(cga_kernels must be two odd kernel sizes") and len(err.strip().splitlines()) == 1
     assert "recounted" not in out
     assert all(p.read_bytes() == b for p, b in before.items())
+
+
+def test_status_names_an_output_folder_a_run_would_stop_on(tiny_run, tmp_path, monkeypatch, capsys):
+    """--status checks the folders a run checks before any training: --runs or --reports given a
+    file stops a run (exit 2), so --status names it and exits 2 as well."""
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    shutil.copytree(run.root / "results", tmp_path / "results")
+    here = Runner(tmp_path)
+    (tmp_path / "runs").write_text("not a folder")
+    assert here("--table", "TINY", "--budget", "micro") == 2  # what a run does
+    assert "--runs" in capsys.readouterr().err
+    assert here("--status", "--table", "TINY", "--budget", "micro") == 2
+    assert (f"run_all.py: a run would stop before any training: --runs {tmp_path / 'runs'} is a file"
+            in capsys.readouterr().err)
+    (tmp_path / "runs").unlink()
+    (tmp_path / "reports").write_text("not a folder")
+    assert here("--status", "--table", "TINY", "--budget", "micro") == 2
+    assert (f"run_all.py: a run would stop before any training: --reports {tmp_path / 'reports'} is a file"
+            in capsys.readouterr().err)
+    (tmp_path / "reports").unlink()
+    assert here("--status", "--table", "TINY", "--budget", "micro") == 0

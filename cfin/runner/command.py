@@ -111,8 +111,10 @@ def run(args) -> int:
         check_data(tables, args.data_root, args.budget)  # a mistyped --data-root is not "nothing trained yet"
         jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device)
         print(render_status(status_rows(jobs)))
-        try:
-            load_known_records(args.results)  # what a run checks first: a file there that it would stop on
+        try:  # what a run checks first: a file under --results, an output folder, that it would stop on
+            load_known_records(args.results)
+            for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
+                output_dir(folder, option, create=False)
         except CFINError as e:
             print(f"run_all.py: a run would stop before any training: {e}", file=sys.stderr)
             return 2
