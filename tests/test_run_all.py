@@ -1103,3 +1103,31 @@ def test_status_names_an_output_folder_a_run_would_stop_on(tiny_run, tmp_path, m
             in capsys.readouterr().err)
     (tmp_path / "reports").unlink()
     assert here("--status", "--table", "TINY", "--budget", "micro") == 0
+
+
+def test_recount_keeps_going_past_a_record_removed_meanwhile(tiny_run, tmp_path, monkeypatch):
+    """A record another command moves away (or replaces with a file this code does not read) while
+    --recount counts it is left as it is and said so, like one rewritten meanwhile: the records
+    after it are still recounted."""
+    import cfin.runner.recount as recount
+
+    run, _ = tiny_run
+    _patch(monkeypatch)
+    shutil.copytree(run.root / "results", tmp_path / "results")
+    paths = sorted((tmp_path / "results").glob("*/*/*.json"))
+    for p in paths:
+        stale = json.loads(p.read_text())
+        stale["complexity"]["full"]["params"] += 1
+        p.write_text(json.dumps(stale))
+    counted = recount.complexity
+    removed = paths[0]
+
+    def counting_while_another_removes(config, conventions):
+        if removed.exists():
+            removed.rename(tmp_path / "moved.json")
+        return counted(config, conventions)
+
+    monkeypatch.setattr(recount, "complexity", counting_while_another_removes)
+    done = recount.recount_records(tmp_path / "results", ["TINY"], progress=False)
+    assert [r.skipped.startswith("it changed on disk") for r in done] == [True, False]
+    assert not removed.exists() and "recounted" in json.loads(paths[1].read_text())

@@ -63,7 +63,7 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
         if not changes:
             done.append(Recount(path, name, {}))
             continue
-        if {k: v for k, v in read_record(path).items() if k != "path"} != record:  # written since it was read
+        if _on_disk(path) != record:  # written, moved or removed since it was read
             done.append(Recount(path, name, changes, "it changed on disk while counted: run --recount again"))
             continue
         record["complexity"] = json.loads(json.dumps(new))
@@ -72,6 +72,14 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
         write_record(path, record)  # its own format version kept: only the counts are new
         done.append(Recount(path, name, changes))
     return done
+
+
+def _on_disk(path: Path) -> dict | None:
+    """The record at ``path`` now (None where there is none this code reads any more)."""
+    try:
+        return {k: v for k, v in read_record(path).items() if k != "path"}
+    except CFINError:
+        return None
 
 
 def _config(record: dict) -> CFINConfig:
