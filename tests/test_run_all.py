@@ -972,6 +972,11 @@ def test_recount_rewrites_only_the_counts_that_changed(tiny_run, tmp_path, monke
                                                                                                   "input")}}
     assert rewritten == current                                   # scores, training, memory, time untouched
     assert all(p.read_bytes() == b for p, b in others.items())   # nothing to recount: not rewritten
+    again = dict(json.loads(old.read_text()))                     # a later fix of the count: recounted again,
+    again["complexity"]["ptflops"]["multi_adds"] += 1             # the counts it was written with are kept
+    old.write_text(json.dumps(again))
+    assert here("--recount", "--table", "TINY") == 0
+    assert json.loads(old.read_text())["recounted"]["previous"] == recounted["previous"]
     report = (tmp_path / "reports" / "table_TINY.md").read_text()
     assert re.search(r"Params / Multi-Adds recounted after training by run_all.py --recount \(\w+.*, 20\d\d-.*\): "
                      r"1 of \d record\(s\)", report)

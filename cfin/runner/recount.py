@@ -6,7 +6,7 @@ ptflops' on meta tensors was), records whose training took days keep the old fig
 ``--force`` rerun would train again for a count. ``--recount`` counts every convention again
 from each record's own config and rewrites the records whose counts changed, atomically, with
 their training, scores, memory and latency untouched, noting when, by which commit, which
-conventions changed and their earlier counts (``recounted``).
+conventions changed and the counts the record was written with (``recounted``).
 """
 from __future__ import annotations
 
@@ -67,8 +67,10 @@ def recount_records(results: str | Path, tables: list[str] | None = None, progre
             done.append(Recount(path, name, changes, "it changed on disk while counted: run --recount again"))
             continue
         record["complexity"] = json.loads(json.dumps(new))
+        earlier = (record.get("recounted") or {}).get("previous") or {}  # a second recount keeps the first's
+        previous = {**{name: old_counts.get(name) for name in changes}, **earlier}  # as the record was written
         record["recounted"] = {"at": at, "commit": commit, "conventions": sorted(changes),
-                               "previous": {name: old_counts.get(name) for name in sorted(changes)}}
+                               "previous": dict(sorted(previous.items()))}
         write_record(path, record)  # its own format version kept: only the counts are new
         done.append(Recount(path, name, changes))
     return done
