@@ -944,7 +944,11 @@ def test_a_forced_row_keeps_the_training_it_waited_for(tmp_path, monkeypatch):
         (job.run_dir / "last.pt").write_text("the other command's training")
         row.compute_record(job, progress=False)
     row.compute_record(dataclasses.replace(job, force_since=time.time() + 1))  # a command started after it
-    assert kept == [True, False]
+    (job.run_dir / "last.pt").write_text("a training finished before this command started")
+    os.utime(job.run_dir / "last.pt", (job.force_since - 60, job.force_since - 60))
+    (job.run_dir / "train_log.jsonl").write_text("{}\n")  # since then only scored (its log appended), not trained
+    row.compute_record(job, progress=False)
+    assert kept == [True, False, False]
 
 
 def test_recount_rewrites_only_the_counts_that_changed(tiny_run, tmp_path, monkeypatch, capsys):

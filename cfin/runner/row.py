@@ -71,11 +71,13 @@ def needs_run(job: RowJob) -> bool:
 
 
 def made_since(path: Path, job: RowJob) -> bool:
-    """Whether ``path`` (a record, or any file of a run folder) was written since the forced
-    command of ``job`` started (:attr:`RowJob.force_since`): by another command, while this one ran."""
+    """Whether ``path`` (a record, or a run folder's checkpoints) was written since the forced
+    command of ``job`` started (:attr:`RowJob.force_since`): by another command, while this one ran.
+    A run folder counts by its checkpoints alone: a command that only scores a finished training
+    appends to its log but does not advance it."""
     if job.force_since is None or not path.exists():
         return False
-    files = [p for p in path.iterdir() if p.name not in (LOCK_NAME, OWNER_NAME)] if path.is_dir() else [path]
+    files = list(path.glob("*.pt")) if path.is_dir() else [path]
     return any(p.stat().st_mtime >= job.force_since for p in files)
 
 
