@@ -1044,7 +1044,9 @@ def test_a_forced_command_keeps_a_record_written_after_it_started(tiny_run, tmp_
     computed = []
     monkeypatch.setattr(row, "compute_record", lambda job, progress: computed.append(job.name) or
                         read_record(job.record_path))
-    assert row.run_row(job, progress=False).status == "skipped" and not computed
+    kept = row.run_row(job, progress=False)
+    assert (kept.status, kept.detail) == ("skipped", "recorded by another command after this one started; kept")
+    assert not computed
     older = time.time() - 3600
     os.utime(job.record_path, (older, older))
     assert row.run_row(job, progress=False).status == "done" and computed == [job.name]

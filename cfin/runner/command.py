@@ -168,7 +168,7 @@ def run(args) -> int:
         jobs = assign_devices(jobs, device)
     outcomes = run_jobs(jobs, args.jobs, progress=not args.no_progress)
     for o in outcomes:
-        detail = f"{o.seconds:.0f} s" if o.status == "done" else ("record exists" if o.status == "skipped" else o.error)
+        detail = f"{o.seconds:.0f} s" if o.status == "done" else (o.detail or "record exists")
         print(f"{o.status:>7}  {o.name}: {detail}")
 
     from cfin.report import build_reports

@@ -39,10 +39,10 @@ def _run_safely(job: RowJob, progress: bool, threads: int | None) -> Outcome:
     try:
         return run_row(job, progress)
     except CFINError as e:
-        return Outcome(job.name, "failed", job.record_path, error=str(e))
+        return Outcome(job.name, "failed", job.record_path, detail=str(e))
     except Exception as e:  # a bug or a crash in one row must not take the others down
         tail = "".join(traceback.format_exception(e)[-3:]).strip()
-        return Outcome(job.name, "failed", job.record_path, error=f"{type(e).__name__}: {e}\n{tail}")
+        return Outcome(job.name, "failed", job.record_path, detail=f"{type(e).__name__}: {e}\n{tail}")
 
 
 def training_groups(todo: list[tuple[int, RowJob]]) -> list[list[tuple[int, RowJob]]]:

@@ -27,13 +27,14 @@ RUN_MARKER = "job.json"  # in the run folder: which config and recipe it trains
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one job: ``done`` (record written), ``skipped`` (record existed) or ``failed``."""
+    """What happened to one job: ``done`` (record written), ``skipped`` (record existed) or ``failed``
+    (``detail`` says why)."""
 
     name: str
     status: str
     path: Path
     seconds: float = 0.0
-    error: str = ""
+    detail: str = ""  # why it failed; why a forced job kept a record
 
 
 def training_curve(run_dir: Path, max_points: int = CURVE_POINTS) -> list[dict]:
@@ -125,7 +126,8 @@ def run_row(job: RowJob, progress: bool = True) -> Outcome:
         return Outcome(job.name, "skipped", path)
     with _row_lock(job):  # the record is written under it too, for a command waiting on the same row
         if (not job.force or made_since(path, job)) and not needs_run(dataclasses.replace(job, force=False)):
-            return Outcome(job.name, "skipped", path)  # another command recorded it while this one waited or ran
+            return Outcome(job.name, "skipped", path, detail="" if not job.force else  # waited, or ran alongside
+                           "recorded by another command after this one started; kept")
         t0 = time.perf_counter()
         record = compute_record(job, progress)
         record["wall_time_s"] = round(time.perf_counter() - t0, 3)
