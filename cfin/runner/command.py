@@ -88,6 +88,16 @@ def check_data(tables, data_root: str | None, budget: str) -> None:
             TrainPatchDataset(images, scale, patch)  # the sizes, from the files' headers
 
 
+OUTPUT_OPTIONS = ("--reports", "--results", "--runs")
+
+
+def check_output_folders(args, options: tuple[str, ...]) -> None:
+    """The folders ``options`` name (of run_all.py's), checked before any work whose results they
+    would hold; none is created."""
+    for option in options:
+        output_dir(getattr(args, option[2:]), option, create=False)
+
+
 def run(args) -> int:
     """One run of ``run_all.py`` with its parsed arguments (``args.argv``: the arguments given to
     ``run_all.main``, None for ``sys.argv``); the exit status."""
@@ -113,16 +123,13 @@ def run(args) -> int:
         print(render_status(status_rows(jobs)))
         try:  # what a run checks first: a file under --results, an output folder, that it would stop on
             load_known_records(args.results)
-            for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
-                output_dir(folder, option, create=False)
+            check_output_folders(args, OUTPUT_OPTIONS)
         except CFINError as e:
             print(f"run_all.py: a run would stop before any training: {e}", file=sys.stderr)
             return 2
         return 0
-    # every folder this command writes, checked before any work whose results it would hold
-    for option, folder in (("--reports", args.reports), ("--results", args.results), ("--runs", args.runs)):
-        if option == "--reports" or not (args.report_only or args.complexity_only or args.recount):
-            output_dir(folder, option, create=False)
+    check_output_folders(args, ("--reports",) if args.report_only or args.complexity_only or args.recount
+                         else OUTPUT_OPTIONS)
     if args.complexity_only:
         from cfin.report import write_complexity_reports, write_index
         from cfin.report.complexity import COMPLEXITY_DIR
