@@ -140,17 +140,24 @@ def printed_label(table_id: str, row_id: str) -> str:
 def test_each_row_is_the_printed_line_of_its_name(table, printed_lines):
     """The line holding a row's numbers is the one the paper labels as that row (two rows with
     their numbers swapped would pass the tests above). A line that starts with a number had its
-    name wrapped onto a line above it (Table I's MemNet: name, scale, then the numbers)."""
+    name wrapped onto the line above it, past blank lines and the scale (Table I's MemNet)."""
     lines = printed_lines[table.id]
     wrong = []
     for row in table.rows:
         label = printed_label(table.id, row.id)
         at = [i for i, line in enumerate(lines) if matches(row.paper, line)]
         named = [i for i in at if _names(lines[i].text, label) or (
-            re.match(r"\s*\d", lines[i].text) and any(_names(lines[j].text, label) for j in range(max(i - 4, 0), i)))]
+            re.match(r"\s*\d", lines[i].text) and _names(_wrapped_name(lines, i), label))]
         if len(at) != 1 or not named:
             wrong.append((row.id, [lines[i].text for i in at]))
     assert not wrong, f"Table {table.id}: rows not on the one printed line of their name: {wrong}"
+
+
+def _wrapped_name(lines, i: int) -> str:
+    """The line a wrapped name stands on above line ``i``: the first one up that is neither blank
+    nor a scale marker (Table I's "×2")."""
+    return next((lines[j].text for j in range(i - 1, -1, -1)
+                 if lines[j].text.strip() and not re.fullmatch(r"\s*×\d\s*", lines[j].text)), "")
 
 
 def _names(text: str, label: str) -> bool:
