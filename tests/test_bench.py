@@ -50,6 +50,7 @@ def test_inference_report_has_both_paths_the_floor_and_the_ratios():
     json.dumps(report)  # JSON-ready
     text = render(report)
     assert "speedup (faithful / fast)" in text and "compute floor" in text and "paired floor" in text
+    assert "host_issue_median_s" not in report["fast"] and "host time to issue" not in text  # CUDA only
 
 
 def test_training_report_compares_gradients_and_checkpointing():
@@ -259,3 +260,31 @@ def test_bench_leaves_cudnn_benchmark_as_it_found_it(monkeypatch):
     with pytest.raises(RuntimeError):
         bench_run.run_bench(None)
     assert torch.backends.cudnn.benchmark is False
+
+
+def test_cuda_timing_keeps_the_hosts_time_to_issue_each_timed_call(fake_cuda):
+    """On CUDA each timed run (not the warm-up) also keeps the host's seconds until the call
+    returned, before the synchronisation: the measure of a call bound by its launches."""
+    import time
+
+    from cfin.bench.timing import time_paths
+
+    calls = {"slow": lambda: time.sleep(0.02), "quick": lambda: None}
+    issued = {}
+    times, _ = time_paths(calls, runs=3, warmup=2, device=torch.device("cuda"), progress=False, issued=issued)
+    assert times == {"slow": [2e-3] * 3, "quick": [2e-3] * 3}  # the fake events' 2 ms
+    assert len(issued["slow"]) == len(issued["quick"]) == 3
+    assert min(issued["slow"]) >= 0.02 > max(issued["quick"])
+    time_paths(calls, runs=1, warmup=0, device=torch.device("cpu"), progress=False, issued=issued)
+    assert issued == {"slow": [], "quick": []}  # on the CPU a call's time is its host time: nothing kept
+
+
+def test_host_issue_share_is_the_median_of_each_runs_share_and_is_rendered():
+    from cfin.bench.run import host_issue
+
+    entry = host_issue([0.010, 0.030, 0.004], [0.020, 0.030, 0.040])
+    assert entry == {"host_issue_median_s": 0.010, "host_issue_share": pytest.approx(0.5)}
+    report = run_bench(tiny_spec(runs=1, warmup=0), progress=False)
+    report["paths"]["fast"].update(entry)
+    line = next(x for x in render(report).splitlines() if x.startswith("host time to issue"))
+    assert "fast 10.0 ms (0.50)" in line and "faithful" not in line

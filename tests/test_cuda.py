@@ -96,6 +96,7 @@ def test_bench_runs_on_cuda():
     assert len(report["floor"]["paired"]["macs_per_s_rounds"]) == 2 and report["fast"]["over_floor_paired"] > 0
     assert report["fast"]["equal"] and report["fast"]["peak_mb"] > 0
     assert set(report["floor"]["by_precision"]) == {"float32", "bf16", "tf32"}
+    assert all(0 < e["host_issue_median_s"] and 0 < e["host_issue_share"] for e in report["paths"].values())
     assert torch.backends.cudnn.allow_tf32 is False  # the tf32 path restored the setting
 
 

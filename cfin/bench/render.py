@@ -40,6 +40,11 @@ def render(report: dict) -> str:
     if noise:
         lines.append(f"float32 noise ({noise['method']}): max|diff| {noise['max_abs_diff']:.2e}"
                      + (f", grad rel {noise['grad_rel_diff']:.2e}" if "grad_rel_diff" in noise else ""))
+    issue = [f"{name} {e['host_issue_median_s'] * 1e3:.1f} ms ({e['host_issue_share']:.2f})"
+             for name, e in report["paths"].items() if "host_issue_median_s" in e]
+    if issue:
+        lines.append("host time to issue a call (median; its share of the call's GPU time, near 1: bound by the "
+                     "host's launches): " + ", ".join(issue))
     for name, e in report["paths"].items():
         if e.get("precision", "float32") != "float32":
             own = fl["by_precision"][e["precision"]]

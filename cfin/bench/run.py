@@ -9,6 +9,7 @@ algorithm in the warm-up), and back as it was afterwards.
 from __future__ import annotations
 
 import copy
+import statistics
 
 import torch
 
@@ -67,7 +68,8 @@ def _run_bench(spec: BenchSpec, progress: bool) -> dict:
     def timed_probe():
         with kernel_mode(spec.device):
             return probe()
-    times, probe_s = time_paths(calls, spec.runs, spec.warmup, spec.device, progress, timed_probe)
+    issued = {}
+    times, probe_s = time_paths(calls, spec.runs, spec.warmup, spec.device, progress, timed_probe, issued)
     probe = timed_probe = None  # drop the kernel and its operands (rebound, not del: timed_probe closes over probe)
     rates = round_rates(probe_s, probe_macs)
     breakdowns = {p.name: op_breakdown(calls[p.name], spec.device, repeats=min(3, spec.runs))
@@ -110,6 +112,8 @@ def _run_bench(spec: BenchSpec, progress: bool) -> dict:
         entry["over_own_floor"] = entry["median_s"] / (macs / peaks[p.precision]["peak_macs_per_s"])
         if p.precision == "float32":
             entry.update(paired_floor(times[p.name], rates, macs))
+        if issued.get(p.name):
+            entry.update(host_issue(issued[p.name], times[p.name]))
         if p.name in breakdowns:
             entry["breakdown"] = breakdowns[p.name]
         elif spec.breakdown:
@@ -126,6 +130,13 @@ def _run_bench(spec: BenchSpec, progress: bool) -> dict:
         report["checkpoint_memory_ratio"] = _ratio(ckpt.get("peak_mb"), faithful.get("peak_mb"))
         report["checkpoint_tensor_memory_ratio"] = _ratio(ckpt.get("tensor_peak_mb"), faithful.get("tensor_peak_mb"))
     return report
+
+
+def host_issue(issued_s: list[float], times_s: list[float]) -> dict:
+    """The host's median seconds to issue a call (CUDA) and its median share of the call's GPU
+    time, run by run: near 1 the GPU waited on the host's launches, well below 1 on its own work."""
+    return {"host_issue_median_s": statistics.median(issued_s),
+            "host_issue_share": statistics.median(h / t for h, t in zip(issued_s, times_s) if t > 0)}
 
 
 def network_label(config: CFINConfig) -> str:

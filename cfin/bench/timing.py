@@ -3,6 +3,10 @@
 Each timed call is one inference forward or one training step; after their warm-up the paths
 take turns call by call, so that anything else the machine does slows both alike. On CUDA a
 call is timed with CUDA events around it, on the CPU with ``time.perf_counter``.
+
+On CUDA the host's time to issue a call (until it returns, before the synchronisation) is kept
+beside the GPU's: a call whose issue takes as long as its events is bound by the host launching
+its kernels (or synchronises inside), one whose issue takes far less is bound by the GPU.
 """
 from __future__ import annotations
 
@@ -13,16 +17,21 @@ import torch
 from tqdm.auto import tqdm
 
 
-def timed(fn, device: torch.device) -> float:
+def timed(fn, device: torch.device, issued: list | None = None) -> float:
     """Seconds of one call of ``fn`` (CUDA events around it on a GPU: on ``device``'s stream, as
-    ``Event.record()`` alone would take the current device's)."""
+    ``Event.record()`` alone would take the current device's). On CUDA the host's seconds until
+    ``fn`` returned are appended to ``issued``, when given."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         stream = torch.cuda.current_stream(device)
         start.record(stream)
+        t0 = time.perf_counter()
         fn()
+        host_s = time.perf_counter() - t0
         end.record(stream)
         torch.cuda.synchronize(device)
+        if issued is not None:
+            issued.append(host_s)
         return start.elapsed_time(end) / 1e3
     t0 = time.perf_counter()
     fn()
@@ -38,14 +47,17 @@ def summarize(times_s: list[float]) -> dict:
 
 
 def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progress: bool = True,
-               probe=None) -> tuple[dict, list]:
+               probe=None, issued: dict | None = None) -> tuple[dict, list]:
     """Warm each call up, then time them in turns (call by call); seconds per call.
 
     ``probe``: a reference kernel, timed before the first round and after every round
     (``runs + 1`` times, returned second; empty without one), so that each round has the
-    machine's speed measured on either side of it.
+    machine's speed measured on either side of it. ``issued``: on CUDA, filled with each call's
+    host seconds to issue it, per timed run (see :func:`timed`).
     """
     times = {name: [] for name in calls}
+    if issued is not None:
+        issued.update({name: [] for name in calls})
     probes = []
     bar = tqdm(total=len(calls) * (warmup + runs), desc="bench", unit="call", disable=not progress, leave=False)
     for name, fn in calls.items():
@@ -59,7 +71,7 @@ def time_paths(calls: dict, runs: int, warmup: int, device: torch.device, progre
     for _ in range(runs):
         for name, fn in calls.items():
             bar.set_postfix_str(name)
-            times[name].append(timed(fn, device))
+            times[name].append(timed(fn, device, None if issued is None else issued[name]))
             bar.update()
         if probe is not None:
             probes.append(timed(probe, device))
