@@ -288,3 +288,19 @@ def test_host_issue_share_is_the_median_of_each_runs_share_and_is_rendered():
     report["paths"]["fast"].update(entry)
     line = next(x for x in render(report).splitlines() if x.startswith("host time to issue"))
     assert "fast 10.0 ms (0.50)" in line and "faithful" not in line
+
+
+def test_gpu_check_script_gives_cfin_only_options_it_has():
+    """``tools/gpu_checks.sh`` (README's GPU measurements in one go) runs on a GPU only; here its
+    ``cfin`` commands are parsed, so that a renamed option shows before a GPU machine does."""
+    import shlex
+
+    from cfin.cli import build_parser
+
+    script = (REPO_ROOT / "tools" / "gpu_checks.sh").read_text().replace("\\\n", " ")
+    commands = [shlex.split(line.split("python -m cfin", 1)[1].replace('"$out', '"OUT'))
+                for line in script.splitlines() if "python -m cfin " in line]
+    assert [c[0] for c in commands] == ["bench"] * 4 + ["audit"]
+    for argv in commands:
+        args = build_parser().parse_args(argv)
+        assert args.device == "cuda"
