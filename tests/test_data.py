@@ -86,6 +86,17 @@ def test_benchmark_without_lr_makes_and_caches_bicubic(bench_root, cache_dir, mo
         BenchmarkSet(bench_root, "Toy", 4)[0]
 
 
+def test_an_hr_file_replaced_by_an_older_one_remakes_its_cache_entry(bench_root, cache_dir):
+    """A dataset unpacked over an earlier one (unzip, tar, cp -p) brings files older than the cache."""
+    hr_a = bench_root / "benchmark" / "Toy" / "HR" / "a.png"
+    BenchmarkSet(bench_root, "Toy", 4)[0]
+    new = _img(37, 30, 7)
+    write_png(hr_a, new)
+    st = hr_a.stat()
+    os.utime(hr_a, ns=(st.st_atime_ns, st.st_mtime_ns - 10 ** 12))  # the archive's date: before the entry
+    np.testing.assert_array_equal(BenchmarkSet(bench_root, "Toy", 4)[0].lr, imresize(modcrop(new, 4), 1 / 4))
+
+
 def test_a_damaged_cache_entry_is_remade(bench_root, cache_dir):
     first = BenchmarkSet(bench_root, "Toy", 4)[0].lr
     entry = next(cache_dir.rglob("ax4.png"))
