@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.splitlines()[1:]))
     p.add_argument("--table", nargs="+", metavar="ID", help="paper table ids (I .. X, V-A.2) or 'all'")
     p.add_argument("--budget", default="smoke", help="training budget: smoke (CPU minutes; default), short "
-                                                     "(hours on a GPU) or paper (the paper's schedule)")
+                                                     "(hours on a GPU), paper (the paper's schedule, as its code "
+                                                     "ran it) or paper-text (as the paper's text states it)")
     p.add_argument("--data-root", metavar="DIR", help="folder with DIV2K_train_HR and benchmark/<Set5>/HR "
                                                       "(default: the bundled pictures, label 'embedded')")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")

@@ -179,6 +179,10 @@ def test_training_schedule(ctx):
     assert m["official_iterations"] == 1_000_000 and m["official_patches_seen"] == 16_000_000
     assert m["official_final_epoch_lr"] < 6.25e-6 <= m["paper_final_epoch_lr"] * 1.001
     assert m["official_iterations_below_paper_eta_min"] > 0
+    # cfin's "paper" recipe, run through the trainer's scheduler, takes the official learning rate every epoch
+    assert m["cfin_paper_recipe"] == {"iterations": 1_000_000, "batch": 16, "eta_min": 1e-7, "lr_step_every": 1000}
+    assert m["cfin_paper_recipe_max_lr_gap_to_official"] == 0
+    assert m["cfin_paper_text_recipe"] == {"eta_min": 6.25e-6, "lr_step_every": 1}
 
 
 def test_mean_shift_is_trainable(ctx):

@@ -220,7 +220,7 @@ UNKNOWN = {
     "table": (_set("table", "XI"), "unknown table 'XI'; valid: TINY"),
     "row": (_set("row", "KV on"), "unknown row of Table TINY 'KV on'; valid: KV off, KV+Cross"),
     "quoted row": (_set("row", "Other net"), "unknown row of Table TINY 'Other net'; valid: KV off, KV+Cross"),
-    "budget": (_set("budget", "huge"), "unknown budget 'huge'; valid: smoke, short, paper, micro"),
+    "budget": (_set("budget", "huge"), "unknown budget 'huge'; valid: smoke, short, paper, paper-text, micro"),
     "dataset": (_set("dataset", "div3k"), "unknown dataset 'div3k'; valid: embedded, div2k"),
     "scale": (_set("scale", 3), "scale 3 is not that of row 'KV off' of Table TINY (x4)"),
 }

@@ -522,11 +522,11 @@ def test_data_root_checked_before_training(tmp_path, monkeypatch, capsys):
     for i in range(2, 801):
         (train_hr / f"{i:04d}.png").symlink_to(train_hr / "0001.png")
     _one_line_error(capsys, Runner(tmp_path)("--table", "TINY", "--data-root", str(tmp_path / "data")),
-                    "DIV2K not found", "DIV2K_valid_HR/0801.png")
+                    "DIV2K not found", "DIV2K_valid_HR/0896.png")
     # the validation images too, and a benchmark with an image too small to score
     valid_hr = tmp_path / "data" / "DIV2K_valid_HR"
     valid_hr.mkdir()
-    for i in range(801, 811):
+    for i in range(896, 901):
         (valid_hr / f"{i:04d}.png").symlink_to(train_hr / "0001.png")
     set5 = tmp_path / "data" / "benchmark" / "Set5" / "HR"
     set5.mkdir(parents=True)
@@ -749,6 +749,27 @@ def test_a_run_folder_of_another_config_or_recipe_starts_over(tmp_path, monkeypa
         assert marker["config_hash"] == config_hash(changed.row.config)
         assert marker["recipe"]["iterations"] == changed.recipe.iterations
         last.write_bytes(b"a checkpoint")
+
+
+def test_a_run_folder_from_before_a_recipe_field_resumes_when_it_ran_that_fields_default(tmp_path, monkeypatch):
+    """A run folder made before ``lr_step_every`` existed ran the cosine every iteration: it
+    resumes under a recipe that still does, and starts over under one that steps per epoch."""
+    from cfin.runner import plan_jobs
+    from cfin.runner.row import RUN_MARKER, _prepare_run_dir
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs", "cpu")[0]
+    _prepare_run_dir(job)
+    marker = job.run_dir / RUN_MARKER
+    old = json.loads(marker.read_text())
+    del old["recipe"]["lr_step_every"]
+    marker.write_text(json.dumps(old))
+    last = job.run_dir / "last.pt"
+    last.write_bytes(b"a checkpoint")
+    _prepare_run_dir(job)
+    assert last.exists()
+    _prepare_run_dir(dataclasses.replace(job, recipe=job.recipe.replace(lr_step_every=2)))
+    assert not last.exists()
 
 
 def test_a_table_with_its_own_recipe_trains_and_records_apart(tmp_path, monkeypatch):

@@ -75,17 +75,24 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 # -- recipes -----------------------------------------------------------------------------------
 def test_recipes_follow_the_paper_and_reject_bad_input():
+    """``paper`` is the official code's run (REFERENCE.md, "Training"): the cosine down to 1e-7 in
+    1000 steps of one 1000-batch epoch, validated after each epoch on DIV2K 896-900;
+    ``paper-text`` the same with the schedule the paper's text states; ``short`` 5% of ``paper``."""
     paper = RECIPES["paper"]
     assert (paper.iterations, paper.batch_size, paper.patch_size) == (1_000_000, 16, 48)
-    assert (paper.lr, paper.eta_min, paper.betas, paper.eps, paper.loss) == (5e-4, 6.25e-6, (0.9, 0.999), 1e-8, "l1")
+    assert (paper.lr, paper.eta_min, paper.betas, paper.eps, paper.loss) == (5e-4, 1e-7, (0.9, 0.999), 1e-8, "l1")
+    assert (paper.lr_step_every, paper.val_every, paper.val_images) == (1000, 1000, 5)
+    assert RECIPES["paper-text"] == paper.replace(name="paper-text", eta_min=6.25e-6, lr_step_every=1)
+    assert RECIPES["short"] == paper.replace(name="short", iterations=50_000)
     assert recipe("short", seed=3).seed == 3
-    with pytest.raises(CFINError, match="smoke, short, paper"):
+    with pytest.raises(CFINError, match="smoke, short, paper, paper-text"):
         recipe("long")
     with pytest.raises(CFINError, match=r"unknown recipe field\(s\) \['itterations'\].*iterations"):
         recipe("smoke", itterations=5)
     for bad, msg in ((dict(batch_size=0), "batch_size"), (dict(eta_min=1.0), "eta_min"),
                      (dict(loss="l3"), "l1, mse"), (dict(scheduler="step"), "cosine, constant"),
-                     (dict(betas=(0.9, 1.5)), "betas"), (dict(iterations=2.5), "iterations")):
+                     (dict(betas=(0.9, 1.5)), "betas"), (dict(iterations=2.5), "iterations"),
+                     (dict(lr_step_every=0), "lr_step_every")):
         with pytest.raises(CFINError, match=msg):
             recipe("smoke", **bad)
 
@@ -117,14 +124,17 @@ class SamePatch(torch.utils.data.Dataset):
         return self.item
 
 
-def test_training_steps_are_the_papers_adam_l1_and_per_iteration_cosine(tmp_path):
+@pytest.mark.parametrize("every", [1, 2, 4])
+def test_training_steps_are_the_papers_adam_l1_and_cosine(tmp_path, every):
     """The trainer against a hand-written loop of the paper's recipe (IV-B): torch.optim.Adam with
-    betas (0.9, 0.999), eps 1e-8 on the mean absolute error, the learning rate of step t
-    ``eta_min + (lr - eta_min) (1 + cos(pi t / T)) / 2`` stepped every iteration (the official
-    code steps once per 1000-batch epoch; two batches per epoch here would show it)."""
+    betas (0.9, 0.999), eps 1e-8 on the mean absolute error, the learning rate of iteration i
+    ``eta_min + (lr - eta_min) (1 + cos(pi k / T)) / 2`` with k = floor(i / every) of T =
+    ceil(iterations / every) steps: every iteration (the paper's text), or once per ``every``
+    iterations (the official code's 1000-batch epoch)."""
     import math
 
-    rec = _toy_recipe(iterations=6, batch_size=4, log_every=1, checkpoint_every=6, val_images=0)
+    rec = _toy_recipe(iterations=6, batch_size=4, log_every=1, checkpoint_every=6, val_images=0,
+                      lr_step_every=every)
     data = SamePatch(8)
     torch.manual_seed(0)
     model = TinySR(dropout=0.0)
@@ -132,8 +142,8 @@ def test_training_steps_are_the_papers_adam_l1_and_per_iteration_cosine(tmp_path
     ref.load_state_dict(model.state_dict())
     train(model, rec, data, tmp_path, device="cpu", progress=False)
 
-    def cosine(t):
-        return 6.25e-6 + (5e-4 - 6.25e-6) * (1 + math.cos(math.pi * t / rec.iterations)) / 2
+    def cosine(i):
+        return 6.25e-6 + (5e-4 - 6.25e-6) * (1 + math.cos(math.pi * (i // every) / math.ceil(6 / every))) / 2
     opt = torch.optim.Adam(ref.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
     lr, hr = (torch.stack([data[0][k]] * rec.batch_size) for k in ("lr", "hr"))
     losses = []
@@ -242,7 +252,7 @@ def test_torchrun_rank_is_the_global_rank(monkeypatch):
 
 @pytest.mark.parametrize("field,value", [("iterations", 7), ("batch_size", 3), ("patch_size", 17), ("lr", 1e-3),
                                          ("eta_min", 1e-9), ("betas", (0.8, 0.9)), ("eps", 1e-6), ("loss", "mse"),
-                                         ("scheduler", "constant"), ("seed", 5)])
+                                         ("scheduler", "constant"), ("lr_step_every", 1000), ("seed", 5)])
 def test_resume_checks_every_schedule_field(field, value):
     """Each field that changes what the steps compute (schedule, optimizer, loss, data order)
     makes the checkpoint another run's; the cadence fields do not."""
@@ -264,7 +274,33 @@ def test_resume_checks_every_schedule_field(field, value):
         check_compatible(state, rec, 8, {**tiny, "kv_share": False}, Path("last.pt"))
 
 
+def test_a_checkpoint_from_before_lr_step_every_resumes_as_the_every_iteration_cosine_it_ran():
+    from cfin.train.state import check_compatible
+
+    rec = _toy_recipe(iterations=4)
+    tiny = cfin.preset("tiny", scale=2).network()
+    saved = {k: v for k, v in json.loads(json.dumps(rec.to_dict())).items() if k != "lr_step_every"}
+    state = {"recipe": saved, "data": {"num_samples": 8}, "network": tiny}
+    check_compatible(state, rec, 8, tiny, Path("last.pt"))  # lr_step_every 1: what it ran
+    with pytest.raises(CFINError, match=r"different run \(lr_step_every: checkpoint 1 vs now 2\)"):
+        check_compatible(state, rec.replace(lr_step_every=2), 8, tiny, Path("last.pt"))
+
+
 # -- exact resume ------------------------------------------------------------------------------
+def test_a_run_stopped_inside_a_learning_rate_step_resumes_to_identical_weights(tmp_path):
+    """The official code's cosine steps once per epoch: stopped between two steps (iteration 5 of a
+    step of 3), the resumed run takes the same learning rates as the run that never stopped."""
+    rec = _toy_recipe(lr_step_every=3, val_images=0)
+    straight, _ = _train_toy(tmp_path / "straight", rec)
+    _train_toy(tmp_path / "stopped", rec, max_iterations=5)
+    resumed, res = _train_toy(tmp_path / "stopped", rec)
+    assert res.resumed_from == 5 and res.completed and _same_weights(resumed, straight)
+    stopped = read_log(tmp_path / "stopped").set_index("iteration").lr
+    straight = read_log(tmp_path / "straight").set_index("iteration").lr
+    assert stopped[straight.index].tolist() == straight.tolist()
+    assert stopped[4] == stopped[5] > stopped[6] == stopped[8] > stopped[10]  # a step after 3, 6 and 9
+
+
 def test_interrupted_runs_resume_to_identical_weights(tmp_path):
     straight, res = _train_toy(tmp_path / "straight")
     assert res.completed and res.weights.is_file() and res.best_weights.is_file()
@@ -511,7 +547,7 @@ def test_cli_refuses_a_global_batch_the_processes_cannot_split(tmp_path, capsys,
 
 
 def _div2k_root(root: Path, size: int = 100) -> Path:
-    """A DIV2K layout: 0001-0800 and 0801-0810, links to one size x size picture."""
+    """A DIV2K layout: 0001-0800 and 0896-0900, links to one size x size picture."""
     import numpy as np
 
     from cfin.data.io import write_png
@@ -521,7 +557,7 @@ def _div2k_root(root: Path, size: int = 100) -> Path:
     valid_hr.mkdir()
     picture = root / "picture.png"
     write_png(picture, np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
-    for i in range(1, 811):
+    for i in [*range(1, 801), *range(896, 901)]:
         ((train_hr if i <= 800 else valid_hr) / f"{i:04d}.png").symlink_to(picture)
     return root
 
@@ -531,8 +567,8 @@ def test_the_data_label_names_the_validation_images_the_recipe_uses(tmp_path):
 
     root = _div2k_root(tmp_path / "data")
     labels = {name: build_data(str(root), 2, recipe(name, num_workers=0), False)[2] for name in ("smoke", "paper")}
-    assert labels["smoke"] == f"DIV2K 1-800 (validation: DIV2K 801-802) under {root}"  # val_images=2
-    assert labels["paper"] == f"DIV2K 1-800 (validation: DIV2K 801-810) under {root}"
+    assert labels["smoke"] == f"DIV2K 1-800 (validation: DIV2K 896-897) under {root}"  # val_images=2
+    assert labels["paper"] == f"DIV2K 1-800 (validation: DIV2K 896-900) under {root}"  # the official code's
     assert "validation: none)" in build_data(str(root), 2, recipe("smoke", val_images=0), False)[2]
     assert build_data(None, 2, recipe("smoke"), False)[2] == \
         ("the bundled scikit-image pictures (train split; validation: the test split's chelsea, coffee; the test "
@@ -544,7 +580,7 @@ def test_the_data_label_names_the_validation_images_the_recipe_uses(tmp_path):
     def named(label):
         return _validation_images([RowResult(None, [{"data": {"train": label}}])])
     assert named(build_data(None, 2, recipe("smoke"), False)[2]) == "the test split's chelsea, coffee"
-    assert named(labels["paper"]) == "DIV2K 801-810"
+    assert named(labels["paper"]) == "DIV2K 896-900"
 
 
 def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):

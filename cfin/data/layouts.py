@@ -112,21 +112,21 @@ def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterabl
         root: folder holding ``DIV2K_<split>_HR`` (directly or under ``DIV2K/``).
         scale: 2, 3 or 4 (any integer works when the LR is made here).
         split: ``"train"`` (default ids 1-800) or ``"valid"`` (801-900).
-        ids: image numbers, e.g. ``range(896, 901)``.
+        ids: image numbers, e.g. ``range(896, 901)`` (the official code's validation images).
     """
     if split not in DIV2K_DEFAULT_IDS:
         raise CFINError(f"unknown DIV2K split {split!r}; valid: {', '.join(DIV2K_DEFAULT_IDS)}")
     root = _check_root(root)
     hr_name = f"DIV2K_{split}_HR"
     base = next((b for b in (root, root / "DIV2K") if (b / hr_name).is_dir()), None)
-    if base is None:
-        first = f"{DIV2K_DEFAULT_IDS[split][0]:04d}"
+    wanted = [f"{int(i):04d}" for i in (DIV2K_DEFAULT_IDS[split] if ids is None else ids)]
+    if base is None:  # named by the first image asked for
+        first = wanted[0] if wanted else f"{DIV2K_DEFAULT_IDS[split][0]:04d}"
         raise CFINError(f"DIV2K not found under {root}: expected {root}/{hr_name}/{first}.png "
                         f"(optionally {root}/DIV2K_{split}_LR_bicubic/X{scale}/{first}x{scale}.png)")
     hr_dir = base / hr_name
     lr_dir = base / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
     pairs, missing = [], []
-    wanted = [f"{int(i):04d}" for i in (DIV2K_DEFAULT_IDS[split] if ids is None else ids)]
     for stem in wanted:
         hr = next((hr_dir / f"{stem}{s}" for s in IMAGE_SUFFIXES if (hr_dir / f"{stem}{s}").is_file()), None)
         if hr is None:

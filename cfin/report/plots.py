@@ -125,7 +125,7 @@ SEED_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
 
 
 def _validation_images(results: list[RowResult]) -> str:
-    """What the runs validated on, from the records' data label ("... (validation: DIV2K 801-810)", up
+    """What the runs validated on, from the records' data label ("... (validation: DIV2K 896-900)", up
     to a ";" that adds a remark)."""
     for rr in results:
         for r in rr.records:

@@ -1,6 +1,6 @@
 """What to run: one :class:`RowJob` per (table, reproducible row, seed) at one budget on one dataset.
 
-A budget is a training recipe name (:data:`cfin.train.RECIPES`: smoke, short, paper). At the
+A budget is a training recipe name (:data:`cfin.train.RECIPES`: smoke, short, paper, paper-text). At the
 ``paper`` budget a row trains with its table's own recipe (``Table.recipe``); the shorter
 budgets shrink every table alike. The dataset is ``embedded`` (the bundled pictures: train
 split for training, test split for evaluation) without ``--data-root``, ``div2k`` with one
@@ -62,7 +62,7 @@ class RowJob:
     Args:
         table, row: the paper table and the reproducible row.
         recipe: the training recipe, its seed set to the job's seed.
-        budget: the budget name recorded (``smoke``, ``short``, ``paper``).
+        budget: the budget name recorded (``smoke``, ``short``, ``paper``, ``paper-text``).
         data_root: DIV2K and benchmarks folder; None for the embedded pictures.
         results: the results folder (records).
         runs: the training folder (checkpoints, logs; resumable).

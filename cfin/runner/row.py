@@ -20,6 +20,7 @@ from cfin.records import config_hash, read_record, write_record
 from cfin.runner.jobs import RowJob, dataset_label, eval_dataset_names
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
 from cfin.train.lock import LOCK_NAME, OWNER_NAME, run_lock
+from cfin.train.recipes import recipe_fields
 
 CURVE_POINTS = 1000  # at most this many training-log records are kept in a record
 RUN_MARKER = "job.json"  # in the run folder: which config and recipe it trains
@@ -91,6 +92,8 @@ def _prepare_run_dir(job: RowJob) -> None:
     restart = job.force and not job.shares_training and not made_since(job.run_dir, job)
     if marker.exists() and not restart:
         saved = _read_marker(marker)
+        if isinstance(saved.get("recipe"), dict):  # fields added since: what the run that wrote it ran
+            saved["recipe"] = recipe_fields(saved["recipe"])
         restart = any(saved.get(k) != v for k, v in current.items())  # a run of another config
         if not restart:
             return  # a run of this training, to resume (or already complete)

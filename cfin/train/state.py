@@ -18,7 +18,7 @@ import torch
 from cfin.atomic import atomic_torch_save
 from cfin.config import CFINConfig
 from cfin.errors import CFINError
-from cfin.train.recipes import Recipe
+from cfin.train.recipes import Recipe, recipe_fields
 
 FORMAT = "cfin-train-state"
 VERSION = 1
@@ -26,7 +26,7 @@ REQUIRED = ("format", "version", "iteration", "data", "model", "optimizer", "sch
             "recipe", "world_size", "best_psnr", "best_iteration", "elapsed")
 # Recipe fields a resumed run must share with the checkpoint (the rest is cadence).
 SCHEDULE_FIELDS = ("iterations", "batch_size", "patch_size", "lr", "eta_min", "betas", "eps",
-                   "loss", "scheduler", "seed")
+                   "loss", "scheduler", "lr_step_every", "seed")
 
 
 def seed_all(seed: int) -> None:
@@ -104,7 +104,7 @@ def check_compatible(state: dict, recipe: Recipe, num_samples: int, network: dic
     """A CFINError naming every difference between the run that wrote ``state`` (read from ``path``)
     and this one: the schedule (:data:`SCHEDULE_FIELDS`), the training set's size and images, the
     network (:meth:`CFINConfig.network`); a resumed run must be the same run."""
-    saved = state["recipe"]
+    saved = recipe_fields(state["recipe"])
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(recipe, k)!r}" for k in SCHEDULE_FIELDS
             if _norm(saved.get(k)) != _norm(getattr(recipe, k))]
     if state["data"]["num_samples"] != num_samples:

@@ -94,12 +94,20 @@ def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
-    """Cosine annealing from ``lr`` to ``eta_min`` over the run, stepped every iteration
-    (``recipe.scheduler == "cosine"``, the paper's), or a constant ``lr`` (``"constant"``)."""
+    """Cosine annealing from ``lr`` to ``eta_min`` over the run in steps of ``lr_step_every``
+    iterations (``recipe.scheduler == "cosine"``; :func:`step_scheduler` steps it), or a
+    constant ``lr`` (``"constant"``)."""
     if recipe.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.iterations,
-                                                          eta_min=recipe.eta_min)
+        steps = -(-recipe.iterations // recipe.lr_step_every)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=recipe.eta_min)
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler, recipe: Recipe, iteration: int) -> None:
+    """Step ``scheduler`` after ``iteration`` (counted from 1) iterations when they end a step of
+    ``recipe.lr_step_every`` (the official code's epoch of 1000 batches; 1: every iteration)."""
+    if iteration % recipe.lr_step_every == 0:
+        scheduler.step()
 
 
 def save_weights(model: nn.Module, path: Path, **metadata) -> Path:
@@ -283,8 +291,8 @@ class _Run:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
-                    self.scheduler.step()
                     self.iteration += 1
+                    step_scheduler(self.scheduler, self.recipe, self.iteration)
                     window[0] += loss.detach()
                     window[1] += 1
                     bar.update(1)
