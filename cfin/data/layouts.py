@@ -86,6 +86,7 @@ class BenchmarkSet(ImageSet):
                 raise CFINError(f"{lr_dir} has no LR image for {hr.name}; expected {hr.stem}x{scale}.png "
                                 f"(or remove {lr_dir} to have the LR made with MATLAB bicubic)")
             pairs.append(ImagePair(hr.stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
+            pairs[-1].check_lr_size()
         super().__init__(name, pairs, scale)
         self.folder = folder
 
@@ -136,6 +137,7 @@ def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterabl
         if lr_dir.is_dir() and lr is None:
             raise CFINError(f"{lr_dir} has no LR image for {stem}; expected {stem}x{scale}.png")
         pairs.append(ImagePair(stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
+        pairs[-1].check_lr_size()
     if missing:
         listed = ", ".join(f"{m}.png" for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
         span = f" {wanted[0]}-{wanted[-1]}" if int(wanted[-1]) - int(wanted[0]) == len(wanted) - 1 else ""
