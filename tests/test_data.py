@@ -86,6 +86,18 @@ def test_benchmark_without_lr_makes_and_caches_bicubic(bench_root, cache_dir, mo
         BenchmarkSet(bench_root, "Toy", 4)[0]
 
 
+def test_an_hr_file_replaced_by_an_older_one_is_not_paired_with_the_old_lr(bench_root, cache_dir):
+    """A dataset copied in again from an archive keeps its files' older times: the cached LR of the
+    image it replaces is not this image's, even when the sizes agree."""
+    hr_a = bench_root / "benchmark" / "Toy" / "HR" / "a.png"
+    BenchmarkSet(bench_root, "Toy", 4)[0]  # cached
+    before = hr_a.stat().st_mtime_ns
+    write_png(hr_a, _img(37, 30, 5))  # another picture of the same size, with a time from the past
+    os.utime(hr_a, ns=(before - 10 ** 12, before - 10 ** 12))
+    np.testing.assert_array_equal(BenchmarkSet(bench_root, "Toy", 4)[0].lr,
+                                  imresize(modcrop(_img(37, 30, 5), 4), 1 / 4))
+
+
 def test_a_damaged_cache_entry_is_remade(bench_root, cache_dir):
     first = BenchmarkSet(bench_root, "Toy", 4)[0].lr
     entry = next(cache_dir.rglob("ax4.png"))

@@ -2,8 +2,9 @@
 
 The cache lives in ``$CFIN_CACHE_DIR`` (else ``$XDG_CACHE_HOME/cfin``, else
 ``~/.cache/cfin``), never inside the data folder, so read-only datasets work. An entry is
-``lr_bicubic/<hash of the HR folder>/X<s>/<stem>x<s>.png``; it is remade when the HR file is
-newer than it, and written atomically.
+``lr_bicubic/<hash of the HR folder>/X<s>/<stem>x<s>.png``, written atomically and given the HR
+file's modification time; it is remade when the HR file's time is another (an edited file, or one
+copied in again from an archive with an older time).
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def cached_bicubic_lr(hr_path: str | Path, scale: int, hr: np.ndarray | None = N
                       cache_dir: str | Path | None = None) -> np.ndarray:
     """The bicubic LR of the HR image at ``hr_path``, read from the cache or made and stored."""
     path = lr_cache_path(hr_path, scale, cache_dir)
-    if path.is_file() and path.stat().st_mtime_ns >= Path(hr_path).stat().st_mtime_ns:
+    made = Path(hr_path).stat().st_mtime_ns
+    if path.is_file() and path.stat().st_mtime_ns == made:
         try:
             return read_image(path)
         except CFINError:  # a damaged entry (a crash elsewhere, a full disk): derived data, remade below
@@ -53,6 +55,7 @@ def cached_bicubic_lr(hr_path: str | Path, scale: int, hr: np.ndarray | None = N
     lr = bicubic_lr(hr, scale)
     try:
         write_png(path, lr)
+        os.utime(path, ns=(made, made))  # the entry of this version of the HR file
     except OSError as e:
         raise CFINError(f"cannot write the LR cache entry {path} ({e.strerror or e}); set CFIN_CACHE_DIR to a "
                         f"writable folder") from None
