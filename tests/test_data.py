@@ -148,6 +148,19 @@ def test_missing_dataset_messages(bench_root, tmp_path):
     assert BenchmarkSet(bench_root / "benchmark", "Toy", 2).names[0] == "a"
 
 
+def test_an_hr_image_of_another_type_is_not_left_out_silently(bench_root):
+    """Set14 copied with a .bmp among its PNGs would be scored over fewer images than the paper's."""
+    from PIL import Image
+    hr = bench_root / "benchmark" / "Toy" / "HR"
+    (hr / "notes.txt").write_text("not an image")
+    assert len(BenchmarkSet(bench_root, "Toy", 2)) == 4
+    Image.fromarray(_img(20, 20, 4)).save(hr / "zebra.bmp")
+    Image.fromarray(_img(20, 20, 5)).save(hr / "man.jpg")
+    with pytest.raises(CFINError, match=r"^\S+/Toy/HR holds 2 image\(s\) of a type cfin does not read \(man\.jpg, "
+                                        r"zebra\.bmp\); expected \.png or \.npy"):
+        BenchmarkSet(bench_root, "Toy", 2)
+
+
 def test_div2k_layout(tmp_path, cache_dir):
     root = tmp_path / "d"
     (root / "DIV2K" / "DIV2K_train_HR").mkdir(parents=True)

@@ -37,7 +37,18 @@ def _check_root(root: str | Path) -> Path:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The images in ``folder``; a CFINError naming any image of a type not read (a .bmp or .jpg among
+    the PNGs would leave the set short of the paper's images without a word)."""
+    from PIL import Image
+
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    readable = {ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN}  # by Pillow
+    other = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES and p.suffix.lower() in readable]
+    if other:
+        raise CFINError(f"{folder} holds {len(other)} image(s) of a type cfin does not read "
+                        f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); expected "
+                        f"{' or '.join(IMAGE_SUFFIXES)}: convert them to PNG, or move them out of the folder")
+    return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def available_datasets(root: str | Path) -> list[str]:
