@@ -128,6 +128,7 @@ def test_benchmark_with_lr_folder_and_size_check(bench_root, cache_dir):
     write_png(lr_dir / "bx2.png", np.zeros((11, 14, 3), np.uint8))
     with pytest.raises(CFINError, match=r"bx2\.png.*11x14.*must be 12x14"):
         data[1]
+    write_png(lr_dir / "bx2.png", np.zeros((12, 14, 3), np.uint8))
     (lr_dir / "cx2.png").unlink()
     with pytest.raises(CFINError, match=r"no LR image for c\.png"):
         BenchmarkSet(bench_root, "Toy", 2)
@@ -144,6 +145,19 @@ def test_missing_dataset_messages(bench_root, tmp_path):
         BenchmarkSet(bench_root, "Empty", 4)
     # root may also be the benchmark folder itself
     assert BenchmarkSet(bench_root / "benchmark", "Toy", 2).names[0] == "a"
+
+
+def test_an_hr_image_of_another_type_is_not_left_out_silently(bench_root):
+    """Set14 copied with a .bmp among its PNGs would be scored over fewer images than the paper's."""
+    from PIL import Image
+    hr = bench_root / "benchmark" / "Toy" / "HR"
+    (hr / "notes.txt").write_text("not an image")
+    assert len(BenchmarkSet(bench_root, "Toy", 2)) == 4
+    Image.fromarray(_img(20, 20, 4)).save(hr / "zebra.bmp")
+    Image.fromarray(_img(20, 20, 5)).save(hr / "man.jpg")
+    with pytest.raises(CFINError, match=r"^\S+/Toy/HR holds 2 image\(s\) of a type cfin does not read \(man\.jpg, "
+                                        r"zebra\.bmp\); expected \.png or \.npy"):
+        BenchmarkSet(bench_root, "Toy", 2)
 
 
 def test_div2k_layout(tmp_path, cache_dir):
@@ -291,3 +305,24 @@ def test_patch_dataset_errors(tmp_path, cache_dir):
         (3, 8, 8)
     with pytest.raises(CFINError, match=r"'0002': LR 9x8 \(HR 18x16\) is smaller than the 9x9"):
         TrainPatchDataset(div2k_pairs(tmp_path, 2, ids=[2]), scale=2, patch_size=9, length=4)
+
+
+def test_a_given_lr_of_the_wrong_size_stops_before_any_work(tmp_path, bench_root, cache_dir):
+    """A precomputed LR file that is not HR // scale is named when the dataset is opened (from the files'
+    headers), not when training first draws it or evaluation reaches it."""
+    (tmp_path / "DIV2K_train_HR").mkdir()
+    lr_dir = tmp_path / "DIV2K_train_LR_bicubic" / "X2"
+    lr_dir.mkdir(parents=True)
+    for i in (1, 2):
+        write_png(tmp_path / "DIV2K_train_HR" / f"{i:04d}.png", _img(21, 19, i))
+        write_png(lr_dir / f"{i:04d}x2.png", _img(10, 9, i))
+    assert len(div2k_pairs(tmp_path, 2, ids=[1, 2])) == 2
+    write_png(lr_dir / "0002x2.png", _img(20, 18, 2))  # at x1, say: a mislaid X1 folder's file
+    with pytest.raises(CFINError, match=r"^\S+0002x2\.png: LR is 20x18 but HR is 21x19; at x2 the LR must be 10x9 "):
+        div2k_pairs(tmp_path, 2, ids=[1, 2])
+    lr_dir = bench_root / "benchmark" / "Toy" / "LR_bicubic" / "X2"
+    lr_dir.mkdir(parents=True)
+    for name, (h, w) in {"a": (18, 15), "b": (12, 14), "c": (10, 10), "d": (10, 13)}.items():
+        write_png(lr_dir / f"{name}x2.png", np.full((h, w, 3), 7, np.uint8))
+    with pytest.raises(CFINError, match=r"dx2\.png: LR is 10x13 but HR is 20x24; at x2 the LR must be 10x12"):
+        BenchmarkSet(bench_root, "Toy", 2)

@@ -634,6 +634,47 @@ def test_an_interrupted_parallel_run_stops_its_workers(tmp_path):
     assert not any(alive(pid) for pid in workers)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads process states from /proc (Linux)")
+def test_a_killed_parallel_run_leaves_no_worker_training(tmp_path):
+    """SIGKILL (kill -9, the OOM killer), which the command cannot pass on: its workers end too, not
+    train their rows on unseen, write records and keep a rerun waiting on them."""
+    import signal
+    import textwrap
+    import time
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from cfin.runner.parallel import in_worker_processes
+        from pool_tasks import sleep_and_report
+
+        for _ in in_worker_processes(sleep_and_report, [({str(tmp_path)!r},)] * 2, 2):
+            pass
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO_ROOT)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    workers = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(workers) == 2, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        stat = Path(f"/proc/{pid}/stat")
+        return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+    deadline = time.monotonic() + 15  # not the workers' minute
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)
+
+
 def test_training_curve_is_thinned_keeping_validations(tmp_path):
     from cfin.runner.row import training_curve
 

@@ -37,7 +37,18 @@ def _check_root(root: str | Path) -> Path:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The images in ``folder``; a CFINError naming any image of a type not read (a .bmp or .jpg among
+    the PNGs would leave the set short of the paper's images without a word)."""
+    from PIL import Image
+
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    readable = {ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN}  # by Pillow
+    other = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES and p.suffix.lower() in readable]
+    if other:
+        raise CFINError(f"{folder} holds {len(other)} image(s) of a type cfin does not read "
+                        f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); expected "
+                        f"{' or '.join(IMAGE_SUFFIXES)}: convert them to PNG, or move them out of the folder")
+    return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def available_datasets(root: str | Path) -> list[str]:
@@ -86,6 +97,7 @@ class BenchmarkSet(ImageSet):
                 raise CFINError(f"{lr_dir} has no LR image for {hr.name}; expected {hr.stem}x{scale}.png "
                                 f"(or remove {lr_dir} to have the LR made with MATLAB bicubic)")
             pairs.append(ImagePair(hr.stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
+            pairs[-1].check_lr_size()
         super().__init__(name, pairs, scale)
         self.folder = folder
 
@@ -136,6 +148,7 @@ def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterabl
         if lr_dir.is_dir() and lr is None:
             raise CFINError(f"{lr_dir} has no LR image for {stem}; expected {stem}x{scale}.png")
         pairs.append(ImagePair(stem, hr, lr, scale, None if cache_dir is None else Path(cache_dir)))
+        pairs[-1].check_lr_size()
     if missing:
         listed = ", ".join(f"{m}.png" for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
         span = f" {wanted[0]}-{wanted[-1]}" if int(wanted[-1]) - int(wanted[0]) == len(wanted) - 1 else ""

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from cfin.data.cache import bicubic_lr, cached_bicubic_lr
-from cfin.data.io import read_image
+from cfin.data.io import image_size, read_image
 from cfin.errors import CFINError
 
 
@@ -23,11 +23,16 @@ class Sample:
 def check_pair(lr: np.ndarray, hr: np.ndarray, scale: int, what: str) -> np.ndarray:
     """``hr`` cropped to ``scale`` x the LR size; a CFINError naming ``what`` if the sizes disagree."""
     h, w = lr.shape[:2]
-    if (h, w) != (hr.shape[0] // scale, hr.shape[1] // scale):
-        raise CFINError(
-            f"{what}: LR is {h}x{w} but HR is {hr.shape[0]}x{hr.shape[1]}; at x{scale} the LR must be "
-            f"{hr.shape[0] // scale}x{hr.shape[1] // scale} (HR size // {scale})")
+    check_sizes((h, w), hr.shape[:2], scale, what)
     return hr[: h * scale, : w * scale]
+
+
+def check_sizes(lr: tuple[int, int], hr: tuple[int, int], scale: int, what: str) -> None:
+    """A CFINError naming ``what`` unless the LR size (rows, columns) is the HR size // ``scale``."""
+    if tuple(lr) != (hr[0] // scale, hr[1] // scale):
+        raise CFINError(
+            f"{what}: LR is {lr[0]}x{lr[1]} but HR is {hr[0]}x{hr[1]}; at x{scale} the LR must be "
+            f"{hr[0] // scale}x{hr[1] // scale} (HR size // {scale})")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,11 @@ class ImagePair:
     lr_path: Path | None
     scale: int
     cache_dir: Path | None = None
+
+    def check_lr_size(self) -> None:
+        """A given LR file's size against its HR's, from the files' headers (a CFINError as :meth:`load`'s)."""
+        if self.lr_path is not None:
+            check_sizes(image_size(self.lr_path), image_size(self.hr_path), self.scale, str(self.lr_path))
 
     def load(self) -> Sample:
         hr = read_image(self.hr_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 import traceback
 from multiprocessing import get_context
 
@@ -67,10 +68,21 @@ def _call(task):
 def _worker_init() -> None:
     """A worker's progress bars lock with a thread lock: tqdm's default also makes a named
     multiprocessing semaphore, which a worker terminated by an interrupt cannot release (the
-    resource tracker would warn of it as leaked)."""
+    resource tracker would warn of it as leaked). And the worker ends with the command
+    (:func:`_exit_with_parent`)."""
     import threading
 
     tqdm.set_lock(threading.RLock())
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this worker once the command that spawned it is gone: killed by SIGKILL, which it cannot
+    pass on, it would otherwise leave the worker training its row unseen and writing the record
+    (checkpoints and records are atomic, so a rerun resumes where the worker stopped)."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def in_worker_processes(fn, arg_tuples: list[tuple], workers: int):
