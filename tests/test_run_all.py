@@ -395,6 +395,15 @@ def test_report_says_whether_the_ablation_holds(tmp_path):
     for r in records:
         r["budget"] = "smoke"
     assert (gaps(records)["KV off"][0].delta, gaps(records)["KV off"][0].status) == ("reversed", "na")
+    # a gap that rounds to +0.00, or that one std over seeds spans, has no sign to hold or reverse
+    ref_psnr = {0: 30.5, 1: 30.6}
+    for shift, spread, delta in ((0.003, 0.0, "no sign (under 0.005 dB)"),
+                                 (0.05, 0.2, "no sign (within the seeds' std)"),
+                                 (0.05, 0.0, "reversed")):
+        for r in records:
+            if r["row"] == "KV off":
+                r["metrics"]["Set5"]["psnr"] = ref_psnr[r["seed"]] + shift + (spread if r["seed"] else -spread)
+        assert gaps(records)["KV off"][0].delta == delta
 
 
 def test_accuracy_is_the_mean_over_seeds_judged_against_the_rows_tolerance(tmp_path):

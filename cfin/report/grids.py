@@ -219,9 +219,13 @@ def gaps_grid(table: Table, results: list[RowResult], judged: bool = True) -> Gr
         rows.append((_label(rr), cells, [", ".join(sorted(against)) or fmt.DASH], ""))
     caption = ("PSNR gap (dB) of each row to the row the paper scores best among those reproduced (same scale), "
                "as printed and as reproduced; ours paired by seed, ± its std over seeds. \"holds\": the same "
-               "sign; \"reversed\": the ablation's conclusion does not reproduce"
+               "sign; \"reversed\": the ablation's conclusion does not reproduce; \"no sign\": ours is under "
+               "half the 0.01 dB the paper prints, or within one std of 0 over seeds"
                + ("." if judged else "; not judged here (this section's training or data is not the paper's)."))
     return Grid("Does the ablation hold?", [f"{d} PSNR gap" for d in datasets], ["against"], rows, caption)
+
+
+PSNR_PRINTED_DB = 0.01  # the paper prints PSNR to two decimals
 
 
 def _gap_cell(rr: RowResult, ref: RowResult, dataset: str, judged: bool) -> Cell:
@@ -237,6 +241,10 @@ def _gap_cell(rr: RowResult, ref: RowResult, dataset: str, judged: bool) -> Cell
     ours = f"{gap.mean:+.2f}" + (f" ± {gap.std:.2f} ({gap.n} seeds)" if gap.std is not None else "")
     if paper == 0 or gap.mean == 0:
         return Cell(f"{paper:+.2f}", ours)
+    if abs(gap.mean) < PSNR_PRINTED_DB / 2:  # rounds to +0.00 where the paper prints its scores
+        return Cell(f"{paper:+.2f}", ours, "no sign (under 0.005 dB)", "na")
+    if gap.std is not None and abs(gap.mean) <= gap.std:
+        return Cell(f"{paper:+.2f}", ours, "no sign (within the seeds' std)", "na")
     holds = (paper > 0) == (gap.mean > 0)
     return Cell(f"{paper:+.2f}", ours, "holds" if holds else "reversed",
                 ("ok" if holds else "off") if judged else "na")
