@@ -16,7 +16,9 @@ IMAGE_SUFFIXES = (".png", ".npy")
 def as_rgb_uint8(img: np.ndarray, source: str = "image") -> np.ndarray:
     """``img`` as H x W x 3 uint8: gray becomes three channels, an alpha channel is dropped.
 
-    uint16 is scaled to 8 bits (x / 257, rounded); any other non-uint8 dtype is refused.
+    uint16 is scaled to 8 bits (x / 257, rounded); any other non-uint8 dtype is refused. (A 16-bit
+    RGB PNG reaches here as 8 bits already: Pillow keeps the high byte, x // 256, at most one level
+    from the rounding; 16-bit gray PNGs and ``.npy`` files are rounded here.)
     """
     img = np.asarray(img)
     if img.dtype == np.uint16:
