@@ -53,7 +53,8 @@ def cached_bicubic_lr(hr_path: str | Path, scale: int, hr: np.ndarray | None = N
     lr = bicubic_lr(hr, scale)
     try:
         write_png(path, lr)
-    except OSError as e:
-        raise CFINError(f"cannot write the LR cache entry {path} ({e.strerror or e}); set CFIN_CACHE_DIR to a "
+    except CFINError as e:  # atomic_write's, from the OSError
+        why = getattr(e.__cause__, "strerror", None) or e.__cause__ or e
+        raise CFINError(f"cannot write the LR cache entry {path} ({why}); set CFIN_CACHE_DIR to a "
                         f"writable folder") from None
     return lr
