@@ -69,11 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from cfin.errors import CFINError, reader_gone
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = argv
+    from cfin.commands._common import check_not_empty
     from cfin.runner.command import run
 
     try:
+        check_not_empty(parser, args)
         return run(args)
     except CFINError as e:
         print(f"run_all.py: error: {e}", file=sys.stderr)

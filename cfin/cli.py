@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, mod, help_ in _available():
         p = sub.add_parser(name, help=help_, description=help_)
         importlib.import_module(mod).add_arguments(p)
-        p.set_defaults(_module=mod)
+        p.set_defaults(_module=mod, _parser=p)
     return parser
 
 
@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from cfin.commands._common import check_not_empty
+
+        check_not_empty(args._parser, args)
         return int(importlib.import_module(args._module).run(args) or 0)
     except CFINError as e:
         print(f"cfin {args.command}: error: {e}", file=sys.stderr)

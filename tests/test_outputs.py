@@ -79,6 +79,24 @@ def test_a_write_that_fails_midway_is_one_message_naming_the_file_and_leaves_not
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("main, argv, option", [
+    (cfin_main, ["train", "--preset", "tiny", "--out", ""], "--out"),  # was: the default run folder
+    (cfin_main, ["evaluate", "--model", "bicubic", "--scale", "4", "--save-images", ""], "--save-images"),  # no images
+    (cfin_main, ["convert", "", "--scale", "4", "--out", "x.pt"], "official"),
+    (cfin_main, ["evaluate", "--model", "bicubic", "--scale", "4", "--data-root", ""], "--data-root"),  # the cwd
+    (_run_all, ["--table", "VII", "--results", ""], "--results"),  # records written into the current folder
+    (_run_all, ["--table", "VII", "--seeds", "0", ""], "--seeds"),
+])
+def test_an_empty_value_is_not_the_option_left_out_nor_the_current_folder(main, argv, option, tmp_path, capsys,
+                                                                         monkeypatch):
+    """``--out "$UNSET"``: an empty value is a mistake to name, not a default or ``.`` to use."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and f": error: {option} was given an empty value; give " in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_paths_are_created_when_missing(tmp_path):
     assert output_dir(tmp_path / "a" / "b", "--x").is_dir()
     assert output_file(tmp_path / "c" / "r.json", "--y") == tmp_path / "c" / "r.json"
