@@ -289,6 +289,7 @@ def test_checkpoint_cli_on_the_fast_path(data_root, tmp_path, capsys):
     (["--data-root", "{root}", "--device", "tpu"], "valid forms: cpu, cuda, cuda:N"),
     (["--data-root", "{root}", "--tile", "0"], "--tile must be >= 1"),
     (["--data-root", "{root}", "--tile-overlap", "8"], "--tile-overlap 8 given without --tile"),
+    (["--data-root", "{root}", "--impl", "turbo"], "unknown implementation 'turbo'; valid: faithful, fast"),
 ])
 def test_cli_errors_are_one_line(data_root, capsys, argv, message):
     argv = [a.format(root=data_root) for a in argv]

@@ -107,12 +107,15 @@ def _datasets(args, scale):
 
 
 def run(args) -> int:
+    from cfin.config import impl_switches
     from cfin.device import resolve_device
     from cfin.evaluate import evaluate_model
     from cfin.paths import output_dir
 
     device = resolve_device(args.device)
     check_seed("--seed", args.seed)
+    if args.impl is not None:
+        impl_switches(args.impl)  # named before any work, and with --model bicubic too, which ignores it
     if args.save_images:
         output_dir(args.save_images, "--save-images")
     if args.tile is None and args.tile_overlap is not None:
