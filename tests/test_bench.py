@@ -259,3 +259,22 @@ def test_bench_leaves_cudnn_benchmark_as_it_found_it(monkeypatch):
     with pytest.raises(RuntimeError):
         bench_run.run_bench(None)
     assert torch.backends.cudnn.benchmark is False
+
+
+def test_ctrl_c_ends_the_progress_bar_then_says_interrupted(monkeypatch, capsys):
+    """Ctrl-C in the middle of the timing: exit 130 and the message on a line of its own, not
+    appended to the half-drawn progress bar."""
+    import cfin.bench.timing as timing
+    from cfin.cli import main
+
+    calls = []
+
+    def timed(fn, device):
+        calls.append(fn)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return 1e-3
+    monkeypatch.setattr(timing, "timed", timed)
+    assert main(["bench", "--preset", "tiny", "--lr-size", "8x8", "--runs", "2", "--no-memory"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "\ncfin bench: interrupted\n" in err.replace("\r", "\n"), err
