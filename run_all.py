@@ -68,18 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfin.errors import CFINError, reader_gone
+    from cfin.errors import CFINError, end_progress_bars, reader_gone
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = argv
+    from cfin.commands._common import check_not_empty
     from cfin.runner.command import run
 
     try:
+        check_not_empty(parser, args)
         return run(args)
     except CFINError as e:
+        end_progress_bars()
         print(f"run_all.py: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        end_progress_bars()
         print("run_all.py: interrupted; run the same command again to resume (finished rows are kept, an "
               "interrupted row resumes from its checkpoint)", file=sys.stderr)
         return 130

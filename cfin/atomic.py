@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from cfin.errors import CFINError
+
 
 def _umask() -> int:
     """The process umask, read without changing it where Linux allows (os.umask sets it)."""
@@ -26,21 +28,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place.
 
     The file gets the permissions a plain ``open(path, "w")`` would give it (0666 less the
-    umask), not the private 0600 of a temporary file.
+    umask), not the private 0600 of a temporary file. A file system that refuses the write (a
+    full disk, a folder that takes no file) is a CFINError naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise CFINError(f"cannot write {path} ({e.strerror or e})") from e
         raise
     return path
 

@@ -33,21 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     for name, mod, help_ in _available():
         p = sub.add_parser(name, help=help_, description=help_)
         importlib.import_module(mod).add_arguments(p)
-        p.set_defaults(_module=mod)
+        p.set_defaults(_module=mod, _parser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfin.errors import CFINError, out_of_memory, reader_gone
+    from cfin.errors import CFINError, end_progress_bars, out_of_memory, reader_gone
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from cfin.commands._common import check_not_empty
+
+        check_not_empty(args._parser, args)
         return int(importlib.import_module(args._module).run(args) or 0)
     except CFINError as e:
+        end_progress_bars()
         print(f"cfin {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        end_progress_bars()
         print(f"cfin {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         oom = out_of_memory(e)
         if oom is None:
             raise
+        end_progress_bars()
         print(f"cfin {args.command}: error: {oom}", file=sys.stderr)
         return 2
 

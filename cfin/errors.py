@@ -15,6 +15,15 @@ def choice_error(what: str, value, valid) -> CFINError:
     return CFINError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
 
 
+def end_progress_bars() -> None:
+    """Close the progress bars an error or Ctrl-C left open, so that its message starts a line of
+    its own instead of trailing the half-drawn bar."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def reader_gone() -> int:
     """The exit status after stdout's reader went away (``cfin ... | head``): quiet, as a shell
     tool is. Points stdout at /dev/null so that Python's own flush at exit raises nothing."""

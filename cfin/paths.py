@@ -3,6 +3,7 @@ folders, and the output paths a command checks before its work."""
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,22 @@ def output_dir(path: str | Path, option: str, create: bool = True) -> Path:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CFINError(f"{option} {path}: cannot create this folder ({e.strerror or e})") from None
-    if not os.access(existing, os.W_OK):
-        raise CFINError(f"{option} {path}: {existing} is not writable")
+    why = _refuses_files(existing)
+    if why:
+        raise CFINError(f"{option} {path}: {existing} is not writable ({why})")
     return path
+
+
+def _refuses_files(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder``, None where one can: tried, not read from its
+    mode, which root passes by and which /proc or a read-only FUSE mount grant to no avail."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cfin-probe.", dir=folder)
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.unlink(probe)
+    return None
 
 
 def output_file(path: str | Path, option: str, replaceable=None, what: str = "") -> Path:

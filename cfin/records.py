@@ -289,12 +289,25 @@ def load_records(root: str | Path = DEFAULT_RESULTS, tables: Iterable[str] | Non
     check_results_folder(root)
     wanted = None if tables is None else {slug(t) for t in tables}
     out = []
-    for path in sorted(root.glob("*/*/*.json")):
+    for path in _record_paths(root):
         if wanted is not None and path.parts[-3] not in wanted:
             continue
         out.append(read_record(path))
     check_unique(out)
     return out
+
+
+def _record_paths(root: Path) -> list[Path]:
+    """``root/*/*/*.json`` in path order, as glob finds them, but a folder on the way that cannot be
+    read is a CFINError naming it: glob skips it, leaving its records out of the reports."""
+    def listed(folder: Path) -> list[Path]:
+        try:
+            return sorted(folder.iterdir())
+        except OSError as e:
+            raise CFINError(f"cannot read {folder} ({e.strerror or e}); make it readable, or move it out of the "
+                            f"results folder") from None
+    return [path for table in listed(root) if table.is_dir() for row in listed(table) if row.is_dir()
+            for path in listed(row) if path.suffix == ".json"]
 
 
 def _known_problem(record: dict) -> str | None:

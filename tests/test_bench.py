@@ -304,3 +304,22 @@ def test_gpu_check_script_gives_cfin_only_options_it_has():
     for argv in commands:
         args = build_parser().parse_args(argv)
         assert args.device == "cuda"
+
+
+def test_ctrl_c_ends_the_progress_bar_then_says_interrupted(monkeypatch, capsys):
+    """Ctrl-C in the middle of the timing: exit 130 and the message on a line of its own, not
+    appended to the half-drawn progress bar."""
+    import cfin.bench.timing as timing
+    from cfin.cli import main
+
+    calls = []
+
+    def timed(fn, device, issued=None):
+        calls.append(fn)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return 1e-3
+    monkeypatch.setattr(timing, "timed", timed)
+    assert main(["bench", "--preset", "tiny", "--lr-size", "8x8", "--runs", "2", "--no-memory"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "\ncfin bench: interrupted\n" in err.replace("\r", "\n"), err

@@ -112,6 +112,28 @@ def test_an_unwritable_cache_says_so(bench_root, tmp_path, monkeypatch):
         BenchmarkSet(bench_root, "Toy", 4)[0]
 
 
+def _unreadable(monkeypatch, folder):
+    """``folder`` as a chmod 000 folder looks to anyone but root: its entries cannot be looked at."""
+    from pathlib import Path
+
+    def refuse(real):
+        def method(self, *args, **kwargs):
+            if folder in Path(self).parents or (real.__name__ == "iterdir" and Path(self) == folder):
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+        return method
+    for name in ("stat", "iterdir"):
+        monkeypatch.setattr(Path, name, refuse(getattr(Path, name)))
+
+
+def test_an_unreadable_data_root_is_one_message_naming_it(bench_root, monkeypatch):
+    _unreadable(monkeypatch, bench_root)
+    for call in (lambda: available_datasets(bench_root), lambda: BenchmarkSet(bench_root, "Toy", 4),
+                 lambda: div2k_pairs(bench_root, 4)):
+        with pytest.raises(CFINError, match=f"cannot read {bench_root}.*Permission denied\\); make it readable"):
+            call()
+
+
 def test_benchmark_with_lr_folder_and_size_check(bench_root, cache_dir):
     root = bench_root / "benchmark" / "Toy"
     lr_dir = root / "LR_bicubic" / "X2"

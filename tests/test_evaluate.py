@@ -231,7 +231,9 @@ def test_an_image_too_small_to_score_is_named(data_root, capsys):
     write_png(small / "tiny.png", _smooth(18, 30, 1))  # 16x28 at x4: under 19 = 11 + 2 x 4
     code, _, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "4", "--data-root", str(data_root),
                         "--datasets", "Small")
-    assert code == 2 and "Small/tiny is 16x28 (after modcrop) and cannot be scored" in err and "19x19" in err
+    assert code == 2 and "Small/HR: 1 image(s) too small to score at x4 (at least 19x19" in err  # from the headers
+    with pytest.raises(CFINError, match=r"Small/tiny is 16x28 \(after modcrop\) and cannot be scored.*19x19"):
+        evaluate_model(bicubic_upsampler(4), 4, [BenchmarkSet(data_root, "Small", 4)], progress=False, device="cpu")
     with pytest.raises(CFINError, match=r"1 image\(s\) too small to score at x4 .*19x19.*: tiny.png \(18x30\)"):
         BenchmarkSet(data_root, "Small", 4).check_sizes(19)
     BenchmarkSet(data_root, "Small", 2).check_sizes(15)  # 18x30 at x2 scores
@@ -289,12 +291,24 @@ def test_checkpoint_cli_on_the_fast_path(data_root, tmp_path, capsys):
     (["--data-root", "{root}", "--device", "tpu"], "valid forms: cpu, cuda, cuda:N"),
     (["--data-root", "{root}", "--tile", "0"], "--tile must be >= 1"),
     (["--data-root", "{root}", "--tile-overlap", "8"], "--tile-overlap 8 given without --tile"),
+    (["--data-root", "{root}", "--impl", "turbo"], "unknown implementation 'turbo'; valid: faithful, fast"),
 ])
 def test_cli_errors_are_one_line(data_root, capsys, argv, message):
     argv = [a.format(root=data_root) for a in argv]
     code, out, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("cfin evaluate: error:") and message in err
+
+
+def test_cli_names_an_image_too_small_to_score_before_any_work(data_root, capsys, monkeypatch):
+    """An image too small to score is named from the files' headers, as run_all.py does, not after
+    every image before it has been upscaled (it was met after the forward of that image)."""
+    write_png(data_root / "benchmark" / "Tiny" / "HR" / "zz.png", _smooth(12, 40, 9))
+    monkeypatch.setattr("cfin.evaluate.evaluate_model", lambda *a, **k: pytest.fail("evaluated"))
+    code, out, err = _cli(capsys, "evaluate", "--model", "bicubic", "--scale", "2", "--data-root", str(data_root),
+                          "--datasets", "Tiny")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "too small to score at x2 (at least 15x15 after cropping to a multiple of 2): zz.png (12x40)" in err, err
 
 
 def test_cli_model_errors(data_root, capsys):

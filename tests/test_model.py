@@ -241,6 +241,11 @@ def test_cli_summary_checks_depth_and_scale(tmp_path, capsys):
         "--scale 4 picks preset x4, but --preset x2 was given; give one of them"
     assert _summary_error(capsys, "--scale", "5") == "--scale 5: valid scales 2, 3, 4"
     assert _summary_error(capsys, "--scale", "5", "--preset", "tiny") == "--scale 5: valid scales 2, 3, 4"
+    # an empty name is not "no name": it would build the default x4 in silence
+    assert _summary_error(capsys, "--preset", "") == "--preset was given an empty value; give PRESET, or leave " \
+                                                      "the option out"
+    assert _summary_error(capsys, "--config", " ") == "--config was given an empty value; give FILE.json, or " \
+                                                       "leave the option out"
     # --scale sets the scale of the tiny preset and of a config file (documented), and may repeat a preset's
     for argv in (["--scale", "2", "--preset", "tiny"], ["--scale", "3", "--preset", "x3"]):
         assert main(["summary", "--depth", "1", *argv]) == 0

@@ -2,11 +2,15 @@
 file where a folder belongs (or a folder where a file belongs) is one message and exit 2."""
 from __future__ import annotations
 
+import errno
 import importlib.util
+from pathlib import Path
 
 import pytest
 
+from cfin.atomic import atomic_write
 from cfin.cli import main as cfin_main
+from cfin.errors import CFINError
 from cfin.paths import REPO_ROOT, output_dir, output_file
 
 
@@ -48,6 +52,49 @@ def test_an_unusable_output_path_fails_before_any_work(main, argv, message, afil
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message.format(**where) in err, err
     assert afile.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_takes_no_file_fails_the_check_whatever_its_mode_says(capsys):
+    """/proc's mode lets root write (os.access says yes) but it takes no new file: like a folder
+    that is not writable, it is named before the work, not met as a traceback after it."""
+    with pytest.raises(CFINError, match="/proc is not writable"):
+        output_dir("/proc/cfin-bench-out", "--results", create=False)
+    argv = ["complexity", "--preset", "tiny", "--no-libs", "--no-measure", "--lr-size", "8x8"]
+    assert cfin_main([*argv, "--output", "/proc/cfin-bench.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err], err
+    assert "--output /proc/cfin-bench.json: its folder /proc: /proc is not writable" in err
+
+
+def test_a_write_that_fails_midway_is_one_message_naming_the_file_and_leaves_nothing(tmp_path):
+    """An output that cannot be written (a full disk, a file system that refuses it) is a CFINError
+    naming the file asked for, not the temporary beside it, and no temporary is left."""
+    def write(f):
+        f.write(b"half a record")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(CFINError, match=f"cannot write {tmp_path / 'r.json'} \\(No space left on device\\)"):
+        atomic_write(tmp_path / "r.json", write)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("main, argv, option", [
+    (cfin_main, ["train", "--preset", "tiny", "--out", ""], "--out"),  # was: the default run folder
+    (cfin_main, ["evaluate", "--model", "bicubic", "--scale", "4", "--save-images", ""], "--save-images"),  # no images
+    (cfin_main, ["convert", "", "--scale", "4", "--out", "x.pt"], "official"),
+    (cfin_main, ["evaluate", "--model", "bicubic", "--scale", "4", "--data-root", ""], "--data-root"),  # the cwd
+    (_run_all, ["--table", "VII", "--results", ""], "--results"),  # records written into the current folder
+    (_run_all, ["--table", "VII", "--seeds", "0", ""], "--seeds"),
+])
+def test_an_empty_value_is_not_the_option_left_out_nor_the_current_folder(main, argv, option, tmp_path, capsys,
+                                                                         monkeypatch):
+    """``--out "$UNSET"``: an empty value is a mistake to name, not a default or ``.`` to use."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and f": error: {option} was given an empty value; give " in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_paths_are_created_when_missing(tmp_path):

@@ -182,6 +182,34 @@ def test_a_stray_file_in_the_results_folder_stops_before_anything(results, capsy
                    "move it out of the results folder")
 
 
+def _unlistable(monkeypatch, folder: Path) -> None:
+    """``folder`` as a chmod 000 folder looks to anyone but root: it cannot be listed and nothing
+    in it can be looked at."""
+    def refuse(real, itself):
+        def call(path, *args, **kwargs):
+            if (itself and Path(os.fspath(path)) == folder) or folder in Path(os.fspath(path)).parents:
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path, *args, **kwargs)
+        return call
+    for name, itself in (("scandir", True), ("listdir", True), ("stat", False)):
+        monkeypatch.setattr(os, name, refuse(getattr(os, name), itself))
+
+
+@pytest.mark.parametrize("mode", [("--report-only",), TRAIN], ids=["report-only", "run"])
+def test_a_results_folder_it_cannot_list_stops_before_anything(results, capsys, no_training, monkeypatch, mode):
+    """A row folder of results/ that cannot be read is not a row without records: glob would skip
+    it, the reports would leave its records out and a run would train its rows again."""
+    folder = results / "TINY" / "KV_off"
+    _unlistable(monkeypatch, folder)
+    _one_line_error(capsys, Runner(results.parent)(*mode), f"cannot read {folder} (Permission denied)")
+    assert not (results.parent / "runs").exists() and not (results.parent / "reports").exists()
+    assert Runner(results.parent)("--status", "--table", "TINY", "--budget", "micro") == 2
+    out, err = capsys.readouterr()
+    assert "unreadable" in out and err.strip().splitlines() == [
+        f"run_all.py: a run would stop before any training: cannot read {folder} (Permission denied); make it "
+        f"readable, or move it out of the results folder"]
+
+
 def test_a_copy_of_a_record_is_not_a_second_seed(results, capsys):
     copy = results / "TINY" / "KV+Cross" / "x4_seed0_micro_embedded.backup.json"
     shutil.copy(results / KV_CROSS, copy)

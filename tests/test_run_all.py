@@ -1213,3 +1213,16 @@ def test_recount_keeps_going_past_a_record_removed_meanwhile(tiny_run, tmp_path,
     done = recount.recount_records(tmp_path / "results", ["TINY"], progress=False)
     assert [r.skipped.startswith("it changed on disk") for r in done] == [True, False]
     assert not removed.exists() and "recounted" in json.loads(paths[1].read_text())
+
+
+def test_the_readme_table_lists_every_option_of_run_all():
+    """The README's table of run_all.py's options and its parser name the same options."""
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Reproducing the paper's tables"):readme.index("\nOutputs:")]
+    documented = {flag for line in section.splitlines() if line.startswith("| `--")
+                  for flag in re.findall(r"`(--[a-z0-9-]+)", line.split(" | ")[0])}
+    parser = _load_run_all().build_parser()
+    options = {s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
+    assert documented == options

@@ -421,10 +421,10 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")  # ... then the write fails
 
     monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CFINError, match=f"cannot write {ckpt} \\(disk full\\)"):  # one message naming the file
         save_state(ckpt, load_state(ckpt))
     assert ckpt.read_bytes() == before
-    with pytest.raises(OSError, match="disk full"):  # the first checkpoint of a fresh run fails
+    with pytest.raises(CFINError, match="disk full"):  # the first checkpoint of a fresh run fails
         _train_toy(tmp_path / "fresh", rec=_toy_recipe(iterations=4, val_images=0))
     # the lock file stays (lock.py says why); its owner note goes with the process's hold
     assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == [".lock", "train_log.jsonl"]

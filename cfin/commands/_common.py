@@ -60,6 +60,17 @@ def config_from_args(args: argparse.Namespace) -> CFINConfig:
     return cfg
 
 
+def check_not_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A CFINError naming an option given an empty value (``--out "$UNSET"``), which would otherwise
+    read as the option left out or, as a path, as the current folder."""
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if any(isinstance(v, str) and not v.strip() for v in (value if isinstance(value, list) else [value])):
+            name = "/".join(action.option_strings) or action.dest
+            raise CFINError(f"{name} was given an empty value; give {action.metavar or action.dest.upper()}, or "
+                            f"leave the option out")
+
+
 def check_scale(scale: int, valid: tuple[int, ...] | None = SCALES) -> int:
     """``--scale`` if it is one of ``valid`` (None: any integer >= 2); a CFINError naming it otherwise."""
     if valid is None and scale < 2:

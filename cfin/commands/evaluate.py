@@ -87,7 +87,7 @@ def _model_path(args) -> Path:
 
 
 def _datasets(args, scale):
-    from cfin.data import STANDARD_BENCHMARKS, available_datasets, open_dataset
+    from cfin.data import STANDARD_BENCHMARKS, BenchmarkSet, available_datasets, open_dataset
 
     names = args.datasets
     if names is None:
@@ -103,16 +103,23 @@ def _datasets(args, scale):
                 print(f"cfin evaluate: note: {', '.join(missing)} not found under {args.data_root} (expected "
                       f"{Path(args.data_root) / 'benchmark'}/<name>/HR); evaluating {', '.join(names)} of the "
                       f"paper's {len(STANDARD_BENCHMARKS)} benchmarks", file=sys.stderr)
-    return [open_dataset(args.data_root, name, scale) for name in dict.fromkeys(names)]
+    datasets = [open_dataset(args.data_root, name, scale) for name in dict.fromkeys(names)]
+    for data in datasets:
+        if isinstance(data, BenchmarkSet):
+            data.check_sizes()  # from the files' headers, before any image is upscaled
+    return datasets
 
 
 def run(args) -> int:
+    from cfin.config import impl_switches
     from cfin.device import resolve_device
     from cfin.evaluate import evaluate_model
     from cfin.paths import output_dir
 
     device = resolve_device(args.device)
     check_seed("--seed", args.seed)
+    if args.impl is not None:
+        impl_switches(args.impl)  # named before any work, and with --model bicubic too, which ignores it
     if args.save_images:
         output_dir(args.save_images, "--save-images")
     if args.tile is None and args.tile_overlap is not None:

@@ -57,7 +57,9 @@ def cached_bicubic_lr(hr_path: str | Path, scale: int, hr: np.ndarray | None = N
     try:
         write_png(path, lr)
         os.utime(path, ns=(time.time_ns(), hr_mtime))
-    except OSError as e:
-        raise CFINError(f"cannot write the LR cache entry {path} ({e.strerror or e}); set CFIN_CACHE_DIR to a "
+    except (CFINError, OSError) as e:  # atomic_write's CFINError, from the OSError; utime's OSError
+        cause = e.__cause__ if isinstance(e, CFINError) and e.__cause__ is not None else e
+        why = getattr(cause, "strerror", None) or cause
+        raise CFINError(f"cannot write the LR cache entry {path} ({why}); set CFIN_CACHE_DIR to a "
                         f"writable folder") from None
     return lr

@@ -17,6 +17,7 @@ Where the LR is absent it is made with our MATLAB bicubic and cached (:mod:`cfin
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -34,6 +35,17 @@ def _check_root(root: str | Path) -> Path:
         raise CFINError(f"data root {root} does not exist or is not a folder; expected "
                         f"<root>/benchmark/<Set5>/HR/*.png and/or <root>/DIV2K_train_HR/0001.png")
     return root
+
+
+@contextmanager
+def _readable(root: str | Path):
+    """A folder of the data that cannot be listed or looked into (no read or search permission)
+    as one CFINError naming it, not a traceback."""
+    try:
+        yield
+    except OSError as e:
+        raise CFINError(f"cannot read {e.filename or root} ({e.strerror or e}); make it readable, or give another "
+                        f"data root") from None
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -55,9 +67,10 @@ def available_datasets(root: str | Path) -> list[str]:
     """Names of the benchmark datasets under ``root`` (folders holding an ``HR`` folder)."""
     root = Path(root).expanduser()
     found = set()
-    for base in (root / "benchmark", root):
-        if base.is_dir():
-            found.update(d.name for d in base.iterdir() if (d / "HR").is_dir())
+    with _readable(root):
+        for base in (root / "benchmark", root):
+            if base.is_dir():
+                found.update(d.name for d in base.iterdir() if (d / "HR").is_dir())
     order = {n: i for i, n in enumerate(STANDARD_BENCHMARKS)}
     return sorted(found, key=lambda n: (order.get(n, len(order)), n))
 
@@ -78,6 +91,10 @@ class BenchmarkSet(ImageSet):
     """
 
     def __init__(self, root: str | Path, name: str, scale: int, cache_dir: str | Path | None = None):
+        with _readable(root):
+            self._scan(root, name, scale, cache_dir)
+
+    def _scan(self, root, name, scale, cache_dir) -> None:
         root = _check_root(root)
         folder = next((d for d in (root / "benchmark" / name, root / name) if (d / "HR").is_dir()), None)
         if folder is None:
@@ -128,6 +145,11 @@ def div2k_pairs(root: str | Path, scale: int, split: str = "train", ids: Iterabl
     """
     if split not in DIV2K_DEFAULT_IDS:
         raise CFINError(f"unknown DIV2K split {split!r}; valid: {', '.join(DIV2K_DEFAULT_IDS)}")
+    with _readable(root):
+        return _div2k_pairs(root, scale, split, ids, cache_dir)
+
+
+def _div2k_pairs(root, scale, split, ids, cache_dir) -> list[ImagePair]:
     root = _check_root(root)
     hr_name = f"DIV2K_{split}_HR"
     base = next((b for b in (root, root / "DIV2K") if (b / hr_name).is_dir()), None)

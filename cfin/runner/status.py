@@ -19,8 +19,11 @@ from cfin.train.trainer import FINAL_NAME
 def record_state(job: RowJob) -> str:
     """``none``, ``stale (...)``, ``unreadable: ...`` or ``done`` with its first score."""
     path = job.record_path
-    if not (path.exists() or path.is_symlink()):
-        return "none"
+    try:
+        if not (path.exists() or path.is_symlink()):
+            return "none"
+    except OSError as e:  # its folder cannot be looked into
+        return f"unreadable: {e.filename} ({e.strerror or e})"
     try:
         record = read_record(path)
     except CFINError as e:
