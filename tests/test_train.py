@@ -583,6 +583,51 @@ def test_the_data_label_names_the_validation_images_the_recipe_uses(tmp_path):
     assert named(labels["paper"]) == "DIV2K 896-900"
 
 
+@pytest.mark.parametrize("scale", [2, 3])
+def test_the_patches_cfin_train_takes_are_the_papers(tmp_path, monkeypatch, scale):
+    """What ``cfin train`` and ``run_all.py`` feed the network (paper IV-B, the official EDSR-style
+    loader): the recipe's LR patch cut from MATLAB bicubic of the HR, the HR patch at ``scale`` x its
+    place, and one of the 8 flips and rotations, hflip, vflip and transpose each with p = 1/2, the
+    same for both."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from cfin.commands.train import build_data
+    from cfin.data.io import read_image
+    from cfin.imresize import imresize, modcrop
+
+    monkeypatch.setenv("CFIN_CACHE_DIR", str(tmp_path / "cache"))
+    root = _div2k_root(tmp_path / "data", size=62)  # 800 links to one picture: its windows are all there is
+    rec = recipe("smoke", patch_size=12, iterations=60, num_workers=0)
+    patches = build_data(str(root), scale, rec, False)[0]
+    hr = modcrop(read_image(root / "picture.png"), scale)
+    lr = imresize(hr, 1 / scale)
+    p = rec.patch_size
+    windows = sliding_window_view(lr, (p, p, 3))[:, :, 0]
+    flags = []
+    for i in range(len(patches)):
+        item = patches[i]
+        got_lr, got_hr = (item[k].numpy().transpose(1, 2, 0) for k in ("lr", "hr"))
+        assert got_lr.shape == (p, p, 3) and got_hr.shape == (scale * p, scale * p, 3)
+        found = []
+        for f in np.ndindex(2, 2, 2):  # undo transpose, vflip, hflip (applied in the other order)
+            a = got_lr.transpose(1, 0, 2) if f[2] else got_lr
+            a = a[:, ::-1] if f[0] else a
+            a = a[::-1] if f[1] else a
+            found += [(f, y, x) for y, x in zip(*np.nonzero(np.all(windows == a, axis=(2, 3, 4))))]
+        assert len(found) == 1, f"item {i}: LR patch is not one window of the MATLAB bicubic LR: {found}"
+        (h, v, t), y, x = found[0]
+        want = hr[scale * y:scale * (y + p), scale * x:scale * (x + p)]
+        want = want[::-1] if v else want
+        want = want[:, ::-1] if h else want
+        want = want.transpose(1, 0, 2) if t else want
+        np.testing.assert_array_equal(got_hr, want, err_msg=f"item {i}: HR patch not aligned with the LR one")
+        flags.append((h, v, t))
+    flags = np.array(flags, dtype=float)
+    assert len({tuple(f) for f in flags}) == 8
+    assert np.all(np.abs(flags.mean(axis=0) - 0.5) < 0.12), flags.mean(axis=0)  # 240 draws: sd 0.032
+
+
 def test_cli_trains_resumes_and_reports_bad_input(tmp_path, capsys):
     from cfin.cli import main
 
