@@ -123,6 +123,8 @@ def schedule(ctx: AuditContext) -> Finding:
             "cfin_paper_text_recipe": {"eta_min": RECIPES["paper-text"].eta_min,
                                        "lr_step_every": RECIPES["paper-text"].lr_step_every}}
     confirmed = below > 0 and official[-1] < PAPER_SCHEDULE["eta_min"]
+    gap = meas["cfin_paper_recipe_max_lr_gap_to_official"]
+    gap_text = "the same learning rate in every epoch" if gap == 0 else f"every epoch within {sci(gap)} of it"
     return Finding(
         id="training-schedule",
         title="The released schedule anneals to 1e-7, not 6.25e-6, over 1M iterations the paper never states",
@@ -142,9 +144,8 @@ def schedule(ctx: AuditContext) -> Finding:
                      f"rate (the last epoch at {sci(official[-1])} vs {sci(paper[-1])}). The gap is small "
                      f"(at most {sci(meas['max_lr_gap_between_schedules'])}) but a reproduction from the paper "
                      f"alone does not know to train 1M iterations at batch 16 and to keep the best validation "
-                     f"checkpoint. cfin's 'paper' recipe runs the code's schedule (per epoch within "
-                     f"{sci(meas['cfin_paper_recipe_max_lr_gap_to_official'])} of it), its 'paper-text' recipe "
-                     f"the paper's eta_min on a smooth curve."),
+                     f"checkpoint. cfin's 'paper' recipe runs the code's schedule ({gap_text}), its "
+                     f"'paper-text' recipe the paper's eta_min on a smooth curve."),
         test=test_name("test_training_schedule"),
         found_by="REFERENCE.md (the official option files); the counts are computed here.",
         confirmed=confirmed,
