@@ -306,6 +306,50 @@ def test_gpu_check_script_gives_cfin_only_options_it_has():
         assert args.device == "cuda"
 
 
+def _stub_python(bin_dir, fail: str):
+    """A ``python`` that has CUDA, makes the files its command names (``--output``, ``--out``, the
+    redirect) and fails the commands whose arguments hold ``fail``."""
+    bin_dir.mkdir()
+    stub = bin_dir / "python"
+    stub.write_text("#!/usr/bin/env bash\n"
+                    "[ \"$1\" = -c ] && exit 0\n"
+                    "prev=; for a in \"$@\"; do\n"
+                    "  [ \"$prev\" = --output ] && : > \"$a\"; [ \"$prev\" = --out ] && mkdir -p \"$a\"; prev=$a\n"
+                    "done\n"
+                    f"case \"$*\" in *{fail}*) echo '1 failed'; exit 1;; esac\n"
+                    "echo '1 passed'\n")
+    stub.chmod(0o755)
+
+
+@pytest.mark.parametrize("fail", ["NOTHING", "test_cuda", "audit"])
+def test_gpu_check_script_writes_under_the_out_dir_given_and_says_when_a_step_failed(tmp_path, fail):
+    """``bash tools/gpu_checks.sh OUT_DIR`` from any folder: a relative OUT_DIR is the caller's (not
+    the repository's), every step still runs when one fails (the CUDA tests included, whose output
+    goes to a file), and the exit status is 1 when any step failed."""
+    _stub_python(tmp_path / "bin", fail)
+    work = tmp_path / "work"
+    work.mkdir()
+    name = f"gpu-out-{os.getpid()}"
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    try:
+        res = subprocess.run(["bash", str(REPO_ROOT / "tools" / "gpu_checks.sh"), name], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert not (REPO_ROOT / name).exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(REPO_ROOT / name, ignore_errors=True)
+    out = work / name
+    assert sorted(p.name for p in out.iterdir()) == ["audit", "inference.json", "options.json", "test_cuda.txt",
+                                                     "train.json", "train_graphs.json"], res.stdout + res.stderr
+    assert res.stdout.count("== ") == 6
+    failed = [line for line in res.stdout.splitlines() if "failed (exit" in line]
+    if fail == "NOTHING":
+        assert res.returncode == 0 and not failed, res.stdout
+    else:
+        assert res.returncode == 1 and len(failed) == 1, res.stdout
+
+
 def test_ctrl_c_ends_the_progress_bar_then_says_interrupted(monkeypatch, capsys):
     """Ctrl-C in the middle of the timing: exit 130 and the message on a line of its own, not
     appended to the half-drawn progress bar."""
