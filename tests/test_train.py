@@ -17,7 +17,7 @@ from cfin.train import RECIPES, recipe, train
 from cfin.train.log import read_log
 from cfin.train.sampler import ResumableSampler
 from cfin.train.state import load_state, save_state
-from cfin.train.trainer import build_optimizer, build_scheduler
+from cfin.train.trainer import build_optimizer, build_scheduler, step_scheduler
 
 TESTS = Path(__file__).resolve().parent
 
@@ -109,6 +109,30 @@ def test_cosine_schedule_runs_from_lr_to_eta_min():
     assert lrs[0] == pytest.approx(5e-4) and lrs[-1] == pytest.approx(6.25e-6)
     assert lrs[5] == pytest.approx((5e-4 + 6.25e-6) / 2)
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_iterations_off_the_step_keep_the_staircase_and_the_help_says_so():
+    """``--iterations N`` with the official code's epoch steps (``paper``, ``short``): the cosine takes
+    ceil(N / 1000) steps, so under 1000 iterations the rate never leaves ``lr`` and a last partial
+    epoch keeps the rate of the last step; ``cfin train --help`` says so rather than "spans N"."""
+    from cfin.cli import build_parser
+
+    def lrs(iterations):
+        rec = recipe("paper", iterations=iterations)
+        opt = build_optimizer(nn.Linear(2, 2), rec)
+        sched = build_scheduler(opt, rec)
+        out = []
+        for it in range(1, iterations + 1):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            step_scheduler(sched, rec, it)
+        return out
+    assert set(lrs(500)) == {5e-4}
+    short = lrs(1500)
+    assert set(short[:1000]) == {5e-4} and short[1000:] == [pytest.approx((5e-4 + 1e-7) / 2)] * 500
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    text = " ".join(next(a.help for a in train_parser._actions if "--iterations" in a.option_strings).split())
+    assert "1000" in text and "constant" in text, text
 
 
 class SamePatch(torch.utils.data.Dataset):

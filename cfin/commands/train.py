@@ -35,8 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                     "each process takes cuda:LOCAL_RANK)")
     p.add_argument("--seed", type=int, help="seed of weights, data order and masks, 0 to 2**63 - 1 (default: the "
                                             "recipe's, 0)")
-    p.add_argument("--iterations", type=int, metavar="N", help="override the recipe's iteration count "
-                                                               "(the cosine schedule spans N)")
+    p.add_argument("--iterations", type=int, metavar="N", help="override the recipe's iteration count: the "
+                                                               "cosine spans N, in ceil(N / 1000) steps at paper "
+                                                               "and short (one per 1000-iteration epoch: under "
+                                                               "1000, a constant lr; a last partial epoch keeps "
+                                                               "its step's lr), every iteration at paper-text "
+                                                               "and smoke")
     p.add_argument("--workers", type=int, metavar="N", help="DataLoader workers (default: the recipe's)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
