@@ -97,6 +97,32 @@ def test_an_hr_file_replaced_by_an_older_one_remakes_its_cache_entry(bench_root,
     np.testing.assert_array_equal(BenchmarkSet(bench_root, "Toy", 4)[0].lr, imresize(modcrop(new, 4), 1 / 4))
 
 
+@pytest.mark.parametrize("granularity_ns", [100, 1_000, 10 ** 9, 2 * 10 ** 9])
+def test_a_cache_on_a_coarser_clock_than_the_data_still_hits(bench_root, cache_dir, monkeypatch, granularity_ns):
+    """The entry's stamp is the HR file's time as the cache's filesystem keeps it: cut to 100 ns (NTFS,
+    SMB), 1 us, 1 s (HFS+, ext4 with small inodes) or 2 s (FAT) where the data's keeps nanoseconds.
+    An entry so stamped is the HR file's (it was remade every time, the cache never used)."""
+    real_utime = os.utime
+
+    def coarse_utime(path, times=None, *, ns=None, **kw):
+        if ns is not None:
+            ns = tuple(t - t % granularity_ns for t in ns)
+        return real_utime(path, times, ns=ns, **kw) if times is not None else real_utime(path, ns=ns, **kw)
+    hr_a = bench_root / "benchmark" / "Toy" / "HR" / "a.png"
+    st = hr_a.stat()
+    os.utime(hr_a, ns=(st.st_atime_ns, 1_700_000_001_123_456_789))
+    monkeypatch.setattr(os, "utime", coarse_utime)
+    first = BenchmarkSet(bench_root, "Toy", 4)[0].lr
+
+    def no_resize(*args, **kwargs):
+        raise AssertionError("cache not used")
+    monkeypatch.setattr(cache_mod, "bicubic_lr", no_resize)
+    np.testing.assert_array_equal(BenchmarkSet(bench_root, "Toy", 4)[0].lr, first)
+    real_utime(hr_a, ns=(st.st_atime_ns, 1_700_000_001_123_456_789 - 10 ** 12))  # an older file over it
+    with pytest.raises(AssertionError, match="cache not used"):
+        BenchmarkSet(bench_root, "Toy", 4)[0]
+
+
 def test_a_damaged_cache_entry_is_remade(bench_root, cache_dir):
     first = BenchmarkSet(bench_root, "Toy", 4)[0].lr
     entry = next(cache_dir.rglob("ax4.png"))

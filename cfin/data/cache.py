@@ -3,8 +3,9 @@
 The cache lives in ``$CFIN_CACHE_DIR`` (else ``$XDG_CACHE_HOME/cfin``, else
 ``~/.cache/cfin``), never inside the data folder, so read-only datasets work. An entry is
 ``lr_bicubic/<hash of the HR folder>/X<s>/<stem>x<s>.png``, written atomically and stamped with
-the modification time of the HR file it was made from; it is remade when the HR file's differs
-(a newer file, or an older one unpacked over it).
+the modification time of the HR file it was made from (as the cache's filesystem keeps it, perhaps
+to a coarser clock); it is remade when the HR file's differs (a newer file, or an older one
+unpacked over it).
 """
 from __future__ import annotations
 
@@ -41,12 +42,23 @@ def lr_cache_path(hr_path: str | Path, scale: int, cache_dir: str | Path | None 
     return root / "lr_bicubic" / folder / f"X{scale}" / f"{hr_path.stem}x{scale}.png"
 
 
+# The clocks a filesystem keeps file times to (the kernel cuts a time set finer to its own): 100 ns
+# (NTFS, SMB), 1 us, 10 ms (exFAT), 1 s (HFS+, ext4 with small inodes), 2 s (FAT).
+_CLOCKS_NS = (100, 1_000, 10_000_000, 1_000_000_000, 2_000_000_000)
+
+
+def _stamped(entry_ns: int, hr_ns: int) -> bool:
+    """Whether a cache entry's modification time is the stamp of the HR file's ``hr_ns``, as the
+    cache's filesystem kept it: the same, or cut to a coarser clock than the data's."""
+    return entry_ns == hr_ns or any(entry_ns == hr_ns - hr_ns % g for g in _CLOCKS_NS)
+
+
 def cached_bicubic_lr(hr_path: str | Path, scale: int, hr: np.ndarray | None = None,
                       cache_dir: str | Path | None = None) -> np.ndarray:
     """The bicubic LR of the HR image at ``hr_path``, read from the cache or made and stored."""
     path = lr_cache_path(hr_path, scale, cache_dir)
     hr_mtime = Path(hr_path).stat().st_mtime_ns
-    if path.is_file() and path.stat().st_mtime_ns == hr_mtime:
+    if path.is_file() and _stamped(path.stat().st_mtime_ns, hr_mtime):
         try:
             return read_image(path)
         except CFINError:  # a damaged entry (a crash elsewhere, a full disk): derived data, remade below
