@@ -146,7 +146,7 @@ RECORD_SCHEMA = _object({
                                     required=("psnr", "ssim"))),
     "config": _object(), "config_hash": _STRING, "self_ensemble": {"type": "boolean"}, "impl": _STRING,
     "tf32": {"type": "boolean"}, "wall_time_s": _or_null(_NUMBER),
-    "recipe": _object({"iterations": _INT, "loss": _STRING}),
+    "recipe": _object({"iterations": _INT, "loss": _STRING, "lr_step_every": _INT}),
     "data": _object({"root": _or_null(_STRING), "train": _STRING}),
     "complexity": _object(each=_object({
         "params": _or_null(_NUMBER), "multi_adds": _or_null(_NUMBER), "label": _STRING,

@@ -78,6 +78,8 @@ HAND_EDITS = {
     "complexity input": (lambda r: r["complexity"]["paper"].update(input=[1, 3]),
                          "field 'complexity.paper.input' must be a list of 4 ints (got [1, 3])"),
     "version a string": (_set("version", "2"), "field 'version' must be an int (got '2')"),
+    "lr step a string": (lambda r: r["recipe"].update(lr_step_every="1000"),
+                         "field 'recipe.lr_step_every' must be an int (got '1000')"),
 }
 
 

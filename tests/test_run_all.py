@@ -428,6 +428,18 @@ def test_accuracy_is_the_mean_over_seeds_judged_against_the_rows_tolerance(tmp_p
     assert cells["KV+Cross"] == [("31.95", "-0.05 dB", "ok"), ("0.8925", "+0.0005", "ok")]
 
 
+def test_a_sections_recipe_line_says_how_the_cosine_steps(tmp_path):
+    """``paper`` and ``paper-text`` differ in the cosine's step as well as its end: the report's recipe
+    line says the official code's per-epoch step (a record from before the field: every iteration)."""
+    from cfin.report.compare import build_sections
+
+    records = load_records(_copy_fixture_records(tmp_path))
+    assert "stepped" not in build_sections(fixture_tables.TABLE, records)[0].recipe
+    for r in records:
+        r["recipe"] = {**r["recipe"], "name": "paper", "eta_min": 1e-7, "lr_step_every": 1000}
+    assert "cosine to 1e-07 stepped every 1,000 iterations," in build_sections(fixture_tables.TABLE, records)[0].recipe
+
+
 def test_complexity_caption_names_every_scale_counted(tmp_path):
     """A mixed-scale table (Table I: x2, x3 and x4 rows) labels the input of every scale its
     records were counted at, not the first record's alone."""

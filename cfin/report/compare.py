@@ -88,9 +88,11 @@ class Section:
 
 def _recipe_text(records: list[dict]) -> str:
     rec = records[0].get("recipe", {})
+    every = rec.get("lr_step_every", 1)  # records from before the field: every iteration
+    step = f" stepped every {every:,} iterations" if rec.get("scheduler") == "cosine" and every != 1 else ""
     return (f"recipe {rec.get('name')}: {rec.get('iterations', 0):,} iterations, batch {rec.get('batch_size')}, "
             f"{rec.get('patch_size')}x{rec.get('patch_size')} LR patches, Adam lr {rec.get('lr')} "
-            f"{rec.get('scheduler')} to {rec.get('eta_min')}, {rec.get('loss', '').upper()} loss")
+            f"{rec.get('scheduler')} to {rec.get('eta_min')}{step}, {rec.get('loss', '').upper()} loss")
 
 
 def _evaluation_text(records: list[dict]) -> str:
