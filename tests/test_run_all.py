@@ -834,6 +834,33 @@ def test_a_run_folder_from_before_a_recipe_field_resumes_when_it_ran_that_fields
     assert not last.exists()
 
 
+def test_status_says_a_run_folder_of_another_recipe_starts_over(tmp_path, monkeypatch):
+    """A run folder of another recipe (``short`` and ``paper`` before they took the official code's
+    schedule) is wiped by the next run that trains the row: --status says so beside its progress,
+    not only "3 / 4 iterations"."""
+    from cfin.runner import plan_jobs
+    from cfin.runner.row import RUN_MARKER, _prepare_run_dir
+    from cfin.runner.status import training_state
+    from cfin.train.log import TrainLog
+
+    _patch(monkeypatch)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs", "cpu")[0]
+    _prepare_run_dir(job)
+    TrainLog(job.run_dir / "train_log.jsonl").append({"iteration": 3, "loss": 9.0, "time": 30.0})
+    assert training_state(job)[0] == "3 / 4 iterations (75%)"
+    marker = job.run_dir / RUN_MARKER
+    old = json.loads(marker.read_text())
+    del old["recipe"]["lr_step_every"]  # written before the field: every iteration, as micro runs it
+    marker.write_text(json.dumps(old))
+    assert training_state(job)[0] == "3 / 4 iterations (75%)"
+    old["recipe"]["eta_min"] = 1e-7
+    marker.write_text(json.dumps(old))
+    assert training_state(job)[0] == ("3 / 4 iterations (75%) of another config or recipe than the row's now: "
+                                      "a run that trains the row starts it over")
+    marker.write_text("{")
+    assert training_state(job)[0].startswith(f"unreadable: {marker} (which config and recipe")
+
+
 def test_a_table_with_its_own_recipe_trains_and_records_apart(tmp_path, monkeypatch):
     """At the paper budget a table trains with its own recipe: the same network under another
     recipe is another training (its own run folder), and its record is still the paper budget's."""

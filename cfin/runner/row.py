@@ -88,13 +88,9 @@ def _prepare_run_dir(job: RowJob) -> None:
     folder, which has started over already, or another command advanced it since this command
     started: :func:`made_since`) or when the folder holds a run of another config."""
     marker = job.run_dir / RUN_MARKER
-    current = {"config_hash": config_hash(job.row.config), "recipe": json.loads(json.dumps(job.recipe.to_dict()))}
     restart = job.force and not job.shares_training and not made_since(job.run_dir, job)
     if marker.exists() and not restart:
-        saved = _read_marker(marker)
-        if isinstance(saved.get("recipe"), dict):  # fields added since: what the run that wrote it ran
-            saved["recipe"] = recipe_fields(saved["recipe"])
-        restart = any(saved.get(k) != v for k, v in current.items())  # a run of another config
+        restart = trains_another(job)
         if not restart:
             return  # a run of this training, to resume (or already complete)
     if job.run_dir.exists() and restart:  # all but the lock this process holds
@@ -105,8 +101,25 @@ def _prepare_run_dir(job: RowJob) -> None:
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
-    atomic_write_json(marker, {**current, "config": job.row.config.to_dict(), "table": job.table.id,
+    atomic_write_json(marker, {**_marker_fields(job), "config": job.row.config.to_dict(), "table": job.table.id,
                                "row": job.row.id})
+
+
+def _marker_fields(job: RowJob) -> dict:
+    """What a run folder's marker must hold for the folder to train ``job``: its config and recipe."""
+    return {"config_hash": config_hash(job.row.config), "recipe": json.loads(json.dumps(job.recipe.to_dict()))}
+
+
+def trains_another(job: RowJob) -> bool:
+    """Whether the job's run folder holds a run of another config or recipe (its marker says so),
+    which a run that trains the row starts over; False where it has no marker."""
+    marker = job.run_dir / RUN_MARKER
+    if not marker.exists():
+        return False
+    saved = _read_marker(marker)
+    if isinstance(saved.get("recipe"), dict):  # fields added since: what the run that wrote it ran
+        saved["recipe"] = recipe_fields(saved["recipe"])
+    return any(saved.get(k) != v for k, v in _marker_fields(job).items())
 
 
 def _read_marker(marker: Path) -> dict:

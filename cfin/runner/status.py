@@ -11,7 +11,7 @@ import datetime as _dt
 from cfin.errors import CFINError
 from cfin.records import config_hash, read_record
 from cfin.runner.jobs import RowJob
-from cfin.runner.row import check_run_dir
+from cfin.runner.row import check_run_dir, trains_another
 from cfin.train.lock import held_by
 from cfin.train.trainer import FINAL_NAME
 
@@ -41,6 +41,7 @@ def training_state(job: RowJob) -> tuple[str, str]:
     run_dir, total = job.run_dir, job.recipe.iterations
     try:
         check_run_dir(job)
+        another = run_dir.is_dir() and trains_another(job)
     except CFINError as e:  # what a run stops on
         return f"unreadable: {e}", "-"
     if not run_dir.is_dir():
@@ -52,6 +53,8 @@ def training_state(job: RowJob) -> tuple[str, str]:
         progress = f"trained ({total:,} iterations)"
     else:
         progress = f"{done:,} / {total:,} iterations ({100 * done / total:.0f}%)"
+    if another:
+        progress += " of another config or recipe than the row's now: a run that trains the row starts it over"
     holder = held_by(run_dir)
     if holder is None:
         return progress, "-"
