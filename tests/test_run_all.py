@@ -1226,3 +1226,26 @@ def test_the_readme_table_lists_every_option_of_run_all():
     parser = _load_run_all().build_parser()
     options = {s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
     assert documented == options
+
+
+def test_every_plot_says_its_budget_and_whether_it_compares(tmp_path, monkeypatch):
+    """A PNG is read apart from its page (a slide, a review): the figure itself names the budget and data,
+    and says that accuracy does not compare with the paper's, as the section's heading does."""
+    import cfin.report.plots as plots
+    from cfin.report.build import write_plots
+    from cfin.report.compare import build_sections
+
+    _patch(monkeypatch)
+    titles = {}
+
+    def keep_title(fig, path):
+        titles[Path(path).name] = fig._suptitle.get_text()
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep_title)
+    sections = build_sections(fixture_tables.TABLE, load_records(DATA / "results"))
+    write_plots(fixture_tables.TABLE, sections, tmp_path)
+    assert set(titles) == {"table_TINY_micro_embedded_psnr_params.png", "table_TINY_micro_embedded_curves.png"}
+    for name, title in titles.items():
+        assert "micro budget on embedded images: accuracy not comparable to the paper" in title, (name, title)

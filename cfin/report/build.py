@@ -51,11 +51,11 @@ def write_plots(table: Table, sections: list[Section], out_dir: Path) -> None:
         for scale in scales:
             tag = f"_x{scale}" if scale else ""
             name = f"{stem}_{sec.key}_psnr_params{tag}.png"
-            if dataset and psnr_params_plot(table, sec.results, dataset, out_dir / name, scale):
+            if dataset and psnr_params_plot(table, sec.results, dataset, out_dir / name, scale, sec.statement):
                 sec.plots[f"PSNR against Params{f' at x{scale}' if scale else ''}, paper and ours "
                           f"({sec.budget} budget, {sec.dataset})"] = name
         name = f"{stem}_{sec.key}_curves.png"
-        if curves_plot(table, sec.results, out_dir / name):
+        if curves_plot(table, sec.results, out_dir / name, sec.statement):
             sec.plots[f"Training curves per row ({sec.budget} budget, {sec.dataset})"] = name
 
 

@@ -3,6 +3,7 @@ training curves per row. Each is a PNG written atomically beside the report."""
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -84,12 +85,19 @@ def _label_lifts(ax, pts) -> list[int]:
             for i, p in enumerate(pts)]
 
 
+def _title(fig, text: str, statement: str) -> None:
+    """The figure's title and, below it, what its records are (the section's statement: budget, data and
+    whether accuracy compares), so that the PNG says so wherever it is shown."""
+    fig.suptitle("\n".join([text, *textwrap.wrap(statement, 90)]), fontsize=10)
+
+
 def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, path: Path,
-                     scale: int | None = None) -> Path | None:
+                     scale: int | None = None, statement: str = "") -> Path | None:
     """PSNR against Params (K, paper rule): the paper's points and ours. On the paper's dataset
     both share one axis; on another dataset (embedded) ours get a panel of their own, since
     PSNR on different images does not compare. ``scale``: only the rows of that scale (for a
-    mixed-scale table such as Table I). None when there is nothing to plot."""
+    mixed-scale table such as Table I). ``statement``: the section's budget and data, under the
+    title. None when there is nothing to plot."""
     if scale is not None:
         results = [rr for rr in results if row_scale(table, rr.row) == scale]
     paper_set = _paper_dataset(table)
@@ -117,7 +125,7 @@ def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, 
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
         ax.margins(x=0.15, y=0.15)
-    fig.suptitle(f"Table {table.id}{scale}: PSNR against Params (as in the paper's Fig. 8)", fontsize=10)
+    _title(fig, f"Table {table.id}{scale}: PSNR against Params (as in the paper's Fig. 8)", statement)
     return _save(fig, path)
 
 
@@ -135,8 +143,9 @@ def _validation_images(results: list[RowResult]) -> str:
     return ""
 
 
-def curves_plot(table: Table, results: list[RowResult], path: Path) -> Path | None:
-    """Training loss and validation PSNR against iteration, one line per row and seed."""
+def curves_plot(table: Table, results: list[RowResult], path: Path, statement: str = "") -> Path | None:
+    """Training loss and validation PSNR against iteration, one line per row and seed; ``statement``
+    (the section's budget and data) under the title."""
     series = [(rr.row.id, r["seed"], r.get("curve") or []) for rr in results for r in rr.records]
     series = [s for s in series if s[2]]
     if not series:
@@ -167,5 +176,5 @@ def curves_plot(table: Table, results: list[RowResult], path: Path) -> Path | No
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    fig.suptitle(f"Table {table.id}: training curves", fontsize=10)
+    _title(fig, f"Table {table.id}: training curves", statement)
     return _save(fig, path)
