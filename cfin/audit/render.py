@@ -10,22 +10,23 @@ from cfin.atomic import atomic_write_json, atomic_write_text
 from cfin.audit.record import AuditReport
 
 
-def fmt_value(v) -> str:
-    """A measured value for a table cell: thousands separators, 4 significant digits, nested dicts inline."""
+def fmt_value(v, grouped: bool = True) -> str:
+    """A measured value for a table cell: thousands separators, 4 significant digits, nested dicts inline.
+    Inside a list integers are not grouped, since the list's own commas would split them ([720, 1280])."""
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, int):
-        return f"{v:,}"
+        return f"{v:,}" if grouped else str(v)
     if isinstance(v, float):
         if v == 0:
             return "0"
         if abs(v) >= 1e5 and float(v).is_integer():
-            return f"{int(v):,}"
+            return f"{int(v):,}" if grouped else str(int(v))
         return f"{v:.3e}" if abs(v) >= 1e5 or abs(v) < 1e-3 else f"{v:.6g}"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(fmt_value(x) for x in v) + "]"
+        return "[" + ", ".join(fmt_value(x, grouped=False) for x in v) + "]"
     if isinstance(v, dict):
-        return "; ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
+        return "; ".join(f"{k}: {fmt_value(x, grouped)}" for k, x in v.items())
     return str(v)
 
 
