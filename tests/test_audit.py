@@ -265,6 +265,14 @@ def test_a_list_of_large_integers_reads_as_its_items():
     assert fmt_value(3382410) == "3,382,410" and fmt_value(1e6) == "1,000,000"
 
 
+def test_audit_page_shows_code_spans_as_code():
+    from cfin.audit.render import load_report, render_html
+    from cfin.paths import REPO_ROOT
+
+    page = render_html(load_report(REPO_ROOT / "reports" / "audit.json"))
+    assert "<code>weight_conv</code>" in page and "`" not in page
+
+
 def test_render_and_cli(shared, tmp_path, capsys):
     from cfin.cli import main
 

@@ -209,6 +209,9 @@ def test_report_from_fixture_records_matches_golden(tmp_path, monkeypatch):
     assert '<td class="num delta off" title="off">-40.72%</td>' in html
     assert '<td class="num delta ok" title="ok">-0.17% <small>(tol ±50%)</small></td>' in html
     assert "micro budget on embedded images: accuracy not comparable to the paper" in html
+    # the Markdown's code spans are code in the page too, not backticks
+    text = re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+    assert "<code>scale</code> border pixels cropped" in text and "`" not in text
 
 
 def test_records_frame(tmp_path):

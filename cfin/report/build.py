@@ -17,6 +17,7 @@ from cfin.records import check_results_folder, load_known_records, slug
 from cfin.paths import REPO_ROOT, Folders
 from cfin.report.compare import Section, build_sections, rebuild_command
 from cfin.report.complexity import COMPLEXITY_DIR
+from cfin.report.fmt import code_spans
 from cfin.report.grids import legend
 from cfin.report.markdown import table_markdown
 from cfin.report.plots import curves_plot, psnr_params_plot, row_scale
@@ -27,9 +28,11 @@ AUDIT_PAGES = ("audit.html", "audit.md")  # cfin audit writes both; the Markdown
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("cfin.report", "templates"), undefined=StrictUndefined,
-                       autoescape=select_autoescape(enabled_extensions=("html.j2",)), trim_blocks=True,
-                       lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(loader=PackageLoader("cfin.report", "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",)), trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["code"] = code_spans
+    return env
 
 
 def render_template(name: str, **context) -> str:

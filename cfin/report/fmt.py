@@ -7,7 +7,10 @@ paper by more than the tolerance, for accuracy), ``na`` (nothing to compare).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+
+from markupsafe import Markup, escape
 
 DASH = "—"
 STATUS_MARK = {"ok": "✓", "off": "✗", "better": "▲", "na": ""}
@@ -45,6 +48,11 @@ def megabytes(v) -> str:
 
 def seconds(v) -> str:
     return DASH if v is None else f"{v:.3f}s"
+
+
+def code_spans(text) -> Markup:
+    """Text written for the Markdown reports, for an HTML page: escaped, its `code` spans as <code>."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
 @dataclass(frozen=True)
