@@ -205,9 +205,10 @@ def test_report_from_fixture_records_matches_golden(tmp_path, monkeypatch):
     expected = (DATA / "expected_table_TINY.md").read_text()
     assert (tmp_path / "reports" / "table_TINY.md").read_text() == expected
     html = (tmp_path / "reports" / "table_TINY.html").read_text()
-    # deltas are coloured by status: out of tolerance, within it
-    assert '<td class="num delta off" title="off">-40.72%</td>' in html
-    assert '<td class="num delta ok" title="ok">-0.17% <small>(tol ±50%)</small></td>' in html
+    # deltas are coloured by status and marked as in the Markdown (a page printed in grey still says it):
+    # out of tolerance, within it
+    assert '<td class="num delta off" title="off">-40.72% ✗</td>' in html
+    assert '<td class="num delta ok" title="ok">-0.17% ✓ <small>(tol ±50%)</small></td>' in html
     assert "micro budget on embedded images: accuracy not comparable to the paper" in html
     # the Markdown's code spans are code in the page too, not backticks
     text = re.sub(r"<script>.*?</script>", "", html, flags=re.S)

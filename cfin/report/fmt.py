@@ -66,8 +66,13 @@ class Cell:
     tolerance: str = ""  # a row's own tolerance, where it is not the default
 
     @property
+    def mark(self) -> str:
+        """✓, ✗ or ▲ (the status as the Markdown and the HTML print it); "" where not judged."""
+        return STATUS_MARK[self.status]
+
+    @property
     def delta_marked(self) -> str:
-        mark = STATUS_MARK[self.status]
+        mark = self.mark
         text = f"{self.delta} {mark}" if mark else self.delta
         return f"{text} (tol {self.tolerance})" if self.tolerance and mark else text
 
