@@ -118,8 +118,7 @@ def test_end_to_end_reports(tiny_run):
     assert "## micro budget on embedded images: accuracy not comparable to the paper" in md
     folders = " ".join(f"--{n} {run.root / n}" for n in ("results", "runs", "reports"))
     assert f"Reproduce: `python run_all.py --table TINY --budget micro --seeds 0 {folders}`" in md
-    assert f"Rebuild: `python run_all.py --report-only --table TINY --results {run.root / 'results'} " \
-           f"--reports {run.root / 'reports'}`" in md
+    assert f"Rebuild: `python run_all.py --report-only --table TINY {folders}`" in md
     assert ("scored with the weights of the best validation PSNR (the official code's model_best) for 2 of 2 "
             "record(s)") in md
     for row in ROWS:
@@ -1253,3 +1252,24 @@ def test_every_plot_says_its_budget_and_whether_it_compares(tmp_path, monkeypatc
     assert set(titles) == {"table_TINY_micro_embedded_psnr_params.png", "table_TINY_micro_embedded_curves.png"}
     for name, title in titles.items():
         assert "micro budget on embedded images: accuracy not comparable to the paper" in title, (name, title)
+
+
+def test_the_rebuild_command_a_report_prints_rebuilds_it(tmp_path, monkeypatch):
+    """Run as printed, a report's Rebuild command writes the same report: its Reproduce command too,
+    which names the --runs folder the records were trained in."""
+    import shlex
+
+    _patch(monkeypatch)
+    results = _copy_fixture_records(tmp_path)
+    runs, reports = tmp_path / "elsewhere_runs", tmp_path / "reports"
+    run_all = _load_run_all()
+    assert run_all.main(["--report-only", "--results", str(results), "--runs", str(runs), "--reports",
+                         str(reports), "--no-progress"]) == 0
+    md = (reports / "table_TINY.md").read_text()
+    assert f"--runs {runs}" in md
+    for page in ("table_TINY.md", "index.html"):
+        text = (reports / page).read_text()
+        rebuild = re.search(r"Rebuild: (?:`|<code>)(python run_all\.py --report-only[^`<]*)", text)[1]
+        (reports / page).unlink()
+        assert run_all.main([*shlex.split(rebuild)[2:], "--no-progress"]) == 0
+        assert (reports / page).read_text() == text, page
