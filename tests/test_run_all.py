@@ -1273,3 +1273,26 @@ def test_the_rebuild_command_a_report_prints_rebuilds_it(tmp_path, monkeypatch):
         (reports / page).unlink()
         assert run_all.main([*shlex.split(rebuild)[2:], "--no-progress"]) == 0
         assert (reports / page).read_text() == text, page
+
+
+def test_training_curves_tick_whole_iterations(tmp_path, monkeypatch):
+    """One validation point (the smoke budget validates once) must not put iteration 38.5 on the axis."""
+    import cfin.report.plots as plots
+    from cfin.report.compare import build_sections
+
+    figs = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        figs.append([list(ax.get_xticks()) for ax in fig.axes])
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    records = load_records(DATA / "results")
+    for r in records:
+        r["curve"] = [{**p, "val_psnr": None} for p in r["curve"]]
+        r["curve"][-1]["val_psnr"] = 20.0
+    sections = build_sections(fixture_tables.TABLE, records)
+    assert plots.curves_plot(fixture_tables.TABLE, sections[0].results, tmp_path / "c.png")
+    assert figs and all(float(t).is_integer() for ticks in figs[0] for t in ticks), figs

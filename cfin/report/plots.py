@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cfin.atomic import atomic_write  # noqa: E402
 from cfin.report.grids import PAPER_CONVENTION, RowResult  # noqa: E402
@@ -172,6 +173,7 @@ def curves_plot(table: Table, results: list[RowResult], path: Path, statement: s
     ax_val.set_xlabel("iteration")
     ax_val.set_ylabel("PSNR (dB)")
     for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole iterations
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(True, alpha=0.3)
         if ax.lines:
