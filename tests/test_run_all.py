@@ -868,12 +868,16 @@ def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys, monkeypat
 def test_plot_labels_of_points_at_one_place_are_stacked():
     import matplotlib.pyplot as plt
 
-    from cfin.report.plots import _label_lifts
+    from cfin.report.plots import _annotate
 
     fig, ax = plt.subplots()
     pts = [(178.8, 24.47, "Cross"), (177.0, 24.0, "KV"), (178.8, 24.471, "KV+Cross"), (178.79, 24.47, "third")]
     ax.scatter([p[0] for p in pts], [p[1] for p in pts])
-    assert _label_lifts(ax, pts) == [0, 0, 1, 2]
+    fig.canvas.draw()
+    _annotate(ax, pts)
+    boxes = [t.get_window_extent(fig.canvas.get_renderer()) for t in ax.texts]
+    assert [t.get_text() for t in ax.texts] == ["Cross", "KV", "KV+Cross", "third"]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[:i])
     plt.close(fig)
 
 
@@ -1296,3 +1300,37 @@ def test_training_curves_tick_whole_iterations(tmp_path, monkeypatch):
     sections = build_sections(fixture_tables.TABLE, records)
     assert plots.curves_plot(fixture_tables.TABLE, sections[0].results, tmp_path / "c.png")
     assert figs and all(float(t).is_integer() for ticks in figs[0] for t in ticks), figs
+
+
+def test_plot_labels_do_not_overlap_in_a_crowded_table(tmp_path, monkeypatch):
+    """Table I's x4 figure names 19 methods, a dozen of them within 0.25 dB and 300K of each other: no
+    label may cover another label or a point, nor leave the axes."""
+    import cfin.report.plots as plots
+    from cfin.report.grids import RowResult
+    from cfin.tables import get_table
+
+    boxes = []
+
+    def keep(fig, path):
+        fig.tight_layout()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            frame = ax.get_window_extent(renderer)
+            points = [b for c in ax.collections for b in c.get_offsets()]
+            marks = [ax.transData.transform(p) for p in points]
+            labels = [t.get_window_extent(renderer) for t in ax.texts]
+            boxes.append((frame, marks, labels, [t.get_text() for t in ax.texts]))
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    table = get_table("I")
+    assert plots.psnr_params_plot(table, [RowResult(r, []) for r in table.rows], "embedded", tmp_path / "p.png", 4)
+    ((frame, marks, labels, texts),) = boxes
+    assert len(labels) == 19 and "CFIN+" in texts  # the figure is x4's: its labels drop the "x4 "
+    for i, a in enumerate(labels):
+        assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1, texts[i]
+        for j, b in enumerate(labels[:i]):
+            assert not a.overlaps(b), (texts[i], texts[j])
+        for x, y in marks:
+            assert not (a.x0 - 3 < x < a.x1 + 3 and a.y0 - 3 < y < a.y1 + 3), (texts[i], x, y)

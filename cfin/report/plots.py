@@ -64,7 +64,7 @@ def _points_ours(results: list[RowResult], dataset: str):
 
 
 def _scatter(ax, pts, style, label):
-    """The points, each named; a point with a spread over seeds gets an error bar of one std."""
+    """The points; a point with a spread over seeds gets an error bar of one std. Named by :func:`_annotate`."""
     if not pts:
         return
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
@@ -73,17 +73,55 @@ def _scatter(ax, pts, style, label):
         ax.errorbar([p[0] for p in spread], [p[1] for p in spread], yerr=[p[3] for p in spread], fmt="none",
                     ecolor=style["color"], elinewidth=1, capsize=3, zorder=style["zorder"] - 1,
                     label="± 1 std over seeds")
-    for (x, y, name, *_), lift in zip(pts, _label_lifts(ax, pts)):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4 + 10 * lift), fontsize=8)
 
 
-def _label_lifts(ax, pts) -> list[int]:
-    """How many labels to lift each point's label by, so that points at (nearly) one place on the
-    axes, such as two rows of the same size and PSNR, do not print their names over each other."""
-    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    near_x, near_y = 0.05 * (x1 - x0), 0.04 * (y1 - y0)
-    return [sum(1 for q in pts[:i] if abs(q[0] - p[0]) <= near_x and abs(q[1] - p[1]) <= near_y)
-            for i, p in enumerate(pts)]
+# Where a point's name may go (offset in points from the point), nearest first; the far ones get a leader line.
+LABEL_OFFSETS = ((6, 5), (6, -5), (-6, 5), (-6, -5), (0, 10), (0, -10), (10, 0), (-10, 0), (6, 16), (-6, 16),
+                 (6, -16), (-6, -16), (24, 10), (-24, 10), (24, -10), (-24, -10), (0, 24), (0, -24),
+                 (30, 24), (-30, 24), (30, -24), (-30, -24))
+MARKER_PX = 6  # half the width of a plotted marker and a margin, in pixels at the saved dpi
+
+
+def _overlap(a, b) -> float:
+    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+
+
+def _annotate(ax, pts, prefix: str = "") -> None:
+    """Name each point at the first of :data:`LABEL_OFFSETS` where its label covers no other label, no
+    point and not the legend, inside the axes (else where it covers least), so that a crowded table
+    such as Table I reads. ``prefix`` is dropped from the names (``x4 `` in a figure of x4 rows).
+    Call once the axes' limits, legend and layout are final; the labels stay out of the layout."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    centres = ax.transData.transform([(p[0], p[1]) for p in pts]) if pts else []
+    taken = [Bbox.from_extents(x - MARKER_PX, y - MARKER_PX, x + MARKER_PX, y + MARKER_PX) for x, y in centres]
+    if ax.get_legend():
+        taken.append(ax.get_legend().get_window_extent(renderer))
+    for x, y, name, *_ in pts:
+        name = name[len(prefix):] if prefix and name.startswith(prefix) else name
+        best = None
+        for dx, dy in LABEL_OFFSETS:
+            far = abs(dx) > 12 or abs(dy) > 12
+            ann = ax.annotate(name, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8,
+                              ha="left" if dx > 0 else "right" if dx < 0 else "center", va="center",
+                              arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5", shrinkA=0, shrinkB=4)
+                              if far else None)
+            ann.set_in_layout(False)
+            box = ann.get_window_extent(renderer)
+            outside = box.width * box.height - _overlap(box, frame)
+            cost = outside + sum(_overlap(box, t) for t in taken)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])
 
 
 def _title(fig, text: str, statement: str) -> None:
@@ -112,21 +150,27 @@ def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, 
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         _scatter(ax, paper, PAPER_STYLE, f"paper ({paper_set})")
         _scatter(ax, ours, OURS_STYLE, f"ours ({ours_dataset})")
-        axes = [ax]
+        panels = [(ax, paper + ours)]
         ax.set_ylabel("PSNR (dB)")
     else:
         fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), sharex=True)
         _scatter(axes[0], paper, PAPER_STYLE, f"paper ({paper_set})")
         _scatter(axes[1], ours, OURS_STYLE, f"ours ({ours_dataset})")
+        panels = [(axes[0], paper), (axes[1], ours)]
         axes[0].set_ylabel(f"PSNR on {paper_set} (dB), paper")
         axes[1].set_ylabel(f"PSNR on {ours_dataset} (dB), ours")
-    for ax in axes:
+    for ax, _ in panels:
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("Params (K, paper counting rule)")
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
         ax.margins(x=0.15, y=0.15)
+        ax.legend(loc="best", fontsize=8)
     _title(fig, f"Table {table.id}{scale}: PSNR against Params (as in the paper's Fig. 8)", statement)
+    fig.tight_layout()
+    fig.canvas.draw()  # the final limits, legend and layout, which the labels are placed against
+    prefix = f"x{shown} " if table.scale is None and shown else ""  # a figure of one scale's rows
+    for ax, pts in panels:
+        _annotate(ax, pts, prefix)
     return _save(fig, path)
 
 
