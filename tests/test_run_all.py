@@ -1306,8 +1306,8 @@ def test_plot_labels_do_not_overlap_in_a_crowded_table(tmp_path, monkeypatch):
     """Table I's x4 figure names 19 methods, a dozen of them within 0.25 dB and 300K of each other: no
     label may cover another label or a point, nor leave the axes."""
     import cfin.report.plots as plots
+    from ablations.table_01_sota import TABLE as table
     from cfin.report.grids import RowResult
-    from cfin.tables import get_table
 
     boxes = []
 
@@ -1324,7 +1324,6 @@ def test_plot_labels_do_not_overlap_in_a_crowded_table(tmp_path, monkeypatch):
         return path
 
     monkeypatch.setattr(plots, "_save", keep)
-    table = get_table("I")
     assert plots.psnr_params_plot(table, [RowResult(r, []) for r in table.rows], "embedded", tmp_path / "p.png", 4)
     ((frame, marks, labels, texts),) = boxes
     assert len(labels) == 19 and "CFIN+" in texts  # the figure is x4's: its labels drop the "x4 "
