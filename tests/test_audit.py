@@ -255,6 +255,24 @@ def test_every_finding_has_its_test():
         assert test in names, f"finding {fid} names {test}, which tests/test_audit.py lacks"
 
 
+def test_a_list_of_large_integers_reads_as_its_items():
+    """[720, 1,280] reads as three numbers: inside a list an integer is not grouped by commas."""
+    from cfin.audit.render import fmt_value
+
+    assert fmt_value([720, 1280]) == "[720, 1280]"
+    assert fmt_value({"hr_size": [720, 1280], "params": 3382410}) == "hr_size: [720, 1280]; params: 3,382,410"
+    assert fmt_value([2.5e6, 1.5]) == "[2500000, 1.5]"
+    assert fmt_value(3382410) == "3,382,410" and fmt_value(1e6) == "1,000,000"
+
+
+def test_audit_page_shows_code_spans_as_code():
+    from cfin.audit.render import load_report, render_html
+    from cfin.paths import REPO_ROOT
+
+    page = render_html(load_report(REPO_ROOT / "reports" / "audit.json"))
+    assert "<code>weight_conv</code>" in page and "`" not in page
+
+
 def test_render_and_cli(shared, tmp_path, capsys):
     from cfin.cli import main
 

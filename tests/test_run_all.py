@@ -118,8 +118,7 @@ def test_end_to_end_reports(tiny_run):
     assert "## micro budget on embedded images: accuracy not comparable to the paper" in md
     folders = " ".join(f"--{n} {run.root / n}" for n in ("results", "runs", "reports"))
     assert f"Reproduce: `python run_all.py --table TINY --budget micro --seeds 0 {folders}`" in md
-    assert f"Rebuild: `python run_all.py --report-only --table TINY --results {run.root / 'results'} " \
-           f"--reports {run.root / 'reports'}`" in md
+    assert f"Rebuild: `python run_all.py --report-only --table TINY {folders}`" in md
     assert ("scored with the weights of the best validation PSNR (the official code's model_best) for 2 of 2 "
             "record(s)") in md
     for row in ROWS:
@@ -205,10 +204,14 @@ def test_report_from_fixture_records_matches_golden(tmp_path, monkeypatch):
     expected = (DATA / "expected_table_TINY.md").read_text()
     assert (tmp_path / "reports" / "table_TINY.md").read_text() == expected
     html = (tmp_path / "reports" / "table_TINY.html").read_text()
-    # deltas are coloured by status: out of tolerance, within it
-    assert '<td class="num delta off" title="off">-40.72%</td>' in html
-    assert '<td class="num delta ok" title="ok">-0.17% <small>(tol ±50%)</small></td>' in html
+    # deltas are coloured by status and marked as in the Markdown (a page printed in grey still says it):
+    # out of tolerance, within it
+    assert '<td class="num delta off" title="off">-40.72% ✗</td>' in html
+    assert '<td class="num delta ok" title="ok">-0.17% ✓ <small>(tol ±50%)</small></td>' in html
     assert "micro budget on embedded images: accuracy not comparable to the paper" in html
+    # the Markdown's code spans are code in the page too, not backticks
+    text = re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+    assert "<code>scale</code> border pixels cropped" in text and "`" not in text
 
 
 def test_records_frame(tmp_path):
@@ -904,12 +907,16 @@ def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys, monkeypat
 def test_plot_labels_of_points_at_one_place_are_stacked():
     import matplotlib.pyplot as plt
 
-    from cfin.report.plots import _label_lifts
+    from cfin.report.plots import _annotate
 
     fig, ax = plt.subplots()
     pts = [(178.8, 24.47, "Cross"), (177.0, 24.0, "KV"), (178.8, 24.471, "KV+Cross"), (178.79, 24.47, "third")]
     ax.scatter([p[0] for p in pts], [p[1] for p in pts])
-    assert _label_lifts(ax, pts) == [0, 0, 1, 2]
+    fig.canvas.draw()
+    _annotate(ax, pts)
+    boxes = [t.get_window_extent(fig.canvas.get_renderer()) for t in ax.texts]
+    assert [t.get_text() for t in ax.texts] == ["Cross", "KV", "KV+Cross", "third"]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[:i])
     plt.close(fig)
 
 
@@ -1265,3 +1272,103 @@ def test_the_readme_table_lists_every_option_of_run_all():
     parser = _load_run_all().build_parser()
     options = {s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
     assert documented == options
+
+
+def test_every_plot_says_its_budget_and_whether_it_compares(tmp_path, monkeypatch):
+    """A PNG is read apart from its page (a slide, a review): the figure itself names the budget and data,
+    and says that accuracy does not compare with the paper's, as the section's heading does."""
+    import cfin.report.plots as plots
+    from cfin.report.build import write_plots
+    from cfin.report.compare import build_sections
+
+    _patch(monkeypatch)
+    titles = {}
+
+    def keep_title(fig, path):
+        titles[Path(path).name] = fig._suptitle.get_text()
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep_title)
+    sections = build_sections(fixture_tables.TABLE, load_records(DATA / "results"))
+    write_plots(fixture_tables.TABLE, sections, tmp_path)
+    assert set(titles) == {"table_TINY_micro_embedded_psnr_params.png", "table_TINY_micro_embedded_curves.png"}
+    for name, title in titles.items():
+        assert "micro budget on embedded images: accuracy not comparable to the paper" in title, (name, title)
+
+
+def test_the_rebuild_command_a_report_prints_rebuilds_it(tmp_path, monkeypatch):
+    """Run as printed, a report's Rebuild command writes the same report: its Reproduce command too,
+    which names the --runs folder the records were trained in."""
+    import shlex
+
+    _patch(monkeypatch)
+    results = _copy_fixture_records(tmp_path)
+    runs, reports = tmp_path / "elsewhere_runs", tmp_path / "reports"
+    run_all = _load_run_all()
+    assert run_all.main(["--report-only", "--results", str(results), "--runs", str(runs), "--reports",
+                         str(reports), "--no-progress"]) == 0
+    md = (reports / "table_TINY.md").read_text()
+    assert f"--runs {runs}" in md
+    for page in ("table_TINY.md", "index.html"):
+        text = (reports / page).read_text()
+        rebuild = re.search(r"Rebuild: (?:`|<code>)(python run_all\.py --report-only[^`<]*)", text)[1]
+        (reports / page).unlink()
+        assert run_all.main([*shlex.split(rebuild)[2:], "--no-progress"]) == 0
+        assert (reports / page).read_text() == text, page
+
+
+def test_training_curves_tick_whole_iterations(tmp_path, monkeypatch):
+    """One validation point (the smoke budget validates once) must not put iteration 38.5 on the axis."""
+    import cfin.report.plots as plots
+    from cfin.report.compare import build_sections
+
+    figs = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        figs.append([list(ax.get_xticks()) for ax in fig.axes])
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    records = load_records(DATA / "results")
+    for r in records:
+        r["curve"] = [{**p, "val_psnr": None} for p in r["curve"]]
+        r["curve"][-1]["val_psnr"] = 20.0
+    sections = build_sections(fixture_tables.TABLE, records)
+    assert plots.curves_plot(fixture_tables.TABLE, sections[0].results, tmp_path / "c.png")
+    assert figs and all(float(t).is_integer() for ticks in figs[0] for t in ticks), figs
+
+
+def test_plot_labels_do_not_overlap_in_a_crowded_table(tmp_path, monkeypatch):
+    """Table I's x4 figure names 19 methods, a dozen of them within 0.25 dB and 300K of each other: no
+    label may cover another label or a point, nor leave the axes."""
+    import cfin.report.plots as plots
+    from ablations.table_01_sota import TABLE as table
+    from cfin.report.grids import RowResult
+
+    boxes = []
+
+    def keep(fig, path):
+        fig.tight_layout()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            frame = ax.get_window_extent(renderer)
+            points = [b for c in ax.collections for b in c.get_offsets()]
+            marks = [ax.transData.transform(p) for p in points]
+            labels = [t.get_window_extent(renderer) for t in ax.texts]
+            boxes.append((frame, marks, labels, [t.get_text() for t in ax.texts]))
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    assert plots.psnr_params_plot(table, [RowResult(r, []) for r in table.rows], "embedded", tmp_path / "p.png", 4)
+    ((frame, marks, labels, texts),) = boxes
+    assert len(labels) == 19 and "CFIN+" in texts  # the figure is x4's: its labels drop the "x4 "
+    for i, a in enumerate(labels):
+        assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1, texts[i]
+        for j, b in enumerate(labels[:i]):
+            assert not a.overlaps(b), (texts[i], texts[j])
+        for x, y in marks:
+            assert not (a.x0 - 3 < x < a.x1 + 3 and a.y0 - 3 < y < a.y1 + 3), (texts[i], x, y)

@@ -10,22 +10,23 @@ from cfin.atomic import atomic_write_json, atomic_write_text
 from cfin.audit.record import AuditReport
 
 
-def fmt_value(v) -> str:
-    """A measured value for a table cell: thousands separators, 4 significant digits, nested dicts inline."""
+def fmt_value(v, grouped: bool = True) -> str:
+    """A measured value for a table cell: thousands separators, 4 significant digits, nested dicts inline.
+    Inside a list integers are not grouped, since the list's own commas would split them ([720, 1280])."""
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, int):
-        return f"{v:,}"
+        return f"{v:,}" if grouped else str(v)
     if isinstance(v, float):
         if v == 0:
             return "0"
         if abs(v) >= 1e5 and float(v).is_integer():
-            return f"{int(v):,}"
+            return f"{int(v):,}" if grouped else str(int(v))
         return f"{v:.3e}" if abs(v) >= 1e5 or abs(v) < 1e-3 else f"{v:.6g}"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(fmt_value(x) for x in v) + "]"
+        return "[" + ", ".join(fmt_value(x, grouped=False) for x in v) + "]"
     if isinstance(v, dict):
-        return "; ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
+        return "; ".join(f"{k}: {fmt_value(x, grouped)}" for k, x in v.items())
     return str(v)
 
 
@@ -103,36 +104,36 @@ code { font-size: 0.9em; }
 test in <code>tests/test_audit.py</code> that re-measures it, so a finding that stops being true fails CI.</p>
 <ul>
 <li>Scale: x{{ r.scale }}</li>
-<li>Weights: <span class="weights">{{ r.weights }}</span>{% if r.weights_kind != "official" %} (numbers marked
+<li>Weights: <span class="weights">{{ r.weights | code }}</span>{% if r.weights_kind != "official" %} (numbers marked
 weights-dependent would change with the trained checkpoint: run
 <code>cfin audit --official model_best_x{{ r.scale }}.pt</code>){% endif %}</li>
-<li>Images: {{ r.data }}</li>
+<li>Images: {{ r.data | code }}</li>
 <li>Environment: {{ env }}</li>
 <li>{{ r.confirmed }} of {{ r.findings | length }} findings confirmed by this run ({{ "%.0f" | format(r.seconds) }} s)</li>
 </ul>
 <table>
 <tr><th>#</th><th>Finding</th><th>Cited</th><th>Confirmed</th><th>Test</th></tr>
 {% for f in r.findings -%}
-<tr><td>{{ loop.index }}</td><td><a href="#{{ f.id }}">{{ f.title }}</a></td><td>{{ f.citation }}</td>
+<tr><td>{{ loop.index }}</td><td><a href="#{{ f.id }}">{{ f.title | code }}</a></td><td>{{ f.citation | code }}</td>
 <td>{% if f.confirmed %}<span class="ok">yes</span>{% else %}<span class="no">NO</span>{% endif %}</td>
 <td><code>{{ f.test.split("::")[-1] }}</code></td></tr>
 {% endfor -%}
 </table>
 {% for f in r.findings %}
-<h2 id="{{ f.id }}">{{ loop.index }}. {{ f.title }}</h2>
-<p><span class="label">Paper</span> ({{ f.citation }})</p>
-<blockquote>{{ f.paper_claim }}</blockquote>
-<p><span class="label">Code</span> {{ f.code_behaviour }}</p>
-<p><span class="label">Measured</span>{% if f.weights %} <span class="weights">weights-dependent: {{ f.weights }}</span>{% endif %}</p>
+<h2 id="{{ f.id }}">{{ loop.index }}. {{ f.title | code }}</h2>
+<p><span class="label">Paper</span> ({{ f.citation | code }})</p>
+<blockquote>{{ f.paper_claim | code }}</blockquote>
+<p><span class="label">Code</span> {{ f.code_behaviour | code }}</p>
+<p><span class="label">Measured</span>{% if f.weights %} <span class="weights">weights-dependent: {{ f.weights | code }}</span>{% endif %}</p>
 <table>
 <tr><th>quantity</th><th>value</th></tr>
 {% for k, v in f.measurement.items() -%}
-<tr><td>{{ k }}</td><td class="num">{{ v | val }}</td></tr>
+<tr><td>{{ k }}</td><td class="num">{{ v | val | code }}</td></tr>
 {% endfor -%}
 </table>
-<p class="how">How: {{ f.how }}</p>
-<p><span class="label">What it changes</span> {{ f.user_impact }}</p>
-<p class="meta">Test: <code>{{ f.test }}</code> · Found by: {{ f.found_by }} · Confirmed by this run:
+<p class="how">How: {{ f.how | code }}</p>
+<p><span class="label">What it changes</span> {{ f.user_impact | code }}</p>
+<p class="meta">Test: <code>{{ f.test }}</code> · Found by: {{ f.found_by | code }} · Confirmed by this run:
 {% if f.confirmed %}<span class="ok">yes</span>{% else %}<span class="no">NO</span>{% endif %}</p>
 {% endfor %}
 </body>
@@ -141,11 +142,14 @@ weights-dependent would change with the trained checkpoint: run
 
 
 def _env(autoescape: bool) -> jinja2.Environment:
+    from cfin.report.fmt import code_spans  # here: cfin.report brings matplotlib, which the audit's import needs not
+
     env = jinja2.Environment(loader=jinja2.DictLoader({"audit.md": _MD, "audit.html": _HTML}),
                              autoescape=autoescape, undefined=jinja2.StrictUndefined,
                              trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True)
     env.filters["val"] = fmt_value
     env.filters["md"] = _md_cell
+    env.filters["code"] = code_spans if autoescape else str
     return env
 
 

@@ -17,6 +17,7 @@ from cfin.records import check_results_folder, load_known_records, slug
 from cfin.paths import REPO_ROOT, Folders
 from cfin.report.compare import Section, build_sections, rebuild_command
 from cfin.report.complexity import COMPLEXITY_DIR
+from cfin.report.fmt import code_spans
 from cfin.report.grids import legend
 from cfin.report.markdown import table_markdown
 from cfin.report.plots import curves_plot, psnr_params_plot, row_scale
@@ -27,9 +28,11 @@ AUDIT_PAGES = ("audit.html", "audit.md")  # cfin audit writes both; the Markdown
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("cfin.report", "templates"), undefined=StrictUndefined,
-                       autoescape=select_autoescape(enabled_extensions=("html.j2",)), trim_blocks=True,
-                       lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(loader=PackageLoader("cfin.report", "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",)), trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["code"] = code_spans
+    return env
 
 
 def render_template(name: str, **context) -> str:
@@ -51,11 +54,11 @@ def write_plots(table: Table, sections: list[Section], out_dir: Path) -> None:
         for scale in scales:
             tag = f"_x{scale}" if scale else ""
             name = f"{stem}_{sec.key}_psnr_params{tag}.png"
-            if dataset and psnr_params_plot(table, sec.results, dataset, out_dir / name, scale):
+            if dataset and psnr_params_plot(table, sec.results, dataset, out_dir / name, scale, sec.statement):
                 sec.plots[f"PSNR against Params{f' at x{scale}' if scale else ''}, paper and ours "
                           f"({sec.budget} budget, {sec.dataset})"] = name
         name = f"{stem}_{sec.key}_curves.png"
-        if curves_plot(table, sec.results, out_dir / name):
+        if curves_plot(table, sec.results, out_dir / name, sec.statement):
             sec.plots[f"Training curves per row ({sec.budget} budget, {sec.dataset})"] = name
 
 

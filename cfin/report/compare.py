@@ -54,9 +54,10 @@ def reproduce_command(table_id: str, budget: str, seeds, data_root: str | None, 
 
 
 def rebuild_command(table_id: str | None, folders: Folders = Folders()) -> str:
-    """The command that rebuilds a report (``table_id``) or the index (None) from the records."""
+    """The command that rebuilds a report (``table_id``) or the index (None) from the records; it names
+    ``--runs`` too, which the report's Reproduce command names."""
     table = ["--table", table_id] if table_id else []
-    return " ".join(["python run_all.py", "--report-only", *table, *folders.args("results", "reports")])
+    return " ".join(["python run_all.py", "--report-only", *table, *folders.args("results", "runs", "reports")])
 
 
 @dataclass

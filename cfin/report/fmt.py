@@ -7,7 +7,10 @@ paper by more than the tolerance, for accuracy), ``na`` (nothing to compare).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+
+from markupsafe import Markup, escape
 
 DASH = "—"
 STATUS_MARK = {"ok": "✓", "off": "✗", "better": "▲", "na": ""}
@@ -47,6 +50,11 @@ def seconds(v) -> str:
     return DASH if v is None else f"{v:.3f}s"
 
 
+def code_spans(text) -> Markup:
+    """Text written for the Markdown reports, for an HTML page: escaped, its `code` spans as <code>."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 @dataclass(frozen=True)
 class Cell:
     """Paper | ours | delta, and how the delta stands against the tolerance."""
@@ -58,8 +66,13 @@ class Cell:
     tolerance: str = ""  # a row's own tolerance, where it is not the default
 
     @property
+    def mark(self) -> str:
+        """✓, ✗ or ▲ (the status as the Markdown and the HTML print it); "" where not judged."""
+        return STATUS_MARK[self.status]
+
+    @property
     def delta_marked(self) -> str:
-        mark = STATUS_MARK[self.status]
+        mark = self.mark
         text = f"{self.delta} {mark}" if mark else self.delta
         return f"{text} (tol {self.tolerance})" if self.tolerance and mark else text
 

@@ -265,7 +265,7 @@ def resources_grid(results: list[RowResult]) -> Grid:
     conditions = sorted({(r.get("memory") or {}).get("condition", "") for rr in results for r in rr.records}
                         | {(r.get("latency") or {}).get("condition", "") for rr in results for r in rr.records}
                         - {""})
-    caption = ("The paper's memory is GPU memory and its time a GPU forward; ours: "
+    caption = ("The paper's memory is GPU memory (its M) and its time a GPU forward; ours, in MiB (M) and seconds: "
                + ("; ".join(conditions) if conditions else "not measured") + ". No delta: the conditions differ. "
                "Time: the median forward with its interquartile range; over several records (seeds), the "
                "median of their medians and their range, since a latency depends on the machine, not the seed.")

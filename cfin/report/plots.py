@@ -3,12 +3,14 @@ training curves per row. Each is a PNG written atomically beside the report."""
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cfin.atomic import atomic_write  # noqa: E402
 from cfin.report.grids import PAPER_CONVENTION, RowResult  # noqa: E402
@@ -62,7 +64,7 @@ def _points_ours(results: list[RowResult], dataset: str):
 
 
 def _scatter(ax, pts, style, label):
-    """The points, each named; a point with a spread over seeds gets an error bar of one std."""
+    """The points; a point with a spread over seeds gets an error bar of one std. Named by :func:`_annotate`."""
     if not pts:
         return
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
@@ -71,25 +73,70 @@ def _scatter(ax, pts, style, label):
         ax.errorbar([p[0] for p in spread], [p[1] for p in spread], yerr=[p[3] for p in spread], fmt="none",
                     ecolor=style["color"], elinewidth=1, capsize=3, zorder=style["zorder"] - 1,
                     label="± 1 std over seeds")
-    for (x, y, name, *_), lift in zip(pts, _label_lifts(ax, pts)):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4 + 10 * lift), fontsize=8)
 
 
-def _label_lifts(ax, pts) -> list[int]:
-    """How many labels to lift each point's label by, so that points at (nearly) one place on the
-    axes, such as two rows of the same size and PSNR, do not print their names over each other."""
-    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    near_x, near_y = 0.05 * (x1 - x0), 0.04 * (y1 - y0)
-    return [sum(1 for q in pts[:i] if abs(q[0] - p[0]) <= near_x and abs(q[1] - p[1]) <= near_y)
-            for i, p in enumerate(pts)]
+# Where a point's name may go (offset in points from the point), nearest first; the far ones get a leader line.
+LABEL_OFFSETS = ((6, 5), (6, -5), (-6, 5), (-6, -5), (0, 10), (0, -10), (10, 0), (-10, 0), (6, 16), (-6, 16),
+                 (6, -16), (-6, -16), (24, 10), (-24, 10), (24, -10), (-24, -10), (0, 24), (0, -24),
+                 (30, 24), (-30, 24), (30, -24), (-30, -24))
+MARKER_PX = 6  # half the width of a plotted marker and a margin, in pixels at the saved dpi
+
+
+def _overlap(a, b) -> float:
+    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+
+
+def _annotate(ax, pts, prefix: str = "") -> None:
+    """Name each point at the first of :data:`LABEL_OFFSETS` where its label covers no other label, no
+    point and not the legend, inside the axes (else where it covers least), so that a crowded table
+    such as Table I reads. ``prefix`` is dropped from the names (``x4 `` in a figure of x4 rows).
+    Call once the axes' limits, legend and layout are final; the labels stay out of the layout."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    centres = ax.transData.transform([(p[0], p[1]) for p in pts]) if pts else []
+    taken = [Bbox.from_extents(x - MARKER_PX, y - MARKER_PX, x + MARKER_PX, y + MARKER_PX) for x, y in centres]
+    if ax.get_legend():
+        taken.append(ax.get_legend().get_window_extent(renderer))
+    for x, y, name, *_ in pts:
+        name = name[len(prefix):] if prefix and name.startswith(prefix) else name
+        best = None
+        for dx, dy in LABEL_OFFSETS:
+            far = abs(dx) > 12 or abs(dy) > 12
+            ann = ax.annotate(name, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8,
+                              ha="left" if dx > 0 else "right" if dx < 0 else "center", va="center",
+                              arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5", shrinkA=0, shrinkB=4)
+                              if far else None)
+            ann.set_in_layout(False)
+            box = ann.get_window_extent(renderer)
+            outside = box.width * box.height - _overlap(box, frame)
+            cost = outside + sum(_overlap(box, t) for t in taken)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])
+
+
+def _title(fig, text: str, statement: str) -> None:
+    """The figure's title and, below it, what its records are (the section's statement: budget, data and
+    whether accuracy compares), so that the PNG says so wherever it is shown."""
+    fig.suptitle("\n".join([text, *textwrap.wrap(statement, 90)]), fontsize=10)
 
 
 def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, path: Path,
-                     scale: int | None = None) -> Path | None:
+                     scale: int | None = None, statement: str = "") -> Path | None:
     """PSNR against Params (K, paper rule): the paper's points and ours. On the paper's dataset
     both share one axis; on another dataset (embedded) ours get a panel of their own, since
     PSNR on different images does not compare. ``scale``: only the rows of that scale (for a
-    mixed-scale table such as Table I). None when there is nothing to plot."""
+    mixed-scale table such as Table I). ``statement``: the section's budget and data, under the
+    title. None when there is nothing to plot."""
     if scale is not None:
         results = [rr for rr in results if row_scale(table, rr.row) == scale]
     paper_set = _paper_dataset(table)
@@ -103,21 +150,27 @@ def psnr_params_plot(table: Table, results: list[RowResult], ours_dataset: str, 
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         _scatter(ax, paper, PAPER_STYLE, f"paper ({paper_set})")
         _scatter(ax, ours, OURS_STYLE, f"ours ({ours_dataset})")
-        axes = [ax]
+        panels = [(ax, paper + ours)]
         ax.set_ylabel("PSNR (dB)")
     else:
         fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), sharex=True)
         _scatter(axes[0], paper, PAPER_STYLE, f"paper ({paper_set})")
         _scatter(axes[1], ours, OURS_STYLE, f"ours ({ours_dataset})")
+        panels = [(axes[0], paper), (axes[1], ours)]
         axes[0].set_ylabel(f"PSNR on {paper_set} (dB), paper")
         axes[1].set_ylabel(f"PSNR on {ours_dataset} (dB), ours")
-    for ax in axes:
+    for ax, _ in panels:
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("Params (K, paper counting rule)")
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
         ax.margins(x=0.15, y=0.15)
-    fig.suptitle(f"Table {table.id}{scale}: PSNR against Params (as in the paper's Fig. 8)", fontsize=10)
+        ax.legend(loc="best", fontsize=8)
+    _title(fig, f"Table {table.id}{scale}: PSNR against Params (as in the paper's Fig. 8)", statement)
+    fig.tight_layout()
+    fig.canvas.draw()  # the final limits, legend and layout, which the labels are placed against
+    prefix = f"x{shown} " if table.scale is None and shown else ""  # a figure of one scale's rows
+    for ax, pts in panels:
+        _annotate(ax, pts, prefix)
     return _save(fig, path)
 
 
@@ -135,8 +188,9 @@ def _validation_images(results: list[RowResult]) -> str:
     return ""
 
 
-def curves_plot(table: Table, results: list[RowResult], path: Path) -> Path | None:
-    """Training loss and validation PSNR against iteration, one line per row and seed."""
+def curves_plot(table: Table, results: list[RowResult], path: Path, statement: str = "") -> Path | None:
+    """Training loss and validation PSNR against iteration, one line per row and seed; ``statement``
+    (the section's budget and data) under the title."""
     series = [(rr.row.id, r["seed"], r.get("curve") or []) for rr in results for r in rr.records]
     series = [s for s in series if s[2]]
     if not series:
@@ -163,9 +217,10 @@ def curves_plot(table: Table, results: list[RowResult], path: Path) -> Path | No
     ax_val.set_xlabel("iteration")
     ax_val.set_ylabel("PSNR (dB)")
     for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole iterations
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    fig.suptitle(f"Table {table.id}: training curves", fontsize=10)
+    _title(fig, f"Table {table.id}: training curves", statement)
     return _save(fig, path)
