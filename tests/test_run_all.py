@@ -614,7 +614,6 @@ def test_an_interrupted_parallel_run_stops_its_workers(tmp_path):
     terminated with the command, not left training and writing records after it."""
     import signal
     import textwrap
-    import time
 
     script = textwrap.dedent(f"""
         import signal, sys
@@ -632,6 +631,19 @@ def test_an_interrupted_parallel_run_stops_its_workers(tmp_path):
         except KeyboardInterrupt:
             print("interrupted", flush=True)
     """)
+    proc, workers = _start_two_workers(script, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)  # not the workers' minute
+    assert proc.returncode == 0 and "interrupted" in out, err
+    assert "leaked" not in err, err  # a worker's progress bar leaves no semaphore to the resource tracker
+    assert _ended_within(workers, 10)
+
+
+def _start_two_workers(script: str, tmp_path: Path):
+    """Run ``script`` (two pool_tasks.sleep_and_report workers, each leaving a file named by its pid
+    in ``tmp_path``); the process and the workers' pids, once both have started."""
+    import time
+
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=REPO_ROOT)
     deadline = time.monotonic() + 120
@@ -639,10 +651,12 @@ def test_an_interrupted_parallel_run_stops_its_workers(tmp_path):
         time.sleep(0.2)
     workers = [int(p.name) for p in tmp_path.iterdir()]
     assert len(workers) == 2, proc.communicate()
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)  # not the workers' minute
-    assert proc.returncode == 0 and "interrupted" in out, err
-    assert "leaked" not in err, err  # a worker's progress bar leaves no semaphore to the resource tracker
+    return proc, workers
+
+
+def _ended_within(pids: list[int], seconds: float) -> bool:
+    """Whether every process in ``pids`` has ended (gone, or a zombie) within ``seconds``."""
+    import time
 
     def alive(pid):
         try:
@@ -652,10 +666,10 @@ def test_an_interrupted_parallel_run_stops_its_workers(tmp_path):
         stat = Path(f"/proc/{pid}/stat")
         return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
 
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+    deadline = time.monotonic() + seconds
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(alive(pid) for pid in workers)
+    return not any(alive(pid) for pid in pids)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads process states from /proc (Linux)")
@@ -664,7 +678,6 @@ def test_a_killed_parallel_run_leaves_no_worker_training(tmp_path):
     train their rows on unseen, write records and keep a rerun waiting on them."""
     import signal
     import textwrap
-    import time
 
     script = textwrap.dedent(f"""
         import sys
@@ -675,28 +688,10 @@ def test_a_killed_parallel_run_leaves_no_worker_training(tmp_path):
         for _ in in_worker_processes(sleep_and_report, [({str(tmp_path)!r},)] * 2, 2):
             pass
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO_ROOT)
-    deadline = time.monotonic() + 120
-    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    workers = [int(p.name) for p in tmp_path.iterdir()]
-    assert len(workers) == 2, proc.communicate()
+    proc, workers = _start_two_workers(script, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-
-    def alive(pid):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        stat = Path(f"/proc/{pid}/stat")
-        return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-
-    deadline = time.monotonic() + 15  # not the workers' minute
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(alive(pid) for pid in workers)
+    assert _ended_within(workers, 15)  # not the workers' minute
 
 
 def test_training_curve_is_thinned_keeping_validations(tmp_path):
