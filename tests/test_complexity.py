@@ -259,7 +259,7 @@ def test_cli_errors(capsys, argv, message):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_cli_cuda_without_cuda(capsys):
-    assert main(["complexity", "--preset", "tiny", "--device", "cuda", "--no-libs"]) == 2
+    assert main(["complexity", "--preset", "tiny", "--device", "cuda", "--measure", "--no-libs"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
 
 

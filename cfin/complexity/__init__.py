@@ -37,14 +37,16 @@ def counted_form(model_or_config):
 
 
 def count(model_or_config, lr_size=None, convention: str = "paper", batch: int = 1) -> Counts:
-    """Params and Multi-Adds (MACs) of a CFIN variant under one convention.
+    """Params and Multi-Adds (MACs) of a CFIN variant or a peer network under one convention.
 
     Args:
         model_or_config: a :class:`cfin.CFINConfig` (any variant; nothing is allocated) or an
-            ``nn.Module`` (copied to the meta device; needs ``lr_size`` unless it has ``.config``).
+            ``nn.Module`` (copied to the meta device; needs ``lr_size`` unless it has ``.config`` or,
+            as a peer from :func:`cfin.peers.build` has, ``.scale``).
         lr_size: ``(H, W)`` or ``"HxW"`` of the LR input; default: the paper's size for the
             config's scale (output 1280 x 720).
-        convention: ``paper``, ``full``, ``fvcore``, ``ptflops`` or ``ptflops_aten``.
+        convention: ``paper``, ``full``, ``fvcore``, ``ptflops``, ``ptflops_aten``, or ``own`` (a peer's
+            own counting rule, where it has one).
         batch: input batch size (the paper rule ignores it, as torchsummaryX does).
 
     ``paper``, ``full`` and the ptflops ones run on meta tensors (seconds at 720p); ``fvcore``
@@ -63,6 +65,10 @@ def count(model_or_config, lr_size=None, convention: str = "paper", batch: int =
         from cfin.complexity.full import count_full
 
         return count_full(model_or_config, lr_size, batch)
+    if convention == "own":
+        from cfin.complexity.own import count_own
+
+        return count_own(model_or_config, lr_size, batch)
     from cfin.complexity.libraries import count_library
 
     return count_library(model_or_config, lr_size, convention, batch)

@@ -37,6 +37,7 @@ class Convention:
     label: str
     tool: str
     needs_data: bool
+    peers_only: bool = False
 
 
 CONVENTIONS: dict[str, Convention] = {
@@ -75,6 +76,14 @@ CONVENTIONS: dict[str, Convention] = {
         "ptflops.get_model_complexity_info, backend='aten' (dispatch mode, meta tensors)",
         False,
     ),
+    "own": Convention(
+        "own",
+        "own: the method's own counting rule, as its paper's code counted (a peer's model.flops(), an analytic "
+        "formula, a counting library's rule); each count's label names the rule. Peers that have one only",
+        "the peer's PeerSpec.own_count (cfin.peers)",
+        False,
+        peers_only=True,
+    ),
 }
 
 # The paper's printed Params / Multi-Adds (Table I, Table II) and the torchsummaryX rule measured
@@ -95,6 +104,18 @@ OFFICIAL_FULL = {
 # (section VI) calls it "the training memory"; CFIN x4 trains on batch 16 of 48 x 48 LR patches.
 TRAIN_BATCH = 16
 TRAIN_PATCH = 48
+
+
+def applies(name: str, model_or_config) -> bool:
+    """Whether convention ``name`` can count ``model_or_config``: ``own`` only a peer with a rule of its own."""
+    if not CONVENTIONS[name].peers_only:
+        return True
+    peer = getattr(model_or_config, "peer", None)
+    if peer is None:
+        return False
+    from cfin.peers import spec
+
+    return spec(peer).own_count is not None
 
 
 def convention(name: str) -> Convention:

@@ -128,15 +128,31 @@ def meta_model(model_or_config) -> tuple[nn.Module, CFINConfig | None]:
     return model.eval(), config
 
 
-def input_shape(config: CFINConfig | None, lr_size, batch: int = 1) -> tuple[int, int, int, int]:
-    """``(batch, 3, H, W)`` for the requested LR size (default: the paper's for the config's scale)."""
+def scale_of(model_or_config) -> int | None:
+    """The upscaling factor of a CFINConfig, a CFIN (its ``.config``) or a peer network (its ``.scale``)."""
+    if isinstance(model_or_config, CFINConfig):
+        return model_or_config.scale
+    config = getattr(model_or_config, "config", None)
+    if isinstance(config, CFINConfig):
+        return config.scale
+    scale = getattr(model_or_config, "scale", None)
+    return scale if isinstance(scale, int) and not isinstance(scale, bool) else None
+
+
+def input_shape(model_or_config, lr_size, batch: int = 1) -> tuple[int, int, int, int]:
+    """``(batch, 3, H, W)`` for the requested LR size (default: the paper's for the network's scale).
+
+    ``model_or_config``: a CFINConfig, or a network carrying its scale (a CFIN, a peer); None
+    where neither is known, which then needs an explicit ``lr_size``.
+    """
     from cfin.complexity.conventions import check_lr_size, default_lr_size
 
     if not isinstance(batch, int) or batch < 1:
         raise CFINError(f"batch must be a positive int, got {batch!r}")
+    scale = scale_of(model_or_config) if model_or_config is not None else None
     if lr_size is None:
-        if config is None:
-            raise CFINError("a model without a CFINConfig needs an explicit lr_size (H, W)")
-        lr_size = default_lr_size(config.scale)
-    h, w = check_lr_size(lr_size, config.scale if config is not None else 0)
+        if scale is None:
+            raise CFINError("a model without a CFINConfig or a scale needs an explicit lr_size (H, W)")
+        lr_size = default_lr_size(scale)
+    h, w = check_lr_size(lr_size, scale or 0)
     return batch, 3, h, w

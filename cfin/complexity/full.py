@@ -49,7 +49,7 @@ def count_full(model_or_config, lr_size=None, batch: int = 1) -> Counts:
     """Params used and all multiply-accumulates (module docstring), on the meta device."""
     t0 = time.perf_counter()
     model, config = meta_model(model_or_config)
-    shape = input_shape(config, lr_size, batch)
+    shape = input_shape(config or model, lr_size, batch)
     owners = _owner_names(model)
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}

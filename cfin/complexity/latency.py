@@ -14,7 +14,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from cfin.complexity.memory import build, config_of, random_input, resolve_dtype
+from cfin.complexity.memory import build, random_input, resolve_dtype, rgb_range_of
 from cfin.device import tf32_mode
 from cfin.errors import CFINError
 
@@ -37,7 +37,7 @@ def measure_latency(model_or_config, device: torch.device, lr_size=None, batch: 
     """Time ``runs`` inference forwards after ``warmup`` untimed ones (module docstring).
 
     Args:
-        model_or_config: a CFINConfig (random weights) or a CFIN.
+        model_or_config: a CFINConfig (random weights), a CFIN or a peer (:func:`cfin.peers.build`).
         device: a torch.device (see :func:`cfin.device.resolve_device`).
         lr_size: (H, W) of the LR input (default: the paper's 720p-output size for the scale).
         batch: images per forward.
@@ -53,14 +53,16 @@ def measure_latency(model_or_config, device: torch.device, lr_size=None, batch: 
     if device.type not in ("cpu", "cuda"):
         raise CFINError(f"latency measurement supports cpu and cuda devices, got {device}")
     torch_dtype = resolve_dtype(dtype)
-    cfg = config_of(model_or_config)
+    from cfin.complexity.counts import scale_of
+
+    scale = scale_of(model_or_config)
     if lr_size is None:
-        if cfg is None:
-            raise CFINError("a model without a CFINConfig needs an explicit lr_size")
-        lr_size = default_lr_size(cfg.scale)
-    lr_size = check_lr_size(lr_size, cfg.scale if cfg else 0)
+        if scale is None:
+            raise CFINError("a model without a CFINConfig or a scale needs an explicit lr_size")
+        lr_size = default_lr_size(scale)
+    lr_size = check_lr_size(lr_size, scale or 0)
     model = build(model_or_config, device, torch_dtype).eval()
-    x = random_input(lr_size, batch, device, torch_dtype, cfg.rgb_range if cfg else 1.0)
+    x = random_input(lr_size, batch, device, torch_dtype, rgb_range_of(model_or_config))
     cuda = device.type == "cuda"
     times = []
     bar = tqdm(total=warmup + runs, desc="latency", unit="fwd", disable=not progress, leave=False)

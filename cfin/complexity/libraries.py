@@ -53,6 +53,11 @@ def _real_model(model_or_config) -> tuple[nn.Module, CFINConfig | None]:
     if isinstance(model_or_config, CFINConfig):
         return CFIN(model_or_config).eval(), model_or_config
     if isinstance(model_or_config, nn.Module):
+        peer = getattr(model_or_config, "peer", None)
+        if peer is not None and any(p.is_meta for p in model_or_config.parameters()):
+            from cfin.peers import build  # a peer counted on meta elsewhere: the same network with weights
+
+            return build(peer, model_or_config.scale).eval(), None
         return model_or_config.eval(), getattr(model_or_config, "config", None)
     raise CFINError(f"count needs a CFINConfig or an nn.Module, got {type(model_or_config).__name__}")
 
@@ -78,9 +83,9 @@ def count_fvcore(model_or_config, lr_size=None, batch: int = 1) -> Counts:
 
     t0 = time.perf_counter()
     model, config = _real_model(model_or_config)
-    shape = input_shape(config, lr_size, batch)
+    shape = input_shape(config or model, lr_size, batch)
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(shape, generator=gen) * (config.rgb_range if config is not None else 1.0)
+    x = torch.rand(shape, generator=gen) * (config.rgb_range if config is not None else 255.0)  # peers: [0, 255]
     notes = []
     try:
         with torch.no_grad():
@@ -159,7 +164,7 @@ def count_ptflops(model_or_config, lr_size=None, backend: str = "pytorch", batch
 
     t0 = time.perf_counter()
     model, config = meta_model(model_or_config)
-    shape = input_shape(config, lr_size, batch)
+    shape = input_shape(config or model, lr_size, batch)
     x = torch.empty(shape, device="meta")
     log = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _as_on_real_tensors() as exact:

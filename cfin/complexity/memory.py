@@ -62,6 +62,11 @@ def build(model_or_config, device: torch.device, dtype: torch.dtype) -> nn.Modul
 
     if isinstance(model_or_config, CFINConfig):
         model = CFIN(model_or_config)
+    elif isinstance(model_or_config, nn.Module) and getattr(model_or_config, "peer", None) is not None and \
+            any(p.is_meta for p in model_or_config.parameters()):
+        from cfin.peers import build as build_peer  # a peer counted on meta: the same network with weights
+
+        model = build_peer(model_or_config.peer, model_or_config.scale)
     elif isinstance(model_or_config, nn.Module):
         model = copy.deepcopy(model_or_config)  # the caller's model keeps its device and dtype
     else:
@@ -71,6 +76,36 @@ def build(model_or_config, device: torch.device, dtype: torch.dtype) -> nn.Modul
 
 def config_of(model_or_config) -> CFINConfig | None:
     return model_or_config if isinstance(model_or_config, CFINConfig) else getattr(model_or_config, "config", None)
+
+
+def rgb_range_of(model_or_config) -> float:
+    """The pixel range a network takes: a CFINConfig's ``rgb_range``; 255 for a peer (cfin.peers)."""
+    cfg = config_of(model_or_config)
+    return cfg.rgb_range if cfg is not None else 255.0
+
+
+def child_spec(model_or_config) -> dict:
+    """What a fresh process needs to build the same network: its config, or a peer's name and scale."""
+    cfg = config_of(model_or_config)
+    if cfg is not None:
+        return {"config": cfg.to_dict()}
+    peer = getattr(model_or_config, "peer", None)
+    if peer is None:
+        raise CFINError("CPU memory is measured in a child process that builds the network anew: pass a "
+                        "CFINConfig, a CFIN or a network from cfin.peers.build")
+    return {"peer": peer, "scale": model_or_config.scale}
+
+
+def build_from_child_spec(spec: dict) -> tuple[nn.Module, int]:
+    """The network of :func:`child_spec`'s output, with its scale."""
+    if "peer" in spec:
+        from cfin.peers import build as build_peer
+
+        return build_peer(spec["peer"], spec["scale"]), spec["scale"]
+    from cfin.models import CFIN
+
+    cfg = CFINConfig.from_dict(spec["config"])
+    return CFIN(cfg), cfg.scale
 
 
 def random_input(lr_size, batch: int, device, dtype, rgb_range: float) -> torch.Tensor:
@@ -151,11 +186,11 @@ def _maxrss_bytes() -> int:
 def _cpu_child(spec: dict) -> dict:
     """Runs in a fresh process: build, reset the peak, measure one call."""
     torch.set_num_threads(spec["threads"])
-    cfg = CFINConfig.from_dict(spec["config"])
     dtype, mode = DTYPES[spec["dtype"]], spec["mode"]
-    model = build(cfg, torch.device("cpu"), dtype)
-    x = random_input(tuple(spec["lr_size"]), spec["batch"], "cpu", dtype, cfg.rgb_range)
-    call = _run(mode, model, x, cfg.scale)
+    model, scale = build_from_child_spec(spec)
+    model = model.to(dtype=dtype)
+    x = random_input(tuple(spec["lr_size"]), spec["batch"], "cpu", dtype, rgb_range_of(model))
+    call = _run(mode, model, x, scale)
     if _reset_peak_rss() and _proc_status("VmHWM") is not None:
         baseline = _proc_status("VmRSS")
         call()
@@ -208,7 +243,7 @@ def measure_memory(model_or_config, device: torch.device, mode: str = "inference
     """Peak memory of one inference forward or one training step (module docstring), labelled.
 
     Args:
-        model_or_config: a CFINConfig (random weights) or a CFIN.
+        model_or_config: a CFINConfig (random weights), a CFIN or a peer (:func:`cfin.peers.build`).
         device: a torch.device (see :func:`cfin.device.resolve_device`).
         mode: ``inference`` (default LR size: the paper's 720p input, batch 1) or ``training``
             (default: the paper's batch 16 of 48 x 48 LR patches).
@@ -222,11 +257,12 @@ def measure_memory(model_or_config, device: torch.device, mode: str = "inference
     if mode not in MODES:
         raise choice_error("memory mode", mode, MODES)
     torch_dtype = resolve_dtype(dtype)
-    cfg = config_of(model_or_config)
-    scale = cfg.scale if cfg is not None else 0
+    from cfin.complexity.counts import scale_of
+
+    scale = scale_of(model_or_config) or 0
     if lr_size is None:
-        if mode == "inference" and cfg is None:
-            raise CFINError("a model without a CFINConfig needs an explicit lr_size for inference memory")
+        if mode == "inference" and not scale:
+            raise CFINError("a model without a CFINConfig or a scale needs an explicit lr_size for inference memory")
         lr_size = default_lr_size(scale) if mode == "inference" else (TRAIN_PATCH, TRAIN_PATCH)
     lr_size = check_lr_size(lr_size, scale)
     if batch is None:
@@ -235,15 +271,12 @@ def measure_memory(model_or_config, device: torch.device, mode: str = "inference
         raise CFINError(f"batch must be a positive int, got {batch!r}")
     if device.type == "cuda":
         model = build(model_or_config, device, torch_dtype)
-        x = random_input(lr_size, batch, device, torch_dtype, cfg.rgb_range if cfg else 1.0)
-        result = _cuda_peak(mode, model, x, cfg.scale if cfg else None, device)
+        x = random_input(lr_size, batch, device, torch_dtype, rgb_range_of(model_or_config))
+        result = _cuda_peak(mode, model, x, scale or None, device)
         del model, x
         torch.cuda.empty_cache()
     elif device.type == "cpu":
-        if cfg is None:
-            raise CFINError("CPU memory is measured in a child process that builds the model from its "
-                            "CFINConfig: pass a config or a CFIN")
-        result = _run_child({"config": cfg.to_dict(), "mode": mode, "lr_size": list(lr_size), "batch": batch,
+        result = _run_child({**child_spec(model_or_config), "mode": mode, "lr_size": list(lr_size), "batch": batch,
                              "dtype": dtype, "threads": torch.get_num_threads(), "tensors": tensors})
     else:
         raise CFINError(f"memory measurement supports cpu and cuda devices, got {device}")

@@ -128,7 +128,7 @@ def count_paper(model_or_config, lr_size=None, batch: int = 1) -> Counts:
     """Params and Multi-Adds under the paper's rule (module docstring), on the meta device."""
     t0 = time.perf_counter()
     model, config = meta_model(model_or_config)
-    shape = input_shape(config, lr_size, batch)
+    shape = input_shape(config or model, lr_size, batch)
     rows: dict[str, list] = {}
     handles = []
 

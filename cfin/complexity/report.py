@@ -18,20 +18,30 @@ def parse_conventions(names) -> tuple[str, ...]:
         names = [n.strip() for n in names.split(",") if n.strip()]
     names = list(names)
     if names == ["all"]:
-        return tuple(CONVENTIONS)
+        return tuple(CONVENTIONS)  # a network that a convention cannot count drops it (build_report)
     for n in names:
         convention(n)
     return tuple(n for n in CONVENTIONS if n in names)
 
 
-def build_report(config: CFINConfig, lr_size: tuple[int, int], conventions=tuple(CONVENTIONS),
+def build_report(config, lr_size: tuple[int, int], conventions=tuple(CONVENTIONS),
                  device: torch.device | None = None, measure: bool = True, runs: int = 20, warmup: int = 3,
                  dtype: str = "float32", train_batch: int = TRAIN_BATCH, train_patch: int = TRAIN_PATCH,
                  training_memory: bool = True, progress: bool = True) -> tuple[dict, dict[str, Counts]]:
-    """The complexity report of ``config`` at LR ``lr_size``: (JSON-ready dict, Counts by convention)."""
-    from cfin.complexity import count
+    """The complexity report at LR ``lr_size``: (JSON-ready dict, Counts by convention).
 
-    s = config.scale
+    ``config``: a :class:`CFINConfig`, or a peer network from :func:`cfin.peers.build` (build it on
+    the meta device: counts need no weights, and memory and latency build their own). A
+    convention that cannot count the network (``own`` for CFIN) is left out and named.
+    """
+    from cfin.complexity import count
+    from cfin.complexity.conventions import applies
+    from cfin.complexity.counts import scale_of
+
+    s = scale_of(config)
+    peer = getattr(config, "peer", None)
+    not_applicable = [n for n in conventions if not applies(n, config)]
+    conventions = tuple(n for n in conventions if n not in not_applicable)
     measuring = measure and device is not None
     stages = tqdm(total=len(conventions) + (2 + training_memory if measuring else 0), desc="complexity",
                   unit="stage", disable=not progress, leave=False)
@@ -42,16 +52,28 @@ def build_report(config: CFINConfig, lr_size: tuple[int, int], conventions=tuple
         stages.update(1)
     h, w = lr_size
     report = {
+        "model": peer or "cfin",
         "scale": s,
         "input": [1, 3, h, w],
         "output": [1, 3, h * s, w * s],
         "unit": UNIT,
-        "config": config.to_dict(),
         "conventions": {n: c.to_dict() for n, c in counts.items()},
-        "labels": {n: CONVENTIONS[n].label for n in counts},
+        "labels": {n: c.label for n, c in counts.items()},
     }
+    if not_applicable:
+        report["not_applicable"] = {n: ("CFIN's own rule is the paper convention" if peer is None
+                                        else "this method has no counting rule of its own here")
+                                    for n in not_applicable}
     default = tuple(lr_size) == default_lr_size(s)
-    if s in PAPER_PRINTED:
+    if peer is not None:
+        from cfin.peers import spec
+
+        p = spec(peer)
+        report["peer"] = {"title": p.title, "paper": p.paper, "source": str(p.source),
+                          "trained_range": p.trained_range, "printed_counting": p.printed_counting}
+    else:
+        report["config"] = config.to_dict()
+    if peer is None and s in PAPER_PRINTED:
         report["paper_printed"] = dict(PAPER_PRINTED[s], at_input=[1, 3, *default_lr_size(s)],
                                        applies=default and _is_preset(config), same_model=_is_preset(config),
                                        source="paper Table I / II; torchsummaryX on the official code "
@@ -77,7 +99,7 @@ def build_report(config: CFINConfig, lr_size: tuple[int, int], conventions=tuple
         stages.update(1)
         report["measure_seconds"] = round(time.perf_counter() - t0, 2)
     else:
-        report["memory"] = report["latency"] = {"skipped": "not measured (--no-measure)"}
+        report["memory"] = report["latency"] = {"skipped": "not measured (counts only; --measure measures them)"}
     from cfin.provenance import environment
 
     report["environment"] = environment(device if device is not None else "cpu")
@@ -138,8 +160,14 @@ def _mib(n: int) -> str:
 def render_table(report: dict, breakdown: list[dict] | None = None) -> str:
     """The report as a readable text table (every number with its convention's label)."""
     s, (b, _, h, w) = report["scale"], report["input"]
-    lines = [f"CFIN x{s} complexity: input {size_label((h, w), s, b)}; operations in {report['unit']} "
-             f"(multiply-accumulates, the paper's Multi-Adds; FLOPs = 2 x MACs)", ""]
+    title = report["peer"]["title"] if "peer" in report else "CFIN"
+    lines = [f"{title} x{s} complexity: input {size_label((h, w), s, b)}; operations in {report['unit']} "
+             f"(multiply-accumulates, the paper's Multi-Adds; FLOPs = 2 x MACs)"]
+    if "peer" in report:
+        lines.append(f"rebuilt from {report['peer']['source']}; {report['peer']['paper']}")
+        if report["peer"]["printed_counting"]:
+            lines.append(f"its printed counts: {report['peer']['printed_counting']}")
+    lines.append("")
     conv = report["conventions"]
     name_w = max([len(n) for n in conv] + [12])
     lines.append(f"{'convention':<{name_w}}  {'params':>11}  {'Multi-Adds':>9}  {'exact MACs':>17}  {'time':>6}")
@@ -156,6 +184,8 @@ def render_table(report: dict, breakdown: list[dict] | None = None) -> str:
         lines.append(f"{'(official)':<{name_w}}  {of['params']:>11,}  {of['multi_adds_G']:>8.1f}G  "
                      f"everything the official forward uses/computes ({where}); it registers "
                      f"{of['registered_params']:,} params")
+    for n, why in report.get("not_applicable", {}).items():
+        lines.append(f"{n:<{name_w}}  {'-':>11}  {'-':>9}  not applicable: {why}")
     lines += ["", "What each convention counts:"]
     for n, c in conv.items():
         lines.append(f"  [{n}] {c['label']}")

@@ -12,11 +12,11 @@ from functools import lru_cache
 from cfin.complexity import CONVENTIONS, count
 from cfin.config import CFINConfig
 
-ALL_CONVENTIONS = tuple(CONVENTIONS)
+ALL_CONVENTIONS = tuple(name for name, c in CONVENTIONS.items() if not c.peers_only)  # what a CFIN record holds
 # --complexity-only and the committed reports: every convention that runs on meta tensors
 # (paper rule, full, ptflops): a fraction of a second each. fvcore traces real tensors at 720p
 # (about a minute a model on a CPU) and is in training records only.
-REPORT_CONVENTIONS = tuple(name for name, c in CONVENTIONS.items() if not c.needs_data)
+REPORT_CONVENTIONS = tuple(name for name in ALL_CONVENTIONS if not CONVENTIONS[name].needs_data)
 
 
 @lru_cache(maxsize=256)
