@@ -71,7 +71,8 @@ from cfin.complexity.counts import Counts, ModuleCount, input_shape, meta_model
 from cfin.models.ciam import ECA
 
 # Our class -> the official class name torchsummaryX saw (only where the names differ in a way
-# the rule reads: whether "Conv" is in it).
+# the rule reads: whether "Conv" is in it). A peer's class says it itself, as a class attribute
+# ``official_class = "..."`` (the class name in the peer's public code).
 OFFICIAL_CLASS = {ECA: "Conv1d"}
 
 
@@ -88,7 +89,7 @@ def official_view(module: nn.Module) -> tuple[bool, str, dict[str, int]] | None:
                 name = {"0": "weight_g", "1": "weight_v"}[name[-1]]
             params[name] = p.numel()
         return True, type(module).__name__.removeprefix("Parametrized"), params
-    cls = OFFICIAL_CLASS.get(type(module), type(module).__name__)
+    cls = OFFICIAL_CLASS.get(type(module)) or getattr(type(module), "official_class", None) or type(module).__name__
     params = {n: p.numel() for n, p in module.named_parameters(recurse=False)}
     return len(module._modules) == 0, cls, params
 
