@@ -4,6 +4,7 @@
     cfin bench --scale 4 --train --grad-checkpoint                # training step, batch 16 of 48x48
     cfin bench --scale 4 --device cuda --amp bf16 --tf32 --compile --psnr --json
     cfin bench --config row.json --train                          # any CFINConfig: a table's row, a variant
+    cfin bench --models cfin swinir-light esrt lbnet --scale 4 --lr-size 180x320   # Table II's time and memory
 
 Both paths run in one process with the same weights, input and allocator settings
 (:mod:`cfin.bench`); ``--json`` prints ``{"fast": {"median_s", "peak_mb", ...}, "faithful": {...},
@@ -52,11 +53,67 @@ def add_arguments(parser):
                         help="also time every aten op of each path's call, grouped by kind (where the time goes)")
     parser.add_argument("--memory-runs", type=int, default=3,
                         help="CPU peak-memory children per path, median reported (default 3)")
+    parser.add_argument("--models", nargs="+", metavar="NAME", default=None,
+                        help="instead of fast vs faithful: CFIN beside these rebuilt peers (cfin.peers names, e.g. "
+                             "swinir-light esrt lbnet): forward latency, forward and training-step peak memory, "
+                             "each as a ratio to CFIN (CFIN is added where not named)")
+    parser.add_argument("--train-batch", type=int, default=None,
+                        help="with --models: the training step's batch for its peak memory (default 16)")
+    parser.add_argument("--train-patch", type=int, default=None,
+                        help="with --models: the training step's LR patch side (default 48)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--output", metavar="FILE.json", default=None, help="also write the JSON object here")
 
 
+# options of the fast-vs-faithful comparison that --models does not take: (dest, flag)
+_PATH_OPTIONS = (("preset", "--preset"), ("config", "--config"), ("batch", "--batch"), ("train", "--train"),
+                 ("grad_checkpoint", "--grad-checkpoint"), ("amp", "--amp"), ("compile", "--compile"),
+                 ("compile_mode", "--compile-mode"), ("tf32", "--tf32"), ("psnr", "--psnr"), ("weights", "--weights"),
+                 ("mask_eval", "--mask-eval"), ("breakdown", "--breakdown"))
+
+
+def run_models(args) -> int:
+    """``--models``: CFIN and peers side by side (:func:`cfin.bench.models.compare_models`)."""
+    from cfin.bench.models import compare_models, render_models
+    from cfin.complexity.conventions import parse_size
+    from cfin.device import resolve_device
+    from cfin.errors import CFINError
+    from cfin.paths import json_with_keys, output_file
+
+    given = [flag for dest, flag in _PATH_OPTIONS if getattr(args, dest) not in (None, False)]
+    for flag, value in (("--train-batch", args.train_batch), ("--train-patch", args.train_patch)):
+        if value is not None and value < (1 if flag == "--train-batch" else 3):
+            raise CFINError(f"{flag} must be at least {1 if flag == '--train-batch' else 3}, got {value}")
+    if given:
+        raise CFINError(f"--models compares networks' forward time and memory; {', '.join(given)} "
+                        f"{'belongs' if len(given) == 1 else 'belong'} to the fast-vs-faithful comparison "
+                        f"(leave out --models)")
+    if args.output:
+        output_file(args.output, "--output", json_with_keys("models", "reference"), "an earlier cfin bench report")
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    report = compare_models(args.models, scale=args.scale if args.scale is not None else 4,
+                            lr_size=parse_size(args.lr_size, "--lr-size") if args.lr_size else None, device=device,
+                            runs=args.runs if args.runs is not None else (30 if cuda else 5),
+                            warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
+                            memory=not args.no_memory, train_batch=args.train_batch, train_patch=args.train_patch,
+                            threads=args.threads, allocator=args.allocator, progress=not args.json)
+    if args.output:
+        from cfin.atomic import atomic_write_json
+
+        atomic_write_json(args.output, report)
+    print(json.dumps(report, indent=2) if args.json else render_models(report))
+    return 0
+
+
 def run(args) -> int:
+    if args.models is None and (args.train_batch is not None or args.train_patch is not None):
+        from cfin.errors import CFINError
+
+        raise CFINError("--train-batch and --train-patch size the training step of --models; without --models use "
+                        "--train with --batch and --lr-size")
+    if args.models is not None:
+        return run_models(args)
     from cfin.bench.psnr import set5_root
     from cfin.complexity.conventions import parse_size
     from cfin.device import resolve_device
