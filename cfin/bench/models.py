@@ -111,7 +111,8 @@ def compare_models(names, scale: int = 4, lr_size=None, device: torch.device | N
     times, _ = time_paths({n: forward(m) for n, m in models.items()}, runs, warmup, device, progress)
     report = {"scale": scale, "input": [1, 3, *lr_size], "output": [1, 3, lr_size[0] * scale, lr_size[1] * scale],
               "device": str(device), "dtype": "float32", "weights": "random (seed 0)",
-              "timer": "torch.cuda.Event pairs" if cuda else f"time.perf_counter, {torch.get_num_threads()} CPU threads",
+              "timer": ("torch.cuda.Event pairs" if cuda
+                        else f"time.perf_counter, {torch.get_num_threads()} CPU threads"),
               "allocator": alloc, "reference": REFERENCE, "models": {}}
     for name, model in models.items():
         entry = {"title": "CFIN" if name == REFERENCE else spec(name).title,
