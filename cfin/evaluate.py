@@ -113,7 +113,8 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
                    device: str | torch.device | None = None, progress: bool = True,
                    per_image: bool = False, save_dir: str | Path | None = None,
                    crop_border: int | None = None, test_y_channel: bool = True,
-                   seed: int | None = 0, tf32: bool = False) -> dict:
+                   seed: int | None = 0, tf32: bool = False, protocol: str | None = None,
+                   also: Iterable[str] = ()) -> dict:
     """PSNR/SSIM of a model (or any tensor function) on each dataset.
 
     Args:
@@ -131,13 +132,22 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
             caller's RNG state is restored afterwards. ``None``: leave the RNG alone.
         tf32: on CUDA, let matmuls and cuDNN convolutions run in TF32 (PyTorch's default for
             convolutions); False (default) computes in float32, as the paper's GPU did.
+        protocol: score by this protocol of :mod:`cfin.protocols` (None: the suite's default,
+            ``matlab``, through ``test_y_channel``); recorded as ``protocol`` in each entry.
+        also: further protocols, scored on the same SR images: ``protocols: {name: {psnr, ssim}}``.
 
     Returns:
         ``{dataset: {"psnr": mean dB, "ssim": mean, "images": n[, "per_image": [...]]}}``;
         tiled, each entry also has ``"tile"`` and ``"tile_overlap"``.
     """
+    from cfin.protocols import protocol as get_protocol
+
     device = resolve_device(device)
     crop_border = scale if crop_border is None else crop_border
+    main = None if protocol is None else get_protocol(protocol)
+    extra = [get_protocol(name) for name in dict.fromkeys(also) if name != protocol]
+    if main is not None and not test_y_channel:
+        raise CFINError(f"protocol {main.name!r} scores the Y channel; test_y_channel=False takes no protocol")
     was_training = None
     if isinstance(model_or_fn, nn.Module):
         was_training = model_or_fn.training
@@ -163,7 +173,10 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
                     if seed is not None:
                         torch.manual_seed(seed)
                     sr = _super_resolve(predict, sample, scale, device, data.name)
-                    rows.append({"name": sample.name, **_scores(sr, sample, crop_border, test_y_channel, data.name)})
+                    row = {"name": sample.name, **_scores(sr, sample, crop_border, test_y_channel, data.name, main)}
+                    if extra:
+                        row["protocols"] = {p.name: p.score(sr, sample.hr, crop_border) for p in extra}
+                    rows.append(row)
                     if save_dir is not None:
                         write_png(Path(save_dir) / data.name / f"{sample.name}_x{scale}.png", sr)
                     bar.update()
@@ -171,6 +184,12 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
                     raise CFINError(f"dataset {data.name!r} has no images")
                 results[data.name] = {"psnr": float(np.mean([r["psnr"] for r in rows])),
                                       "ssim": float(np.mean([r["ssim"] for r in rows])), "images": len(rows)}
+                if main is not None:
+                    results[data.name]["protocol"] = main.name
+                if extra:
+                    results[data.name]["protocols"] = {
+                        p.name: {m: float(np.mean([r["protocols"][p.name][m] for r in rows])) for m in ("psnr", "ssim")}
+                        for p in extra}
                 if tile is not None:
                     results[data.name].update(tile=int(tile), tile_overlap=int(tile_overlap))
                 if per_image:
@@ -181,7 +200,7 @@ def evaluate_model(model_or_fn: nn.Module | Model, scale: int, datasets: Iterabl
     return results
 
 
-def _scores(sr: np.ndarray, sample, crop_border: int, test_y_channel: bool, dataset: str) -> dict:
+def _scores(sr: np.ndarray, sample, crop_border: int, test_y_channel: bool, dataset: str, protocol=None) -> dict:
     """PSNR and SSIM of one image; an image too small to score is an error naming it."""
     h, w = sample.hr.shape[:2]
     if min(h, w) < smallest_scorable(crop_border):
@@ -189,6 +208,8 @@ def _scores(sr: np.ndarray, sample, crop_border: int, test_y_channel: bool, data
         raise CFINError(f"{dataset}/{sample.name} is {h}x{w} (after modcrop) and cannot be scored: with a "
                         f"{crop_border}-pixel border cropped, SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window needs at "
                         f"least {need}x{need}; remove it from the dataset")
+    if protocol is not None:
+        return protocol.score(sr, sample.hr, crop_border)
     return {"psnr": psnr(sr, sample.hr, crop_border, test_y_channel),
             "ssim": ssim(sr, sample.hr, crop_border, test_y_channel)}
 
