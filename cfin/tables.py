@@ -8,6 +8,7 @@ integers (177.8K is 177_800; 4.1105G is 4_110_500_000).
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 
 from cfin.config import CFINConfig
@@ -73,7 +74,11 @@ class Row:
         quoted: True for rows we do not reproduce (other methods): shown, never passed off as ours.
         self_ensemble: evaluate with the x8 self-ensemble (CFIN+).
         tolerance: per-row tolerance.
-        note: how the config was found, where a deviation is understood.
+        note: how the config was found, where a deviation is understood; for a peer row, which
+            counting reproduces its printed Params / Multi-Adds.
+        peer: a quoted row whose network is rebuilt (:mod:`cfin.peers`): its registry name. Its
+            counts are measured beside the printed ones; its accuracy stays quoted (nothing is
+            trained), or is re-scored from released weights (``run_all.py --peer-weights``).
     """
 
     id: str
@@ -83,10 +88,13 @@ class Row:
     self_ensemble: bool = False
     tolerance: Tolerance = Tolerance()
     note: str = ""
+    peer: str | None = None
 
     def __post_init__(self):
         if self.config is None and not self.quoted:
             raise CFINError(f"row {self.id!r}: a row without a config must be quoted")
+        if self.peer is not None and not self.quoted:
+            raise CFINError(f"row {self.id!r}: a peer network belongs to a quoted row (another method's)")
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,20 @@ class Table:
     @property
     def reproducible_rows(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if not r.quoted)
+
+    @property
+    def peer_rows(self) -> tuple[Row, ...]:
+        """Quoted rows whose network is rebuilt (:mod:`cfin.peers`)."""
+        return tuple(r for r in self.rows if r.peer is not None)
+
+    def row_scale(self, row: Row) -> int | None:
+        """A row's scale: its config's, the table's, or a quoted row's "x2 ..." label in a mixed-scale table."""
+        if row.config is not None:
+            return row.config.scale
+        if self.scale is not None:
+            return self.scale
+        m = re.match(r"x(\d+)\b", row.id)
+        return int(m[1]) if m else None
 
 
 def table_ids() -> list[str]:

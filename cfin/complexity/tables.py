@@ -18,7 +18,8 @@ def table_complexity(table_id: str, progress: bool = False) -> dict:
     Returns ``{"table": id, "rows": [{"id", "quoted", "paper": {"params", "multi_adds"},
     "ours": {"paper": {...}, "full": {...}}}]}``: counts are ints (177.8K is 177800); a key is
     left out where the paper prints nothing, and ``ours`` where the row is quoted (another
-    paper's method). A CFINError lists the valid table ids for an unknown one.
+    paper's method) and its network is not rebuilt; a rebuilt one (``peer``) is counted. A
+    CFINError lists the valid table ids for an unknown one.
     """
     from tqdm import tqdm
 
@@ -33,7 +34,13 @@ def table_complexity(table_id: str, progress: bool = False) -> dict:
                  "paper": {k: v for k, v in (("params", row.paper.params), ("multi_adds", row.paper.multi_adds))
                            if v is not None},
                  "printed": {k: v for k, v in row.paper.printed.items() if k in ("params", "multi_adds")}}
-        if row.config is not None:
+        if row.peer is not None:
+            from cfin.runner.measure import peer_complexity
+
+            counted = peer_complexity(row.peer, table.row_scale(row), CONVENTIONS_SHOWN)
+            entry["ours"] = {conv: {k: counted[conv][k] for k in ("params", "multi_adds")} for conv in CONVENTIONS_SHOWN}
+            entry["peer"] = row.peer
+        elif row.config is not None:
             if row.config not in cache:
                 lr = default_lr_size(row.config.scale)
                 cache[row.config] = {}
@@ -67,7 +74,7 @@ def render_table_complexity(result: dict) -> str:
     lines = []
     for r in result["rows"]:
         printed, text = r["paper"], r.get("printed", {})
-        cells = [r["id"] + (" [quoted]" if r["quoted"] else ""),
+        cells = [r["id"] + (" [rebuilt]" if r.get("peer") else " [quoted]" if r["quoted"] else ""),
                  text.get("params") or _fmt(printed.get("params"), "params"),
                  text.get("multi_adds") or _fmt(printed.get("multi_adds"), "multi_adds")]
         for conv in CONVENTIONS_SHOWN:

@@ -14,7 +14,7 @@ from cfin.complexity import CONVENTIONS, default_lr_size
 from cfin.paths import Folders
 from cfin.report.grids import RowResult, complexity_grid, conventions_grid, legend
 from cfin.report.markdown import grid_markdown, notes_markdown
-from cfin.runner.measure import REPORT_CONVENTIONS, complexity
+from cfin.runner.measure import REPORT_CONVENTIONS, complexity, peer_complexity
 from cfin.tables import Table
 
 COMPLEXITY_DIR = "complexity"  # the complexity reports' folder, under the reports folder
@@ -27,16 +27,19 @@ def _stem(table: Table) -> str:
 
 
 def row_results(table: Table, conventions=REPORT_CONVENTIONS) -> list[RowResult]:
-    """Each row with one synthetic record holding its counts (quoted rows: none)."""
+    """Each row with one synthetic record holding its counts (quoted rows: none, but a rebuilt peer's)."""
     out = []
     for row in table.rows:
-        records = [] if row.quoted else [{"complexity": complexity(row.config, conventions)}]
+        if row.peer is not None:
+            records = [{"complexity": peer_complexity(row.peer, table.row_scale(row), conventions)}]
+        else:
+            records = [] if row.quoted else [{"complexity": complexity(row.config, conventions)}]
         out.append(RowResult(row, records))
     return out
 
 
 def _sizes(table: Table) -> str:
-    scales = sorted({r.config.scale for r in table.reproducible_rows})
+    scales = sorted({table.row_scale(r) for r in (*table.reproducible_rows, *table.peer_rows)})
     parts = []
     for s in scales:
         h, w = default_lr_size(s)

@@ -125,18 +125,28 @@ def complexity_grid(results: list[RowResult], size: str) -> Grid:
     for rr in results:
         tol, paper = rr.row.tolerance, rr.row.paper
         p_ours, m_ours = rr.complexity(PAPER_CONVENTION, "params"), rr.complexity(PAPER_CONVENTION, "multi_adds")
-        quoted = "quoted" if rr.row.quoted else None
+        quoted = "quoted" if rr.row.quoted and rr.row.peer is None else None  # a rebuilt peer is counted
         cells = [fmt.relative_cell(paper.params, p_ours, tol.params, fmt.count_k, quoted,
                                    paper.text("params", fmt.count_k), _own_tolerance(rr.row, "params")),
                  fmt.relative_cell(paper.multi_adds, m_ours, tol.multi_adds, fmt.macs_g, quoted,
                                    paper.text("multi_adds", fmt.macs_g), _own_tolerance(rr.row, "multi_adds"))]
         extras = [fmt.count_exact(rr.complexity(FULL_CONVENTION, "params")),
                   fmt.macs_g(rr.complexity(FULL_CONVENTION, "multi_adds"))]
-        rows.append((_label(rr), cells, extras, "quoted" if rr.row.quoted else ""))
+        rows.append((_counted_label(rr), cells, extras, "quoted" if quoted else ""))
+    peers = any(rr.row.peer for rr in results)
     return Grid("Complexity", ["Params, paper rule", "Multi-Adds, paper rule"],
                 ["Params (full)", "Multi-Adds (full)"], rows,
                 f"Counted at {size}. Paper rule: the torchsummaryX rule the paper's numbers come from; "
-                "full: every parameter the forward uses and every multiply-add (MACs).")
+                "full: every parameter the forward uses and every multiply-add (MACs)."
+                + (" Rebuilt: another method's network rebuilt from its public code (cfin.peers) and counted with "
+                   "the same rulers; its printed numbers are its own paper's, so a ✗ under the paper rule says "
+                   "they were not counted by that rule (the row's note says which rule reproduces them); its "
+                   "accuracy stays quoted." if peers else ""))
+
+
+def _counted_label(rr: RowResult) -> str:
+    """A row's label where counts are shown: a rebuilt peer is counted, not quoted."""
+    return rr.row.id + (" (rebuilt)" if rr.row.peer else " (quoted)" if rr.row.quoted else "")
 
 
 def conventions_grid(results: list[RowResult]) -> Grid:
@@ -144,16 +154,18 @@ def conventions_grid(results: list[RowResult]) -> Grid:
     names = [n for n in CONVENTIONS if n in found] + sorted(found - set(CONVENTIONS))
     rows = []
     for rr in results:
-        if rr.row.quoted:
+        if rr.row.quoted and rr.row.peer is None:
             continue
         vals = [f"{fmt.count_exact(rr.complexity(n, 'params'))} / {fmt.macs_g(rr.complexity(n, 'multi_adds'))}"
-                for n in names]
-        rows.append((_label(rr), [], vals, ""))
+                if rr.complexity(n, "params") is not None else fmt.DASH for n in names]
+        rows.append((_counted_label(rr), [], vals, ""))
     labels = {}
     for rr in results:
         for r in rr.records:
             for n, c in r.get("complexity", {}).items():
-                labels.setdefault(n, c.get("label", n))
+                # a peer's own rule is labelled per method: the column says what the convention is
+                generic = n in CONVENTIONS and CONVENTIONS[n].peers_only
+                labels.setdefault(n, CONVENTIONS[n].label if generic else c.get("label", n))
     caption = "Params / Multi-Adds under every counting convention. " + " ".join(
         f"{labels[n]}." if labels[n].startswith(n) else f"{n}: {labels[n]}." for n in names)
     return Grid("Every counting convention", [], names, rows if names else [], caption)

@@ -28,13 +28,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def row_scale(table: Table, row) -> int | None:
-    """A row's scale: its config's, the table's, or a quoted row's "x2 ..." label in a mixed-scale table."""
-    if row.config is not None:
-        return row.config.scale
-    if table.scale is not None:
-        return table.scale
-    m = re.match(r"x(\d+)\b", row.id)
-    return int(m[1]) if m else None
+    """A row's scale (:meth:`cfin.tables.Table.row_scale`)."""
+    return table.row_scale(row)
 
 
 def _paper_dataset(table: Table) -> str | None:

@@ -36,6 +36,33 @@ def complexity(config: CFINConfig, conventions=REPORT_CONVENTIONS) -> dict:
     return {name: dict(_count(key, name)) for name in conventions}
 
 
+@lru_cache(maxsize=256)
+def _peer_count(name: str, scale: int, convention: str) -> dict:
+    import torch
+
+    from cfin.peers import build
+
+    with torch.device("meta"):
+        model = build(name, scale)
+    c = count(model, convention=convention)
+    d = c.to_dict()
+    d.pop("seconds", None)
+    d["input"] = list(c.input)
+    return d
+
+
+def peer_complexity(name: str, scale: int, conventions=REPORT_CONVENTIONS) -> dict:
+    """:func:`complexity` of a rebuilt peer (:mod:`cfin.peers`), with its own counting rule (``own``)
+    where it has one."""
+    from cfin.complexity.conventions import applies
+    from cfin.peers import spec
+
+    if spec(name).own_count is not None and "own" not in conventions:
+        conventions = (*conventions, "own")
+    probe = type("Peer", (), {"peer": spec(name).name})()  # applies() reads the name only
+    return {c: dict(_peer_count(spec(name).name, scale, c)) for c in conventions if applies(c, probe)}
+
+
 MIB = 2 ** 20
 
 
