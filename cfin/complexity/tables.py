@@ -38,7 +38,8 @@ def table_complexity(table_id: str, progress: bool = False) -> dict:
             from cfin.runner.measure import peer_complexity
 
             counted = peer_complexity(row.peer, table.row_scale(row), CONVENTIONS_SHOWN)
-            entry["ours"] = {conv: {k: counted[conv][k] for k in ("params", "multi_adds")} for conv in CONVENTIONS_SHOWN}
+            entry["ours"] = {conv: {k: counted[conv][k] for k in ("params", "multi_adds")}
+                             for conv in CONVENTIONS_SHOWN}
             entry["peer"] = row.peer
         elif row.config is not None:
             if row.config not in cache:
