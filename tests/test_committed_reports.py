@@ -25,6 +25,10 @@ def test_committed_complexity_reports_match_the_code():
     assert not missing, f"not committed under reports/complexity/: {missing}; run {REBUILD}"
     extra = sorted(p.name for p in COMMITTED.glob("*.md") if p.name not in expected)
     assert not extra, f"reports/complexity/ holds reports of no table: {extra}; delete them"
+    from cfin.report.comparison import plot_files
+
+    figures = sorted(name for name in plot_files().values() if not (COMMITTED / name).is_file())
+    assert not figures, f"the comparison's figures are not committed in reports/complexity/: {figures}; run {REBUILD}"
     for name, text in expected.items():
         committed = (COMMITTED / name).read_text()
         if committed != text:
