@@ -109,8 +109,10 @@ def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS, fold
     complexity = [(tid, link) for tid in table_ids()
                   if (link := committed_page(out_dir, f"{COMPLEXITY_DIR}/{table_stem(tid)}.md"))]
     audit = committed_page(out_dir, *AUDIT_PAGES)
+    comparison = committed_page(out_dir, f"{COMPLEXITY_DIR}/comparison.md")
     return atomic_write_text(out_dir / "index.html", render_template(
-        "index.html.j2", entries=entries, complexity=complexity, audit=audit, results=folders.results,
+        "index.html.j2", entries=entries, complexity=complexity, audit=audit, comparison=comparison,
+        results=folders.results,
         rebuild=rebuild_command(None, folders)))
 
 
