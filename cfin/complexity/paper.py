@@ -151,10 +151,28 @@ def count_paper(model_or_config, lr_size=None, batch: int = 1) -> Counts:
         for h in handles:
             h.remove()
     per_module = tuple(ModuleCount(n, k, c, p, a) for n, (k, c, p, a) in rows.items())
+    notes = (("CGM kernels (W), the modulated convolution, CGA omega and the attention matmuls are not counted; "
+              "weight-normed convs are charged their weights once per call",) if config is not None
+             else unseen_notes(model))
     return Counts("paper", CONVENTIONS["paper"].label, shape,
                   params=sum(m.params for m in per_module),
                   multi_adds=sum(m.multi_adds for m in per_module),
-                  per_module=per_module,
-                  notes=("CGM kernels (W), the modulated convolution, CGA omega and the attention matmuls "
-                         "are not counted; weight-normed convs are charged their weights once per call",),
+                  per_module=per_module, notes=notes,
                   seconds=time.perf_counter() - t0)
+
+
+def unseen_notes(model: nn.Module) -> tuple[str, ...]:
+    """What the rule cannot see in any network: parameters held by a module with children (never
+    hooked), and every functional product (matmuls and convolutions outside a hooked leaf)."""
+    hidden = {}
+    for name, m in model.named_modules():
+        if m._modules and not parametrize.is_parametrized(m):
+            n = sum(p.numel() for p in m.parameters(recurse=False))
+            if n:
+                hidden[type(m).__name__] = hidden.get(type(m).__name__, 0) + n
+    notes = []
+    if hidden:
+        notes.append("parameters of modules with children are not counted (torchsummaryX hooks leaves only): "
+                     + ", ".join(f"{k} {v:,}" for k, v in sorted(hidden.items(), key=lambda kv: -kv[1])))
+    notes.append("operations outside hooked leaf modules (functional matmuls, attention, F.conv2d) are not counted")
+    return tuple(notes)
