@@ -170,24 +170,49 @@ def test_index_links_the_audit(tmp_path):
     assert committed_page(elsewhere, "complexity/table_VII.md") == f"{committed}/complexity/table_VII.md"
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+def _screenshot_tool():
+    """``tools/screenshot_report.py``, the tool that made the README's picture of a report."""
+    spec = importlib.util.spec_from_file_location("screenshot_report", REPO_ROOT / "tools" / "screenshot_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (Debian package 'chromium'; "
-                                                "CI installs it in .ci/run)")
+SHOT = _screenshot_tool()
+
+
+@pytest.mark.skipif(SHOT.find_chromium() is None, reason="chromium not installed (Debian package 'chromium'; "
+                                                         "CI installs it in .ci/run)")
 def test_html_renders_in_headless_chromium(tiny_run, tmp_path):
     run, _ = tiny_run
     page = run.root / "reports" / "table_TINY.html"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
+    cmd = SHOT.chromium_command(page, tmp_path / "profile", "--dump-dom")
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     # the page's own script counts plots that loaded (naturalWidth > 0) after the load event
     assert 'data-plots-loaded="2/2"' in dom, dom[-2000:]
     assert dom.count('class="cmp"') >= 3
     for row in ROWS:
         assert f'<td class="row">{row}</td>' in dom.replace("&amp;", "&")
+
+    # the screenshot the README's picture is made with: the page drawn, cut at --height, blank rows cropped
+    from PIL import Image
+    import numpy as np
+
+    out = tmp_path / "shot" / "table_TINY.png"
+    assert SHOT.main([str(page), "--out", str(out), "--width", "900", "--height", "700"]) == 0
+    with Image.open(out) as image:
+        assert image.mode == "P" and image.width == 900 and 200 < image.height <= 700
+        gray = np.asarray(image.convert("L"))
+    # drawn, not blank: dark text on the light page (a blank or failed render is one colour)
+    assert (gray < 100).mean() > 0.005 and (gray > 200).mean() > 0.5
+    assert out.stat().st_size < 300_000  # a 256-colour page of this size: tens of KB
+
+
+def test_the_screenshot_tool_names_a_missing_page(tmp_path, capsys):
+    assert SHOT.main([str(tmp_path / "none.html"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "none.html is not a file" in err and "run_all.py --table VII" in err
+    assert not (tmp_path / "x.png").exists()
 
 
 def _copy_fixture_records(tmp_path: Path) -> Path:
