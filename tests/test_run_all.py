@@ -906,7 +906,7 @@ def test_a_table_with_its_own_recipe_trains_and_records_apart(tmp_path, monkeypa
 
 def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys, monkeypatch):
     """The real tables: CFIN+ trains as CFIN, the full x4 CFIN of Tables II and X and Table VIII's
-    CFGT-8 (the same network) as Table I's (the README's count: 35 reproducible rows, 26 trainings)."""
+    CFGT-8 (the same network) as Table I's (docs/run_all.md's count: 35 reproducible rows, 26 trainings)."""
     from cfin.runner import plan_jobs
     from cfin.tables import all_tables
 
@@ -1281,12 +1281,13 @@ def test_recount_keeps_going_past_a_record_removed_meanwhile(tiny_run, tmp_path,
     assert not removed.exists() and "recounted" in json.loads(paths[1].read_text())
 
 
-def test_the_readme_table_lists_every_option_of_run_all():
-    """The README's table of run_all.py's options and its parser name the same options."""
+def test_the_docs_table_lists_every_option_of_run_all():
+    """docs/run_all.md's table of run_all.py's options and its parser name the same options."""
     import re
 
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("## Reproducing the paper's tables"):readme.index("\nOutputs:")]
+    page = (REPO_ROOT / "docs" / "run_all.md").read_text()
+    start = page.index("\n## Options\n")
+    section = page[start:page.index("\n## ", start + 1)]
     documented = {flag for line in section.splitlines() if line.startswith("| `--")
                   for flag in re.findall(r"`(--[a-z0-9-]+)", line.split(" | ")[0])}
     parser = _load_run_all().build_parser()
