@@ -291,7 +291,7 @@ def test_host_issue_share_is_the_median_of_each_runs_share_and_is_rendered():
 
 
 def test_gpu_check_script_gives_cfin_only_options_it_has():
-    """``tools/gpu_checks.sh`` (README's GPU measurements in one go) runs on a GPU only; here its
+    """``tools/gpu_checks.sh`` (docs/performance.md's GPU measurements in one go) runs on a GPU only; here its
     ``cfin`` commands are parsed, so that a renamed option shows before a GPU machine does."""
     import shlex
 

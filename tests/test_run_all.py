@@ -170,24 +170,49 @@ def test_index_links_the_audit(tmp_path):
     assert committed_page(elsewhere, "complexity/table_VII.md") == f"{committed}/complexity/table_VII.md"
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+def _screenshot_tool():
+    """``tools/screenshot_report.py``, the tool that made the README's picture of a report."""
+    spec = importlib.util.spec_from_file_location("screenshot_report", REPO_ROOT / "tools" / "screenshot_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (Debian package 'chromium'; "
-                                                "CI installs it in .ci/run)")
+SHOT = _screenshot_tool()
+
+
+@pytest.mark.skipif(SHOT.find_chromium() is None, reason="chromium not installed (Debian package 'chromium'; "
+                                                         "CI installs it in .ci/run)")
 def test_html_renders_in_headless_chromium(tiny_run, tmp_path):
     run, _ = tiny_run
     page = run.root / "reports" / "table_TINY.html"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
+    cmd = SHOT.chromium_command(page, tmp_path / "profile", "--dump-dom")
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     # the page's own script counts plots that loaded (naturalWidth > 0) after the load event
     assert 'data-plots-loaded="2/2"' in dom, dom[-2000:]
     assert dom.count('class="cmp"') >= 3
     for row in ROWS:
         assert f'<td class="row">{row}</td>' in dom.replace("&amp;", "&")
+
+    # the screenshot the README's picture is made with: the page drawn, cut at --height, blank rows cropped
+    from PIL import Image
+    import numpy as np
+
+    out = tmp_path / "shot" / "table_TINY.png"
+    assert SHOT.main([str(page), "--out", str(out), "--width", "900", "--height", "700"]) == 0
+    with Image.open(out) as image:
+        assert image.mode == "P" and image.width == 900 and 200 < image.height <= 700
+        gray = np.asarray(image.convert("L"))
+    # drawn, not blank: dark text on the light page (a blank or failed render is one colour)
+    assert (gray < 100).mean() > 0.005 and (gray > 200).mean() > 0.5
+    assert out.stat().st_size < 300_000  # a 256-colour page of this size: tens of KB
+
+
+def test_the_screenshot_tool_names_a_missing_page(tmp_path, capsys):
+    assert SHOT.main([str(tmp_path / "none.html"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "none.html is not a file" in err and "run_all.py --table VII" in err
+    assert not (tmp_path / "x.png").exists()
 
 
 def _copy_fixture_records(tmp_path: Path) -> Path:
@@ -881,7 +906,7 @@ def test_a_table_with_its_own_recipe_trains_and_records_apart(tmp_path, monkeypa
 
 def test_paper_tables_share_their_repeated_trainings(tmp_path, capsys, monkeypatch):
     """The real tables: CFIN+ trains as CFIN, the full x4 CFIN of Tables II and X and Table VIII's
-    CFGT-8 (the same network) as Table I's (the README's count: 35 reproducible rows, 26 trainings)."""
+    CFGT-8 (the same network) as Table I's (docs/run_all.md's count: 35 reproducible rows, 26 trainings)."""
     from cfin.runner import plan_jobs
     from cfin.tables import all_tables
 
@@ -1256,12 +1281,13 @@ def test_recount_keeps_going_past_a_record_removed_meanwhile(tiny_run, tmp_path,
     assert not removed.exists() and "recounted" in json.loads(paths[1].read_text())
 
 
-def test_the_readme_table_lists_every_option_of_run_all():
-    """The README's table of run_all.py's options and its parser name the same options."""
+def test_the_docs_table_lists_every_option_of_run_all():
+    """docs/run_all.md's table of run_all.py's options and its parser name the same options."""
     import re
 
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("## Reproducing the paper's tables"):readme.index("\nOutputs:")]
+    page = (REPO_ROOT / "docs" / "run_all.md").read_text()
+    start = page.index("\n## Options\n")
+    section = page[start:page.index("\n## ", start + 1)]
     documented = {flag for line in section.splitlines() if line.startswith("| `--")
                   for flag in re.findall(r"`(--[a-z0-9-]+)", line.split(" | ")[0])}
     parser = _load_run_all().build_parser()

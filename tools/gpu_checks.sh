@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The checks of README's "Measured (GPU)" section in one go, on a machine with a CUDA device:
+# The checks of docs/performance.md's "Measured (GPU)" section in one go, on a machine with a CUDA device:
 #   bash tools/gpu_checks.sh OUT_DIR
 # Each step writes its JSON (or text) under OUT_DIR (relative to the folder it is run from) and
 # goes on if one fails; the most wanted first; the exit status is 1 if any step failed. Set5
 # (--psnr) needs ../shared or $CFIN_SHARED. Not yet run as a whole on a GPU.
 set -u
+case ${1:-} in -h|--help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 out=${1:?usage: bash tools/gpu_checks.sh OUT_DIR}
 case $out in /*) ;; *) out=$PWD/$out ;; esac  # the caller's folder, before the cd
 cd "$(dirname "$0")/.."
