@@ -36,13 +36,17 @@ def pins(name: str) -> dict:
     return out
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", metavar="NAME", help="registered peers (cfin.peers.names())")
+    p.add_argument("--all", action="store_true", help="every registered peer")
+    return p
+
+
 def main() -> int:
     import cfin.peers
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("names", nargs="*")
-    p.add_argument("--all", action="store_true")
-    args = p.parse_args()
+    args = build_parser().parse_args()
     try:
         for name in (cfin.peers.names() if args.all else args.names):
             name = cfin.peers.spec(name).name
