@@ -39,7 +39,7 @@ def test_rfdn_own_count_is_the_paper_rule_plus_activation_outputs():
     assert own.multi_adds - paper.multi_adds == activations
 
 
-def test_inputs_smaller_than_esa_needs_are_one_clear_error():
+def test_inputs_smaller_than_esa_needs_are_one_clear_error(one_thread):
     model = cfin.peers.build("rfdn", 4).eval()
     with pytest.raises(CFINError, match=r"RFDN needs an LR input of at least 15 x 15 pixels.*got \(14, 40\)"):
         model(torch.zeros(1, 3, 14, 40))
