@@ -197,6 +197,7 @@ SPECS = (
             aim2020_count),
         notes="The public network is E-RFDN (nf 50, 4 RFDBs with ESA), the AIM 2020 entry; the paper's RFDN "
               "(48 channels, 6 RFDBs, no ESA) that Table IX quotes is not public. The repository's "
-              "trained_model/RFDN_AIM.pth (not among the suite's reference files) loads strictly.",
+              "trained_model/RFDN_AIM.pth (not among the suite's reference files) loads strictly and "
+              "scores Set5 x4 32.159 / 0.8946 ([0, 255] input; [0, 1] gives 26.0 dB).",
     ),
 )
