@@ -30,7 +30,7 @@ def test_rfdn_own_count_is_the_paper_rule_plus_activation_outputs():
     ReLU/LeakyReLU output: per LR pixel 4 RFDBs x (3 x 25 + 3 x 50 + 25) + 50 (the fusion), plus
     ESA's two ReLUs on its 12 x 28 x 51 pooled map (180 x 320: stride-2 conv 89 x 159, pool 7/3)."""
     with torch.device("meta"):
-        model = cfin.peers.build("rfdn", 4)
+        model = cfin.peers.build("e-rfdn", 4)
     own, paper = count(model, convention="own"), count(model, convention="paper")
     pooled = ((180 - 3) // 2 + 1 - 7) // 3 + 1, ((320 - 3) // 2 + 1 - 7) // 3 + 1
     assert pooled == (28, 51)
@@ -40,7 +40,7 @@ def test_rfdn_own_count_is_the_paper_rule_plus_activation_outputs():
 
 
 def test_inputs_smaller_than_esa_needs_are_one_clear_error(one_thread):
-    model = cfin.peers.build("rfdn", 4).eval()
+    model = cfin.peers.build("e-rfdn", 4).eval()
     with pytest.raises(CFINError, match=r"RFDN needs an LR input of at least 15 x 15 pixels.*got \(14, 40\)"):
         model(torch.zeros(1, 3, 14, 40))
     assert model(torch.zeros(1, 3, 15, 15)).shape == (1, 3, 60, 60)

@@ -32,7 +32,7 @@ def _unused(name: str, param_name: str) -> bool:
 
 
 @pytest.mark.parametrize("name, scale", CASES, ids=[f"{n}-x{s}" for n, s in CASES])
-def test_forward_and_gradients_at_an_odd_size(name, scale):
+def test_forward_and_gradients_at_an_odd_size(name, scale, one_thread):
     torch.manual_seed(0)
     model = cfin.peers.build(name, scale)
     assert model.peer == name and model.scale == scale

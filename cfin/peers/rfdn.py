@@ -9,7 +9,8 @@ DF2K, loads strictly). It is the only RFDN code that is public: the paper's RFDN
 (48 channels, 6 RFDBs, without ESA) that CFIN's Table IX quotes (550K / 31.6G) is not in the
 repository at any commit, so Table IX's numbers are not this network's (``printed_counting``).
 
-Serves Table IX's RFDN row (x4) as the public network. RGB in [0, 255] in and out, the range
+Registered as ``e-rfdn``, not ``rfdn``: Table IX's RFDN row stays quoted (its network is not
+public), and this, the public network of the same paper, is counted beside it. RGB in [0, 255] in and out, the range
 its weights were trained in (EDSR's framework; ``test.py`` feeds ``uint8`` values divided by 1.0).
 
 Table V's RFDB (:mod:`cfin.models.blocks.rfdb`) is the same block at CFIN's width with other key
@@ -177,8 +178,8 @@ def aim2020_count(model: nn.Module, shape: tuple[int, int, int, int]) -> tuple[i
 
 SPECS = (
     PeerSpec(
-        name="rfdn",
-        title="RFDN",
+        name="e-rfdn",
+        title="E-RFDN",
         paper="Liu, Tang, Wu, Residual Feature Distillation Network for Lightweight Image Super-Resolution, "
               "ECCV Workshops (AIM 2020)",
         source=Source("njulj/RFDN", "7cf4e25", ("RFDN.py", "block.py")),
