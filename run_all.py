@@ -8,6 +8,7 @@
     python run_all.py --recount                            # the records' counts by the current code, then reports
     python run_all.py --list                               # tables and rows
     python run_all.py --status --table VII VIII            # each row's record and training, and who trains it now
+    python run_all.py --table I IX --peer-weights DIR      # rebuilt rows re-scored from released weights
 
 Records: results/<table>/<row>/x<scale>_seed<seed>_<budget>_<dataset>.json (existing ones are
 kept unless --force; an interrupted row resumes from its checkpoint under runs/). Reports:
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--recount", action="store_true",
                       help="count the records' networks again under every convention with the current code, "
                            "rewrite the records whose counts changed (nothing else in them), rebuild the reports")
+    mode.add_argument("--peer-weights", metavar="DIR|MAP.json", default=None,
+                      help="no training: re-score the rows whose network is rebuilt (cfin.peers) from their authors' "
+                           "released weights in DIR (files named as published, e.g. IMDN_x4.pth) or in a JSON map "
+                           "of those names to paths, on the tables' datasets under --data-root (default: Set5 of "
+                           "../shared), then rebuild the reports")
     mode.add_argument("--list", action="store_true", help="list the tables and their rows")
     mode.add_argument("--status", action="store_true",
                       help="where each row stands (default: every table), nothing run: its record, its "

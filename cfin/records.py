@@ -313,19 +313,23 @@ def _record_paths(root: Path) -> list[Path]:
 def _known_problem(record: dict) -> str | None:
     """What of a record's table, row, scale, budget and dataset this code does not know, or None."""
     from cfin.runner.jobs import DATASETS, check_budget
+    from cfin.runner.released import BENCHMARK, RELEASED
     from cfin.tables import get_table
 
+    released = record["budget"] == RELEASED  # a rebuilt peer's released weights, scored (run_all --peer-weights)
     try:
         table = get_table(record["table"])
-        rows = {r.id: r for r in table.reproducible_rows}
+        rows = {r.id: r for r in (table.peer_rows if released else table.reproducible_rows)}
         if record["row"] not in rows:
-            raise choice_error(f"row of Table {table.id}", record["row"], rows)
-        check_budget(record["budget"])
-        if record["dataset"] not in DATASETS:
-            raise choice_error("dataset", record["dataset"], DATASETS)
+            raise choice_error(f"{'rebuilt ' if released else ''}row of Table {table.id}", record["row"], rows)
+        if not released:
+            check_budget(record["budget"])
+        datasets = (BENCHMARK,) if released else DATASETS
+        if record["dataset"] not in datasets:
+            raise choice_error("dataset", record["dataset"], datasets)
     except CFINError as e:
         return str(e)
-    scale = rows[record["row"]].config.scale
+    scale = table.row_scale(rows[record["row"]])
     if record["scale"] != scale:
         return f"scale {record['scale']} is not that of row {record['row']!r} of Table {table.id} (x{scale})"
     key = RecordKey.of(record)

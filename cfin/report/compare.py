@@ -15,7 +15,7 @@ from cfin.complexity.conventions import size_label
 from cfin.paths import Folders
 from cfin.records import slug
 from cfin.report.grids import (PAPER_CONVENTION, Grid, RowResult, accuracy_grid, complexity_grid, conventions_grid,
-                               gaps_grid, resources_grid)
+                               gaps_grid, protocols_grid, released_grid, resources_grid)
 from cfin.tables import Table
 
 # Sections in this order: the most faithful budget and data first.
@@ -160,11 +160,39 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
+def released_section(table: Table, records: list[dict], folders: Folders = Folders()) -> Section:
+    """The rebuilt rows re-scored from their authors' released weights (``run_all.py --peer-weights``)."""
+    from cfin.peers import spec
+    from cfin.runner.released import BENCHMARK, RELEASED
+
+    results = [RowResult(row, [r for r in records if r["row"] == row.id]) for row in table.peer_rows]
+    root = next((r.get("data", {}).get("root") for r in records if r.get("data", {}).get("root")), None)
+    sets = ", ".join(dict.fromkeys(f"{d} ({m.get('images')} images)" for r in records
+                                   for d, m in r.get("metrics", {}).items()))
+    command = " ".join(["python run_all.py", "--table", table.id, "--peer-weights", "DIR",
+                        *(["--data-root", root] if root else []), *folders.args("results", "runs", "reports")])
+    grids = [released_grid(table, results), protocols_grid(results)]
+    released = [rr for rr in results if spec(rr.row.peer).weights.get(table.row_scale(rr.row))]
+    return Section(
+        budget=RELEASED, dataset=BENCHMARK,
+        statement="released weights of the rebuilt networks, scored by the suite (nothing trained): accuracy "
+                  "compares with the printed rows",
+        command=command, recipe="none: the authors' released weights, loaded strictly into the rebuilt networks",
+        evaluation=f"evaluated on {sets}; weights: " + ", ".join(
+            f"{r['weights']['file']} (sha256 {r['weights']['sha256'][:16]})" for r in records if r.get("weights")),
+        grids=[g for g in grids if not g.empty], plots={}, environment=_environment(records), results=results,
+        stale_rows=[], missing_rows=[rr.row.id for rr in released if not rr.records])
+
+
 def build_sections(table: Table, records: list[dict], size: str = "", folders: Folders = Folders()) -> list[Section]:
-    """One :class:`Section` per (budget, dataset) found in ``table``'s records."""
-    keys = sorted({(r["budget"], r["dataset"]) for r in records},
+    """One :class:`Section` per (budget, dataset) found in ``table``'s records; the released weights'
+    records (``run_all.py --peer-weights``) last, in a section of their own."""
+    from cfin.runner.released import RELEASED
+
+    keys = sorted({(r["budget"], r["dataset"]) for r in records if r["budget"] != RELEASED},
                   key=lambda k: (_order(k[0], BUDGET_ORDER), _order(k[1], DATASET_ORDER)))
     sections = []
+    released = [r for r in records if r["budget"] == RELEASED]
     for budget, dataset in keys:
         mine = [r for r in records if (r["budget"], r["dataset"]) == (budget, dataset)]
         results = [RowResult(row, [r for r in mine if r["row"] == row.id]) for row in table.rows]
@@ -190,6 +218,8 @@ def build_sections(table: Table, records: list[dict], size: str = "", folders: F
             stale_rows=[rr.row.id for rr in results if rr.stale],
             missing_rows=[rr.row.id for rr in results if not rr.row.quoted and not rr.records])
         sections.append(sec)
+    if released:
+        sections.append(released_section(table, released, folders))
     return sections
 
 

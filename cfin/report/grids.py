@@ -300,3 +300,61 @@ def _latency_text(records: list[dict]) -> str:
 
 def _measured(results, what) -> bool:
     return any(r.get(what) for rr in results for r in rr.records)
+
+
+# Released weights are the authors' trained networks: their Set5 scores must come within these of
+# the printed ones (a protocol's or a dataset version's difference is a few hundredths of a dB at most).
+RELEASED_TOLERANCE = Tolerance(psnr=0.02, ssim=0.001)
+
+
+def _psnr3(v) -> str:
+    return fmt.DASH if v is None else f"{v:.3f}"
+
+
+def _released_cells(row: Row, scores: dict | None, dataset: str, tolerance: Tolerance) -> list:
+    printed = row.paper.metrics.get(dataset) or (None, None)
+    scores = scores or {}
+    return [fmt.absolute_cell(printed[0], scores.get("psnr"), tolerance.psnr, _psnr3, " dB"),
+            fmt.absolute_cell(printed[1], scores.get("ssim"), tolerance.ssim, fmt.ssim)]
+
+
+def released_grid(table: Table, results: list[RowResult], tolerance: Tolerance = RELEASED_TOLERANCE) -> Grid:
+    """Printed | re-scored | delta of each rebuilt row scored from its released weights, by the
+    suite's default protocol, judged against ``tolerance``."""
+    sets = list(dict.fromkeys(d for rr in results for r in rr.records for d in r.get("metrics", {})))
+    rows = []
+    for rr in results:
+        if not rr.records:
+            continue
+        metrics = rr.records[0]["metrics"]
+        cells = [c for d in sets for c in _released_cells(rr.row, metrics.get(d), d, tolerance)]
+        rows.append((f"{rr.row.id} (released weights)", cells, [rr.records[0].get("weights", {}).get("file", "")], ""))
+    return Grid("Released weights, re-scored", [f"{d} {m}" for d in sets for m in ("PSNR", "SSIM")],
+                ["weights"], rows,
+                f"The authors' released weights, loaded strictly into the rebuilt network and scored by the suite "
+                f"(MATLAB bicubic LR, uint8 output, Y channel unrounded, `scale` border pixels cropped, SSIM as "
+                f"MATLAB ssim_index: protocol matlab). Nothing was trained: these are the published networks' "
+                f"scores, not reproductions. Judged against ±{tolerance.psnr:g} dB and ±{tolerance.ssim:g}.")
+
+
+def protocols_grid(results: list[RowResult], tolerance: Tolerance = RELEASED_TOLERANCE) -> Grid:
+    """Each re-scored row's PSNR / SSIM on its first dataset under every evaluation protocol, beside
+    the printed numbers: which protocol reproduces them, measured."""
+    from cfin.protocols import PROTOCOLS
+
+    scored = [rr for rr in results if rr.records]
+    if not scored:
+        return Grid("Evaluation protocols", [], [], [])
+    names = list(PROTOCOLS)
+    rows, dataset = [], None
+    for rr in scored:
+        metrics = rr.records[0]["metrics"]
+        dataset = dataset or next(iter(metrics))
+        m = metrics.get(dataset, {})
+        by = {m.get("protocol", "matlab"): m, **m.get("protocols", {})}
+        cells = [c for n in names for c in _released_cells(rr.row, by.get(n), dataset, tolerance)]
+        rows.append((f"{rr.row.id} (released weights)", cells, [], ""))
+    caption = (f"{dataset} scored under each protocol of cfin.protocols on the same SR images: "
+               + " ".join(f"{p.name}: {p.label} ({p.used_by})." for p in PROTOCOLS.values()))
+    return Grid("Evaluation protocols", [f"{dataset} {m} ({n})" for n in names for m in ("PSNR", "SSIM")],
+                [], rows, caption)

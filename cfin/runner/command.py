@@ -145,6 +145,8 @@ def run(args) -> int:
               f"{sum(len(t.rows) for t in tables) - counted} quoted rows ({time.perf_counter() - t0:.1f} s): "
               f"{out}/ ({len(written)} files)")
         return 0
+    if args.peer_weights is not None:
+        return run_peer_weights(args, t0)
     if args.report_only or args.recount:
         from cfin.report import build_reports
 
@@ -188,4 +190,23 @@ def run(args) -> int:
         print(f"run_all.py: {len(failed)} row(s) failed; fix the cause and run the same command again "
               f"(finished rows are kept)", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_peer_weights(args, t0: float) -> int:
+    """``--peer-weights``: the rebuilt rows re-scored from released weights (:mod:`cfin.runner.released`)."""
+    from cfin.records import load_known_records
+    from cfin.report import build_reports
+    from cfin.runner.released import run_released
+
+    tables = resolve_tables(args.table, default_all=False)
+    load_known_records(args.results)  # a file under --results this code cannot read stops it before any work
+    command = "python run_all.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    outcomes = run_released(tables, args.peer_weights, args.data_root, args.results, args.device, args.force,
+                            progress=not args.no_progress, command=command)
+    for status, name in outcomes:
+        print(f"{status:>7}  {name}")
+    written = build_reports(args.results, args.reports, [t.id for t in tables], require=False, runs=args.runs)
+    reports = [str(p) for p in written if p.suffix in (".md", ".html")]
+    print(f"reports: {', '.join(reports)} ({time.perf_counter() - t0:.0f} s in all)")
     return 0
