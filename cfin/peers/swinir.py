@@ -16,8 +16,10 @@ shifted-window mask of any other size is computed from index arithmetic on the i
 (no Python branch on tensor values), so the network runs on the meta device.
 
 Counting: SwinIR's printed 897K / 49.6G (its paper's Table, quoted by CFIN's Table II) come from
-its own ``SwinIR.flops()``; :func:`swinir_flops` is that rule written from the network's shapes
-(the ``own`` convention). Where it departs from the full count, see :func:`swinir_flops`.
+its own ``SwinIR.flops()`` at the LR its network_swinir.py ``__main__`` sizes for x4 (264 x 184, not
+CFIN's 180 x 320) and its parameters less the relative position bias tables; :func:`swinir_flops`
+is that rule written from the network's shapes (the ``own`` convention), and its docstring says
+where it departs from the full count.
 """
 from __future__ import annotations
 
