@@ -22,6 +22,9 @@ PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.imdn",
     "cfin.peers.pan",
     "cfin.peers.rfdn",
+    "cfin.peers.swinir",
+    "cfin.peers.esrt",
+    "cfin.peers.lbnet",
 )
 
 
