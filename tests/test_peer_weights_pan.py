@@ -64,7 +64,7 @@ def test_another_scales_checkpoint_names_its_scale(shared):
 
 
 def test_another_methods_checkpoint_names_the_method(shared):
-    with pytest.raises(CFINError, match=r"does not fit PAN x4 .*looks like a IMDN x4 checkpoint \(--model imdn\)"):
+    with pytest.raises(CFINError, match=r"does not fit PAN x4 .*looks like the x4 checkpoint of IMDN \(--model imdn\)"):
         cfin.peers.load("pan", _released(shared, 4, "imdn"), 4)
 
 

@@ -61,21 +61,22 @@ def _load_model(args):
     """(model or function, scale, label) for the --model / --official choice."""
     from cfin.evaluate import bicubic_upsampler
 
+    peer = _peer_name(args)
+    if peer is not None:
+        return _load_peer(args, peer)
+    if args.weights:
+        if args.model not in (None, "bicubic") and not Path(args.model).exists():
+            from cfin.peers.registry import unknown_peer
+
+            raise unknown_peer(args.model)
+        raise CFINError(f"--weights goes with --model PEER (a rebuilt method: {', '.join(_peer_names())}); "
+                        f"{'--official' if args.official else '--model ' + args.model} "
+                        f"{'has no weights' if args.model == 'bicubic' else 'names its weights itself'}")
     if args.model == "bicubic":
         if args.scale is None:
             raise CFINError("--model bicubic needs --scale (2, 3, 4, ...)")
         check_scale(args.scale, valid=None)
         return bicubic_upsampler(args.scale), args.scale, "bicubic"
-    peer = _peer_name(args)
-    if peer is not None:
-        return _load_peer(args, peer)
-    if args.weights and args.model is not None and not Path(args.model).exists():
-        from cfin.peers.registry import unknown_peer
-
-        raise unknown_peer(args.model)
-    if args.weights:
-        raise CFINError(f"--weights goes with --model PEER (a rebuilt method: {', '.join(_peer_names())}); "
-                        f"{'--official' if args.official else '--model ' + args.model} names its weights itself")
     path = _model_path(args)
     if args.scale is not None:
         check_scale(args.scale)
@@ -186,7 +187,7 @@ def run(args) -> int:
     results = evaluate_model(model, scale, datasets, self_ensemble=args.self_ensemble, tile=args.tile,
                              tile_overlap=args.tile_overlap, device=device, per_image=args.per_image,
                              save_dir=args.save_images, seed=args.seed, tf32=args.tf32,
-                             protocol=args.protocol, also=also)
+                             protocol=main_protocol.name, also=also)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

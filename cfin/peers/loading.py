@@ -97,7 +97,7 @@ def load(name: str, path: str | Path, scale: int = 4):
         if other is not None:
             looks = (f"; it looks like an x{other[1]} {peer.title} checkpoint: use --scale {other[1]}"
                      if other[0] == peer.name else
-                     f"; it looks like a {spec(other[0]).title} x{other[1]} checkpoint (--model {other[0]})")
+                     f"; it looks like the x{other[1]} checkpoint of {spec(other[0]).title} (--model {other[0]})")
         raise CFINError(f"{path} does not fit {peer.title} x{scale} ({problem}){looks}")
     model.load_state_dict(mapped, strict=True)
     model.weights = str(path)
