@@ -22,6 +22,7 @@ PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.latticenet",
     "cfin.peers.awsrn",
     "cfin.peers.maffsrn",
+    "cfin.peers.emasrn",
 )
 
 
