@@ -25,6 +25,10 @@ PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.swinir",
     "cfin.peers.esrt",
     "cfin.peers.lbnet",
+    "cfin.peers.latticenet",
+    "cfin.peers.awsrn",
+    "cfin.peers.maffsrn",
+    "cfin.peers.emasrn",
 )
 
 
