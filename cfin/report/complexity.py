@@ -85,7 +85,8 @@ def complexity_index_markdown(tables: list[Table]) -> str:
         from cfin.report.comparison import STEM
 
         lines += ["", f"[The same ruler]({STEM}.md): Tables I, II and IX ranked by their printed counts and by the "
-                      "full count, with where CFIN stands under each."]
+                      "full count, with where CFIN stands under each. [The rebuilt networks](peers.md): where each "
+                      "was read from and how its printed counts were made."]
     return "\n".join(lines) + "\n"
 
 
@@ -95,9 +96,11 @@ def expected_files(tables: list[Table], conventions=REPORT_CONVENTIONS) -> dict[
     files = {f"{_stem(t)}.md": complexity_markdown(t, conventions) for t in tables}
     files["README.md"] = complexity_index_markdown(tables)
     if _has_comparison(tables):
+        from cfin.report import peers
         from cfin.report.comparison import STEM, comparison_markdown, plot_files
 
         files[f"{STEM}.md"] = comparison_markdown(plot_files())
+        files[f"{peers.STEM}.md"] = peers.peers_markdown()
     return files
 
 
@@ -110,7 +113,9 @@ def write_complexity_reports(tables: list[Table], out_dir: str | Path = Path(Fol
     index = index_tables or tables
     written.append(atomic_write_text(out_dir / "README.md", complexity_index_markdown(index)))
     if _has_comparison(tables):
+        from cfin.report import peers
         from cfin.report.comparison import write_comparison
 
         written += write_comparison(out_dir)
+        written.append(atomic_write_text(out_dir / f"{peers.STEM}.md", peers.peers_markdown()))
     return written
