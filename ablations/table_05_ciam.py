@@ -2,7 +2,7 @@
 
 "We remove the Transformer stage in each CT block to speed up the training": every row is a
 CNN-only CFIN (``transformer=False``) whose conv stage is the row's block
-(``CFINConfig.conv_block``, the registry ``cfin.models.blocks.ALTERNATIVE_BLOCKS``, each block written
+(``CFINConfig.conv_block``, the registry ``cfin.models.blocks.REGISTRY``, each block written
 from its own paper). The paper does not print the models. The rows' sizes (140K-192K) cannot
 come from one skeleton with the block swapped: at one width an RCAB has a third of a CIAM's
 parameters and an HPB or WDIB several times an RCAB's. So each row was fitted on its own
