@@ -136,7 +136,7 @@ class CFIN(nn.Module):
             # one image: the body's per-sample convs are plain oneDNN convs, fastest channels-last;
             # a batch folds into grouped convs, which need NCHW. The tail stays NCHW (closer to
             # the official rounding). On CUDA cuDNN's float32 convs are NCHW kernels: channels-last
-            # adds a transpose around each (an H200 forward: 122 ms channels-last, 114 ms NCHW).
+            # adds a transpose around each (docs/performance.md).
             h = self.body(h.contiguous(memory_format=torch.channels_last)).contiguous()
         else:
             h = self.body(h)

@@ -81,7 +81,7 @@ def hard_gumbel_sample(logits: torch.Tensor) -> torch.Tensor:
     from the same random draws (the same exponential draws on a tensor of the same layout,
     vectorised on the CPU by :func:`cfin.models.rng.exponential_like`)."""
     gumbels = -exponential_like(logits).log()
-    index = (logits + gumbels).softmax(dim=1).max(dim=1, keepdim=True)[1]  # argmax is 40x slower channels-last
+    index = (logits + gumbels).softmax(dim=1).max(dim=1, keepdim=True)[1]  # not argmax: slow channels-last
     return (index == 1).to(logits.dtype)
 
 
