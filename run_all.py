@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--impl", default="faithful", metavar="{faithful,fast}",
                    help="how each row's network is trained and evaluated: 'faithful' (default; the official "
-                        "code's computation) or 'fast' (the same function and weights by cfin's rewrites: "
-                        "on a CPU about 1.7x faster training; docs/performance.md). Records keep which; "
+                        "code's computation) or 'fast' (the same function and weights by cfin's rewrites, "
+                        "faster on a CPU: docs/performance.md). Records keep which; "
                         "complexity, memory and latency are of the faithful computation either way")
     from cfin.commands._common import add_tf32_argument
 

@@ -2,12 +2,14 @@
 
 Table modules keep every number in the form the paper prints it, so a reader can check a
 row against the paper by eye; these helpers turn those strings into the plain integers and
-floats of :class:`cfin.tables.PaperNumbers`.
+floats of :class:`cfin.tables.PaperNumbers`. :class:`Columns` names a table's printed columns
+once, so that each row is one line: its id, its config, its numbers as printed.
 """
 from __future__ import annotations
 
 from decimal import Decimal
 
+from cfin.config import CFINConfig
 from cfin.errors import CFINError
 from cfin.tables import PaperNumbers, Row
 
@@ -65,15 +67,39 @@ def printed(datasets: tuple[str, ...], metric_texts: str, params: str = MISSING,
                         printed={k: v.strip() for k, v in texts.items() if v.strip() != MISSING})
 
 
-def quoted_rows(block: str, datasets: tuple[str, ...], prefix: str = "", note: str = "") -> tuple[Row, ...]:
-    """Rows of other methods from a whitespace-separated block, one method per line.
+COUNT_COLUMNS = ("params", "multi_adds", "memory", "time")  # :func:`printed`'s count arguments
 
-    Each line: ``name params multi_adds metric...`` (one metric per dataset, "-" where the
-    paper prints none). The row id is ``prefix + name``.
+
+class Columns:
+    """A table's printed columns in the paper's order, so that a row is transcribed in one line.
+
+    ``Columns("params", "multi_adds", "Set5", "Set14")``: the count columns by their name in
+    :data:`COUNT_COLUMNS`, every other name a dataset's metric column.
     """
-    rows = []
-    for line in block.strip().splitlines():
-        name, params, multi_adds, *rest = line.split()
-        rows.append(Row(prefix + name, None, printed(datasets, " ".join(rest), params, multi_adds),
-                        quoted=True, note=note))
-    return tuple(rows)
+
+    def __init__(self, *names: str):
+        self.names = names
+        self.datasets = tuple(n for n in names if n not in COUNT_COLUMNS)
+
+    def numbers(self, line: str) -> PaperNumbers:
+        """One row's printed values, whitespace-separated, one per column ("-" where blank):
+        ``"192K 17.35G 31.63 28.19 25.29"``."""
+        texts = line.split()
+        if len(texts) != len(self.names):
+            raise CFINError(f"expected {len(self.names)} printed values ({' '.join(self.names)}), got {line!r}")
+        cell = dict(zip(self.names, texts))
+        return printed(self.datasets, " ".join(cell[d] for d in self.datasets),
+                       **{c: cell[c] for c in COUNT_COLUMNS if c in cell})
+
+    def row(self, id: str, config: CFINConfig | None, line: str, **fields) -> Row:
+        """A row: its id, its CFIN variant (None for another method's row), its printed values
+        (:meth:`numbers`), and any other :class:`Row` field by keyword (``note``, ``tolerance``,
+        ``self_ensemble``, ...). A row without a config is quoted unless ``quoted`` says otherwise."""
+        fields.setdefault("quoted", config is None)
+        return Row(id, config, self.numbers(line), **fields)
+
+    def quoted_rows(self, block: str, prefix: str = "", **fields) -> tuple[Row, ...]:
+        """Rows of other methods from a block of lines, each ``name`` then its printed values; the row
+        id is ``prefix + name``, ``fields`` go to every row."""
+        return tuple(self.row(prefix + name, None, values, **fields)
+                     for name, values in (line.split(None, 1) for line in block.strip().splitlines()))

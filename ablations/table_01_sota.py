@@ -9,12 +9,14 @@ other method is a quoted row: the paper's numbers, shown beside ours, never repr
 from cfin.config import preset
 from cfin.tables import Row, Table
 
-from ablations.printed import printed, quoted_rows
+from ablations.printed import Columns
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
 
 # As printed: method, Params, Multi-Adds, PSNR/SSIM on Set5, Set14, BSDS100, Urban100,
 # Manga109 ("-": not printed). Multi-Adds at 1280 x 720 output.
+COLUMNS = Columns("params", "multi_adds", *DATASETS)
+
 _OTHERS = {
     2: """
 MemNet       677K   -      37.78/0.9597 33.28/0.9142 32.08/0.8978 31.31/0.9195 -
@@ -75,43 +77,35 @@ FDIWN        664K   28.4G  32.23/0.8955 28.66/0.7829 27.62/0.7380 26.28/0.7919 3
 
 # CFIN (Ours) and CFIN+ (Ours), as printed.
 _CFIN = {
-    2: ("675K", "116.9G",
-        "38.14/0.9610 33.80/0.9199 32.26/0.9006 32.48/0.9311 38.91/0.9770",
-        "38.22/0.9613 34.01/0.9221 32.35/0.9016 32.93/0.9347 39.21/0.9777"),
-    3: ("681K", "53.5G",
-        "34.65/0.9289 30.45/0.8443 29.18/0.8071 28.49/0.8583 33.89/0.9464",
-        "34.75/0.9298 30.59/0.8467 29.27/0.8091 28.85/0.8645 34.26/0.9484"),
-    4: ("699K", "31.2G",
-        "32.49/0.8985 28.74/0.7849 27.68/0.7396 26.39/0.7946 30.73/0.9124",
-        "32.60/0.8998 28.86/0.7871 27.76/0.7419 26.71/0.8028 31.15/0.9163"),
+    2: ("675K 116.9G 38.14/0.9610 33.80/0.9199 32.26/0.9006 32.48/0.9311 38.91/0.9770",
+        "675K 116.9G 38.22/0.9613 34.01/0.9221 32.35/0.9016 32.93/0.9347 39.21/0.9777"),
+    3: ("681K 53.5G 34.65/0.9289 30.45/0.8443 29.18/0.8071 28.49/0.8583 33.89/0.9464",
+        "681K 53.5G 34.75/0.9298 30.59/0.8467 29.27/0.8091 28.85/0.8645 34.26/0.9484"),
+    4: ("699K 31.2G 32.49/0.8985 28.74/0.7849 27.68/0.7396 26.39/0.7946 30.73/0.9124",
+        "699K 31.2G 32.60/0.8998 28.86/0.7871 27.76/0.7419 26.71/0.8028 31.15/0.9163"),
 }
+_COUNTED = "the paper-rule count gives the printed Params / Multi-Adds to the printed digit"
+_COUNT_NOTE = {2: _COUNTED + " (the printed 675K truncates 675,938; x3's and x4's counts round)", 3: _COUNTED,
+               4: _COUNTED}
+_ENSEMBLE = ("evaluated with the x8 self-ensemble (flips and rotations): 8 forwards per image, so 8x the Multi-Adds "
+             "and time of one; the counts and time shown are one forward's, as the paper prints them")
 
 
-def _rows():
-    rows = []
-    for s in (2, 3, 4):
-        rows += quoted_rows(_OTHERS[s], DATASETS, prefix=f"x{s} ")
-        params, multi_adds, plain, ensemble = _CFIN[s]
-        for suffix, texts, ens in (("", plain, False), ("+", ensemble, True)):
-            rows.append(Row(
-                f"x{s} CFIN{suffix}", preset(s),
-                printed(DATASETS, texts, params, multi_adds),
-                self_ensemble=ens,
-                note=("the official CFINx%d.py network; " % s)
-                     + ("evaluated with the x8 self-ensemble (flips and rotations): 8 forwards per image, so 8x "
-                        "the Multi-Adds and time of one; the counts and time shown are one forward's, as the paper "
-                        "prints them" if ens else
-                        "the paper-rule count gives the printed Params / Multi-Adds to the printed digit"
-                        + (" (the printed 675K truncates 675,938; x3's and x4's counts round)" if s == 2 else "")),
-            ))
-    return tuple(rows)
+def _rows(s: int) -> tuple[Row, ...]:
+    """Table I at x``s``: the other methods (quoted), then CFIN and CFIN+ (the official network)."""
+    cfin, cfin_plus = _CFIN[s]
+    official = f"the official CFINx{s}.py network; "
+    return COLUMNS.quoted_rows(_OTHERS[s], prefix=f"x{s} ") + (
+        COLUMNS.row(f"x{s} CFIN", preset(s), cfin, note=official + _COUNT_NOTE[s]),
+        COLUMNS.row(f"x{s} CFIN+", preset(s), cfin_plus, self_ensemble=True, note=official + _ENSEMBLE),
+    )
 
 
 TABLE = Table(
     id="I",
     title="Average PSNR/SSIM comparison with other advanced CNN-based SISR models",
     scale=None,
-    rows=_rows(),
+    rows=_rows(2) + _rows(3) + _rows(4),
     datasets=DATASETS,
     recipe="paper",
     notes=(

@@ -8,12 +8,13 @@ single-CIAM network without the Transformer stage, which is also Table V's CIAM 
     python -m ablations.fit --table III
 """
 from cfin.config import CFINConfig
-from cfin.tables import Row, Table
+from cfin.tables import Table
 
 from ablations.fit import Search
-from ablations.printed import printed
+from ablations.printed import Columns
 
 DATASETS = ("Set14",)
+COLUMNS = Columns("params", "multi_adds", *DATASETS)  # as printed
 
 # The ablation model: one CT block (one CIAM, no loop), no Transformer stage, n_feats 45,
 # CIAM deconv width 64 (CFIN's).
@@ -24,13 +25,11 @@ TABLE = Table(
     title="Evaluate the effectiveness of masking mechanism",
     scale=4,
     rows=(
-        Row("no mask", SKELETON.replace(mask="none"),
-            printed(DATASETS, "28.22/0.7723", "186.8K", "6.18220G"),
-            note="RIFU without the mask: h = lrelu(conv(x)) goes straight to the second conv. The "
-                 "paper prints the SSIM as '07723', read as 0.7723"),
-        Row("mask", SKELETON,
-            printed(DATASETS, "28.30/0.7738", "187.9K", "6.21538G"),
-            note="RIFU with the hard Gumbel-softmax mask (the final model's)"),
+        COLUMNS.row("no mask", SKELETON.replace(mask="none"), "186.8K 6.18220G 28.22/0.7723",
+                    note="RIFU without the mask: h = lrelu(conv(x)) goes straight to the second conv. The "
+                         "paper prints the SSIM as '07723', read as 0.7723"),
+        COLUMNS.row("mask", SKELETON, "187.9K 6.21538G 28.30/0.7738",
+                    note="RIFU with the hard Gumbel-softmax mask (the final model's)"),
     ),
     datasets=DATASETS,
     recipe="paper",

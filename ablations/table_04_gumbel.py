@@ -8,12 +8,13 @@ without CIAM's up/down-sampling branch is section V-A.2 (``table_05a_branch``).
     python -m ablations.fit --table IV
 """
 from cfin.config import CFINConfig
-from cfin.tables import Row, Table
+from cfin.tables import Table
 
 from ablations.fit import Search
-from ablations.printed import printed
+from ablations.printed import Columns
 
 DATASETS = ("Set5",)
+COLUMNS = Columns("params", "multi_adds", *DATASETS)  # as printed
 
 # The ablation model: one CT block (one CIAM), no Transformer stage, n_feats 43, deconv 40.
 SKELETON = CFINConfig(scale=4, n_feats=43, deconv_feats=40, heads=(8,), loop=1, transformer=False)
@@ -31,12 +32,11 @@ TABLE = Table(
     title="Evaluate the effectiveness of Gumbel-Softmax",
     scale=4,
     rows=(
-        Row("RIFU+Maxpool", SKELETON.replace(mask="maxpool"),
-            printed(DATASETS, "31.70/0.8876", "165K", "4.89G"), note=_MASK_NOTE["maxpool"]),
-        Row("RIFU+Softmax", SKELETON.replace(mask="softmax"),
-            printed(DATASETS, "31.71/0.8877", "165K", "4.89G"), note=_MASK_NOTE["softmax"]),
-        Row("RIFU+Gumbel-Softmax", SKELETON,
-            printed(DATASETS, "31.75/0.8886", "165K", "4.89G"), note=_MASK_NOTE["gumbel"]),
+        COLUMNS.row("RIFU+Maxpool", SKELETON.replace(mask="maxpool"), "165K 4.89G 31.70/0.8876",
+                    note=_MASK_NOTE["maxpool"]),
+        COLUMNS.row("RIFU+Softmax", SKELETON.replace(mask="softmax"), "165K 4.89G 31.71/0.8877",
+                    note=_MASK_NOTE["softmax"]),
+        COLUMNS.row("RIFU+Gumbel-Softmax", SKELETON, "165K 4.89G 31.75/0.8886", note=_MASK_NOTE["gumbel"]),
     ),
     datasets=DATASETS,
     recipe="paper",

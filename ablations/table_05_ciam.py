@@ -2,7 +2,7 @@
 
 "We remove the Transformer stage in each CT block to speed up the training": every row is a
 CNN-only CFIN (``transformer=False``) whose conv stage is the row's block
-(``CFINConfig.conv_block``, the registry ``cfin.models.blocks.ALTERNATIVE_BLOCKS``, each block written
+(``CFINConfig.conv_block``, the registry ``cfin.models.blocks.REGISTRY``, each block written
 from its own paper). The paper does not print the models. The rows' sizes (140K-192K) cannot
 come from one skeleton with the block swapped: at one width an RCAB has a third of a CIAM's
 parameters and an HPB or WDIB several times an RCAB's. So each row was fitted on its own
@@ -12,13 +12,16 @@ parameters and an HPB or WDIB several times an RCAB's. So each row was fitted on
     python -m ablations.fit --table V --search CFIN+WDIB --top 10
 """
 from cfin.config import CFINConfig
-from cfin.tables import Row, Table, Tolerance
+from cfin.tables import Table, Tolerance
 
 from ablations.fit import Search, cfin_heads
-from ablations.printed import printed
+from ablations.printed import Columns
 from ablations.table_03_mask import SKELETON as CIAM_MODEL
 
 DATASETS = ("Set5", "Set14", "Urban100")
+
+# As printed: Params, Multi-Adds, PSNR on Set5, Set14, Urban100 (no SSIM printed).
+COLUMNS = Columns("params", "multi_adds", *DATASETS)
 
 
 def _cnn(block: str, n_feats: int, blocks: int, loop: int) -> CFINConfig:
@@ -27,60 +30,35 @@ def _cnn(block: str, n_feats: int, blocks: int, loop: int) -> CFINConfig:
                       transformer=False)
 
 
-CONFIGS = {
-    "CFIN+RCAB": _cnn("rcab", 56, 4, 2),
-    "CFIN+IMDB": _cnn("imdb", 54, 1, 1),
-    "CFIN+RFDB": _cnn("rfdb", 46, 1, 1),
-    "CFIN+LB": _cnn("lb", 24, 5, 1),
-    "CFIN+HPB": _cnn("hpb", 31, 1, 1),
-    "CFIN+WDIB": _cnn("wdib", 16, 8, 2),
-    "CFIN+CIAM": CIAM_MODEL,
-}
-
-# As printed: Params, Multi-Adds, PSNR on Set5, Set14, Urban100 (no SSIM printed).
-_PRINTED = {
-    "CFIN+RCAB": ("192K", "17.35G", "31.63 28.19 25.29"),
-    "CFIN+IMDB": ("148K", "8.47G", "31.54 28.19 25.23"),
-    "CFIN+RFDB": ("140K", "7.77G", "31.68 28.26 25.34"),
-    "CFIN+LB": ("145K", "8.16G", "31.66 28.22 25.33"),
-    "CFIN+HPB": ("150K", "8.91G", "31.59 28.21 25.32"),
-    "CFIN+WDIB": ("147K", "5.26G", "31.68 28.26 25.37"),
-    "CFIN+CIAM": ("188K", "6.22G", "31.87 28.30 25.44"),
-}
-
-_NOTES = {
-    "CFIN+RCAB": "RCAN's block [65]. Fit: n_feats 56, 2 RCABs each run twice (4 CT blocks, loop 2): "
-                 "193,832 / 17.592G (+1.0%, +1.4%)",
-    "CFIN+IMDB": "IMDN's block [33]. Fit: n_feats 54, one IMDB: 150,397 / 8.612G (+1.6%, +1.7%)",
-    "CFIN+RFDB": "RFDN's block [34]. Fit: n_feats 46, one RFDB: 141,469 / 7.880G (+1.0%, +1.4%)",
-    "CFIN+LB": "LatticeNet's block [54]. Fit: n_feats 24, 5 LBs: 143,730 / 8.058G (-0.9%, -1.2%)",
-    "CFIN+HPB": "ESRT's block [20]. Fit: n_feats 31, one HPB: 149,478 / 8.934G (-0.3%, +0.3%)",
-    "CFIN+WDIB": ("FDIWN's block [36]. Outside the 2%/3% target: the best fit, n_feats 16, 4 WDIBs each run "
-                  "twice (8 CT blocks, loop 2), gives 133,578 / 5.462G (-9.1%, +3.8%). A WDIB is mostly "
-                  "weight-normed convs, charged their weights once per call under the paper's rule, so its "
-                  "Multi-Adds per parameter are far below the head and tail convs': with one WDIB run once "
-                  "(n_feats 32: 152,810 / 4.464G, +4.0%, -15%) the Multi-Adds are too low, running it "
-                  "twice raises them with no parameters (n_feats 30: 135,778 / 5.993G), and no width, "
-                  "depth or loop in the grid matches both. Tolerance widened to the gap (10% / 4%)"),
-    "CFIN+CIAM": "Table III's model (its 'mask' row, printed 187.9K / 6.21538G): 185,009 / 6.2728G "
-                 "(-1.6%, +0.8%)",
-}
-
-_TOLERANCE = {"CFIN+WDIB": Tolerance(params=0.10, multi_adds=0.04)}
-
-
-def _row(name):
-    params, multi_adds, texts = _PRINTED[name]
-    return Row(name, CONFIGS[name],
-               printed(DATASETS, texts, params, multi_adds),
-               tolerance=_TOLERANCE.get(name, Tolerance()), note=_NOTES[name])
-
-
 TABLE = Table(
     id="V",
     title="Evaluate the effectiveness of CIAM",
     scale=4,
-    rows=tuple(_row(n) for n in _PRINTED),
+    rows=(
+        COLUMNS.row("CFIN+RCAB", _cnn("rcab", 56, 4, 2), "192K 17.35G 31.63 28.19 25.29",
+                    note="RCAN's block [65]. Fit: n_feats 56, 2 RCABs each run twice (4 CT blocks, loop 2): "
+                         "193,832 / 17.592G (+1.0%, +1.4%)"),
+        COLUMNS.row("CFIN+IMDB", _cnn("imdb", 54, 1, 1), "148K 8.47G 31.54 28.19 25.23",
+                    note="IMDN's block [33]. Fit: n_feats 54, one IMDB: 150,397 / 8.612G (+1.6%, +1.7%)"),
+        COLUMNS.row("CFIN+RFDB", _cnn("rfdb", 46, 1, 1), "140K 7.77G 31.68 28.26 25.34",
+                    note="RFDN's block [34]. Fit: n_feats 46, one RFDB: 141,469 / 7.880G (+1.0%, +1.4%)"),
+        COLUMNS.row("CFIN+LB", _cnn("lb", 24, 5, 1), "145K 8.16G 31.66 28.22 25.33",
+                    note="LatticeNet's block [54]. Fit: n_feats 24, 5 LBs: 143,730 / 8.058G (-0.9%, -1.2%)"),
+        COLUMNS.row("CFIN+HPB", _cnn("hpb", 31, 1, 1), "150K 8.91G 31.59 28.21 25.32",
+                    note="ESRT's block [20]. Fit: n_feats 31, one HPB: 149,478 / 8.934G (-0.3%, +0.3%)"),
+        COLUMNS.row("CFIN+WDIB", _cnn("wdib", 16, 8, 2), "147K 5.26G 31.68 28.26 25.37",
+                    tolerance=Tolerance(params=0.10, multi_adds=0.04),
+                    note=("FDIWN's block [36]. Outside the 2%/3% target: the best fit, n_feats 16, 4 WDIBs each "
+                          "run twice (8 CT blocks, loop 2), gives 133,578 / 5.462G (-9.1%, +3.8%). A WDIB is "
+                          "mostly weight-normed convs, charged their weights once per call under the paper's "
+                          "rule, so its Multi-Adds per parameter are far below the head and tail convs': with one "
+                          "WDIB run once (n_feats 32: 152,810 / 4.464G, +4.0%, -15%) the Multi-Adds are too low, "
+                          "running it twice raises them with no parameters (n_feats 30: 135,778 / 5.993G), and no "
+                          "width, depth or loop in the grid matches both. Tolerance widened to the gap (10% / 4%)")),
+        COLUMNS.row("CFIN+CIAM", CIAM_MODEL, "188K 6.22G 31.87 28.30 25.44",
+                    note="Table III's model (its 'mask' row, printed 187.9K / 6.21538G): 185,009 / 6.2728G "
+                         "(-1.6%, +0.8%)"),
+    ),
     datasets=DATASETS,
     recipe="paper",
     notes=(
@@ -105,5 +83,5 @@ _GRIDS = {
     "CFIN+WDIB": {"n_feats": tuple(range(14, 41, 2)), "blocks": (1, 2, 3, 4, 6, 8), "loop": (1, 2, 3)},
 }
 
-SEARCHES = tuple(Search(name, (("V", name),), CONFIGS[name], grid, note="CNN-only CFIN with the row's block")
+SEARCHES = tuple(Search(name, (("V", name),), TABLE.row(name).config, grid, note="CNN-only CFIN with the row's block")
                  for name, grid in _GRIDS.items())

@@ -8,12 +8,13 @@ width 12, a 48-wide CFGT whose two CGAs use CGM kernels 1 and 3 ("Cross", Table 
     python -m ablations.fit --table VI
 """
 from cfin.config import CFINConfig
-from cfin.tables import Row, Table, Tolerance
+from cfin.tables import Table, Tolerance
 
 from ablations.fit import Search
-from ablations.printed import printed
+from ablations.printed import Columns
 
 DATASETS = ("Set5", "B100", "Urban100")
+COLUMNS = Columns("params", "multi_adds", *DATASETS)  # as printed (PSNR only)
 
 SKELETON = CFINConfig(scale=4, n_feats=45, deconv_feats=12, dim=48, heads=(8,), loop=1, cga_kernels=(1, 3))
 
@@ -24,27 +25,24 @@ TABLE = Table(
     title="Evaluate the effectiveness of CGM",
     scale=4,
     rows=(
-        Row("CFIN+GConv", GCONV,
-            printed(DATASETS, "31.95 27.41 25.68", "197K", "5.7981G"),
-            tolerance=Tolerance(params=0.03, multi_adds=0.07),
-            note=("every CGM replaced by a grouped conv with the CGM's kernel (CGA 1 and 3, IGP 1 and 3), "
-                  "with bias. Outside the 2%/3% target: 4 groups give 201,427 / 5.4330G (+2.2%, -6.3%), "
-                  "3 groups 209,107 / 5.8753G (+6.1%, +1.3%). The printed deltas from the CGM row "
-                  "(+19K params, +1.6876G = 29.3K conv weights x 57,600 pixels) need more per-pixel conv "
-                  "weights than added parameters, impossible when each CFGT runs once; 3x3 kernels "
-                  "everywhere (tried with a patched mixer, not a config option) do no better (6 groups: "
-                  "+4.6%, -1.7%). Tolerance widened to the gap "
-                  "(3% / 7%)")),
-        Row("CFIN+Linear", SKELETON.replace(token_mixer="linear"),
-            printed(DATASETS, "29.19 26.37 23.62", "198K", "4.1104G"),
-            note=("every CGM replaced by an nn.Linear over channels (ChannelLinear, with bias): 196,819 / "
-                  "4.1059G (-0.6%, -0.1%). The printed Multi-Adds equal the CGM row's because the paper's "
-                  "rule charges a Linear its weights once, not per pixel: as a 1x1 conv it would add 18,432 "
-                  "weights x 57,600 pixels = 1.06G")),
-        Row("CFIN+CGM", SKELETON,
-            printed(DATASETS, "32.14 27.43 25.71", "178K", "4.1105G"),
-            note="the CGM (the paper's design, with Cross: CGA kernels 1 and 3): 178,791 / 4.1059G "
-                 "(+0.4%, -0.1%)"),
+        COLUMNS.row("CFIN+GConv", GCONV, "197K 5.7981G 31.95 27.41 25.68",
+                    tolerance=Tolerance(params=0.03, multi_adds=0.07),
+                    note=("every CGM replaced by a grouped conv with the CGM's kernel (CGA 1 and 3, IGP 1 and 3), "
+                          "with bias. Outside the 2%/3% target: 4 groups give 201,427 / 5.4330G (+2.2%, -6.3%), "
+                          "3 groups 209,107 / 5.8753G (+6.1%, +1.3%). The printed deltas from the CGM row "
+                          "(+19K params, +1.6876G = 29.3K conv weights x 57,600 pixels) need more per-pixel conv "
+                          "weights than added parameters, impossible when each CFGT runs once; 3x3 kernels "
+                          "everywhere (tried with a patched mixer, not a config option) do no better (6 groups: "
+                          "+4.6%, -1.7%). Tolerance widened to the gap "
+                          "(3% / 7%)")),
+        COLUMNS.row("CFIN+Linear", SKELETON.replace(token_mixer="linear"), "198K 4.1104G 29.19 26.37 23.62",
+                    note=("every CGM replaced by an nn.Linear over channels (ChannelLinear, with bias): 196,819 / "
+                          "4.1059G (-0.6%, -0.1%). The printed Multi-Adds equal the CGM row's because the paper's "
+                          "rule charges a Linear its weights once, not per pixel: as a 1x1 conv it would add 18,432 "
+                          "weights x 57,600 pixels = 1.06G")),
+        COLUMNS.row("CFIN+CGM", SKELETON, "178K 4.1105G 32.14 27.43 25.71",
+                    note="the CGM (the paper's design, with Cross: CGA kernels 1 and 3): 178,791 / 4.1059G "
+                         "(+0.4%, -0.1%)"),
     ),
     datasets=DATASETS,
     recipe="paper",

@@ -16,30 +16,28 @@ model is Table VI's skeleton.
 
     python -m ablations.fit --table VII     # the joint fit with Table VI
 """
-from cfin.tables import Row, Table
+from cfin.tables import Table
 
-from ablations.printed import printed
+from ablations.printed import Columns
 from ablations.table_06_cgm import SKELETON
 
 DATASETS = ("Set5",)
+COLUMNS = Columns("params", "multi_adds", *DATASETS)  # as printed
 
 TABLE = Table(
     id="VII",
     title="Evaluate the effectiveness of CFGT",
     scale=4,
     rows=(
-        Row("Cross", SKELETON.replace(kv_share=False),
-            printed(DATASETS, "32.05/0.8928", "177.8K", "4.1105G"),
-            note="Cross without KV: the second CGA does not add the first CGA's K, V (no parameters "
-                 "change): 178,791 / 4.1059G (+0.6%, -0.1%)"),
-        Row("KV", SKELETON.replace(cga_kernels=(1, 1), igp_kernels=(1, 1)),
-            printed(DATASETS, "31.93/0.8904", "177.5K", "4.1104G"),
-            note="KV without Cross: every CGM of the CFGT at k = 1, the CGAs' (as the official code "
-                 "builds them) and the IGP's: 178,527 / 4.1059G (+0.6%, -0.1%)"),
-        Row("KV+Cross", SKELETON,
-            printed(DATASETS, "32.14/0.8940", "177.8K", "4.1105G"),
-            note="the paper's CFGT, the same model as Table VI's CFIN+CGM: 178,791 / 4.1059G "
-                 "(+0.6%, -0.1%)"),
+        COLUMNS.row("Cross", SKELETON.replace(kv_share=False), "177.8K 4.1105G 32.05/0.8928",
+                    note="Cross without KV: the second CGA does not add the first CGA's K, V (no parameters "
+                         "change): 178,791 / 4.1059G (+0.6%, -0.1%)"),
+        COLUMNS.row("KV", SKELETON.replace(cga_kernels=(1, 1), igp_kernels=(1, 1)), "177.5K 4.1104G 31.93/0.8904",
+                    note="KV without Cross: every CGM of the CFGT at k = 1, the CGAs' (as the official code "
+                         "builds them) and the IGP's: 178,527 / 4.1059G (+0.6%, -0.1%)"),
+        COLUMNS.row("KV+Cross", SKELETON, "177.8K 4.1105G 32.14/0.8940",
+                    note="the paper's CFGT, the same model as Table VI's CFIN+CGM: 178,791 / 4.1059G "
+                         "(+0.6%, -0.1%)"),
     ),
     datasets=DATASETS,
     recipe="paper",

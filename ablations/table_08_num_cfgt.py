@@ -7,35 +7,30 @@ exists only for the CIAMs whose blocks keep a CFGT. CFGT-8 is CFIN.
     python -m ablations.fit --table VIII
 """
 from cfin.config import preset
-from cfin.tables import Row, Table
+from cfin.tables import Table
 
 from ablations.fit import Search
-from ablations.printed import printed
+from ablations.printed import Columns
 
 DATASETS = ("Set5", "Manga109")
 
 # As printed: Params, Multi-Adds, PSNR on Set5 and Manga109, Memory.
-_PRINTED = {
-    0: ("630K", "28.0G", "32.11 30.29", "3551M"),
-    4: ("665K", "29.6G", "32.27 30.49", "7485M"),
-    8: ("699K", "31.2G", "32.49 30.73", "11419M"),
-}
+COLUMNS = Columns("params", "multi_adds", *DATASETS, "memory")
+
 _OURS = {0: "630,410 / 27.998G (+0.07%, -0.01%)", 4: "664,618 / 29.590G (-0.06%, -0.03%)",
          8: "698,826 / 31.183G (-0.02%, -0.06%): CFIN x4"}
-
-
-def _row(n):
-    params, multi_adds, texts, memory = _PRINTED[n]
-    return Row(f"CFGT-{n}", preset(4, num_cfgt=n),
-               printed(DATASETS, texts, params, multi_adds, memory),
-               note=f"{n} CFGTs, in blocks 1-{n}" if n else "no CFGT and no expand/squeeze: CNN-only CFIN")
 
 
 TABLE = Table(
     id="VIII",
     title="Efficiency trade-off of CFGT",
     scale=4,
-    rows=tuple(_row(n) for n in (0, 4, 8)),
+    rows=(
+        COLUMNS.row("CFGT-0", preset(4, num_cfgt=0), "630K 28.0G 32.11 30.29 3551M",
+                    note="no CFGT and no expand/squeeze: CNN-only CFIN"),
+        COLUMNS.row("CFGT-4", preset(4, num_cfgt=4), "665K 29.6G 32.27 30.49 7485M", note="4 CFGTs, in blocks 1-4"),
+        COLUMNS.row("CFGT-8", preset(4, num_cfgt=8), "699K 31.2G 32.49 30.73 11419M", note="8 CFGTs, in blocks 1-8"),
+    ),
     datasets=DATASETS,
     recipe="paper",
     notes=(

@@ -8,16 +8,18 @@ printed 91K / 4.5G fix the width of the rest of the network: n_feats 33.
     python -m ablations.fit --table IX
 """
 from cfin.config import preset
-from cfin.tables import Row, Table
+from cfin.tables import Table
 
 from ablations.fit import Search
-from ablations.printed import printed, quoted_rows
+from ablations.printed import Columns
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100")
 
 ONLYT = preset(4, conv_stage=False, n_feats=33)
 
 # As printed: method, Params, Multi-Adds, PSNR on Set5, Set14, B100, U100.
+COLUMNS = Columns("params", "multi_adds", *DATASETS)
+
 _OTHERS = """
 PAN      272K 28.2G 32.13 28.61 27.59 26.11
 MAFFSRN  441K 19.3G 32.18 28.58 27.57 26.04
@@ -29,10 +31,9 @@ TABLE = Table(
     id="IX",
     title="Comparison of CFGT with other methods",
     scale=4,
-    rows=quoted_rows(_OTHERS, DATASETS, note="quoted") + (
-        Row("OnlyT", ONLYT,
-            printed(DATASETS, "32.33 28.61 27.58 26.08", "91K", "4.5G"),
-            note="CFIN x4 without its conv stage, n_feats 33: 91,332 / 4.4992G (+0.4%, -0.02%)"),
+    rows=COLUMNS.quoted_rows(_OTHERS, note="quoted") + (
+        COLUMNS.row("OnlyT", ONLYT, "91K 4.5G 32.33 28.61 27.58 26.08",
+                    note="CFIN x4 without its conv stage, n_feats 33: 91,332 / 4.4992G (+0.4%, -0.02%)"),
     ),
     datasets=DATASETS,
     recipe="paper",

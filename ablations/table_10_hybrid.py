@@ -11,10 +11,10 @@
     python -m ablations.fit --table X
 """
 from cfin.config import preset
-from cfin.tables import Row, Table
+from cfin.tables import Table
 
 from ablations.fit import Search
-from ablations.printed import printed
+from ablations.printed import Columns
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
 
@@ -22,34 +22,24 @@ PURE_CNN = preset(4, transformer=False, n_feats=52)
 PURE_TRANSFORMER = preset(4, conv_stage=False, n_feats=34)
 
 # As printed: Params, GPU Memory, Time, PSNR / SSIM on the five sets (no Multi-Adds printed).
-_PRINTED = {
-    "Pure-CNN": ("720K", "3845M", "0.016s",
-                 "32.12/0.8939 28.52/0.7796 27.52/0.7343 25.96/0.7810 30.29/0.9057"),
-    "Pure-Transformer": ("94K", "11549M", "0.038s",
-                         "32.48/0.8980 28.69/0.7835 27.64/0.7385 26.24/0.7896 30.62/0.9102"),
-    "CFIN": ("699K", "11419M", "0.035s",
-             "32.49/0.8985 28.74/0.7849 27.68/0.7396 26.39/0.7946 30.73/0.9124"),
-}
-_CONFIGS = {"Pure-CNN": PURE_CNN, "Pure-Transformer": PURE_TRANSFORMER, "CFIN": preset(4)}
-_NOTES = {
-    "Pure-CNN": "CFIN x4 without the Transformer stage, n_feats 52: 729,710 params (+1.4%), 30.44G",
-    "Pure-Transformer": "CFIN x4 without the conv stage, n_feats 34: 94,016 params (+0.02%), 4.65G",
-    "CFIN": "the x4 preset: 698,826 / 31.18G",
-}
-
-
-def _row(name):
-    params, memory, time, texts = _PRINTED[name]
-    return Row(name, _CONFIGS[name],
-               printed(DATASETS, texts, params, memory=memory, time=time),
-               note=_NOTES[name])
+COLUMNS = Columns("params", "memory", "time", *DATASETS)
 
 
 TABLE = Table(
     id="X",
     title="Evaluate the feasibility of combining CNN with Transformer",
     scale=4,
-    rows=tuple(_row(n) for n in _PRINTED),
+    rows=(
+        COLUMNS.row("Pure-CNN", PURE_CNN,
+                    "720K 3845M 0.016s 32.12/0.8939 28.52/0.7796 27.52/0.7343 25.96/0.7810 30.29/0.9057",
+                    note="CFIN x4 without the Transformer stage, n_feats 52: 729,710 params (+1.4%), 30.44G"),
+        COLUMNS.row("Pure-Transformer", PURE_TRANSFORMER,
+                    "94K 11549M 0.038s 32.48/0.8980 28.69/0.7835 27.64/0.7385 26.24/0.7896 30.62/0.9102",
+                    note="CFIN x4 without the conv stage, n_feats 34: 94,016 params (+0.02%), 4.65G"),
+        COLUMNS.row("CFIN", preset(4),
+                    "699K 11419M 0.035s 32.49/0.8985 28.74/0.7849 27.68/0.7396 26.39/0.7946 30.73/0.9124",
+                    note="the x4 preset: 698,826 / 31.18G"),
+    ),
     datasets=DATASETS,
     recipe="paper",
     notes=(

@@ -17,6 +17,8 @@ from cfin.errors import CFINError, choice_error
 SCALES = (2, 3, 4)
 MASKS = ("gumbel", "softmax", "maxpool", "none")
 MASK_EVAL = ("sample", "argmax")
+# The names of cfin.models.blocks.REGISTRY, which builds them (the models import this module, so
+# it cannot import them; tests/test_blocks.py holds the two equal).
 CONV_BLOCKS = ("ciam", "rcab", "imdb", "rfdb", "lb", "hpb", "wdib")
 TOKEN_MIXERS = ("cgm", "linear", "gconv")
 CGM_IMPLS = ("unfold", "conv")
@@ -42,7 +44,8 @@ class CFINConfig:
             the official code does (outputs depend on the RNG: fix ``torch.manual_seed``
             to reproduce them); "argmax" takes the noiseless argmax.
         ciam_branch: CIAM's up/down-sampling branch (section V-A.2).
-        conv_block: the conv-stage block (Table V).
+        conv_block: the conv-stage block (Table V): ciam | rcab | imdb | rfdb | lb | hpb | wdib, built
+            by :data:`cfin.models.blocks.REGISTRY`.
         transformer: whether CT blocks have a Transformer stage (Table V, Table X).
         num_cfgt: how many CT blocks, counted from the first, keep their Transformer stage
             (Table VIII's CFGT-N); None: every block (N = the number of blocks is read as None).

@@ -12,7 +12,7 @@ import torch
 
 import cfin
 from ablations.fit import all_searches, cfin_heads
-from ablations.printed import count, metric, metrics
+from ablations.printed import Columns, count, metric, metrics
 from cfin.cli import main as cli_main
 from cfin.complexity import count as complexity_count
 from cfin.complexity.conventions import default_lr_size
@@ -206,6 +206,21 @@ def test_printed_numbers_parse_exactly():
         count("177.8")
 
 
+def test_a_row_reads_its_printed_values_by_column():
+    """Columns in the paper's order (Table VIII prints Memory after the PSNRs); a line with a value
+    missing is an error, and a misspelled Row field is not swallowed."""
+    columns = Columns("params", "multi_adds", "Set5", "Manga109", "memory")
+    row = columns.row("CFGT-0", None, "630K 28.0G 32.11 30.29 3551M", note="quoted")
+    assert row.quoted and (row.paper.params, row.paper.multi_adds, row.paper.memory_mb) == (630_000, 28 * 10 ** 9, 3551)
+    assert row.paper.metrics == {"Set5": (32.11, None), "Manga109": (30.29, None)}
+    assert row.paper.printed == {"params": "630K", "multi_adds": "28.0G", "memory_mb": "3551M"}
+    assert not columns.row("CFGT-0", cfin.preset(4, num_cfgt=0), "630K 28.0G 32.11 30.29 3551M").quoted
+    with pytest.raises(CFINError, match="expected 5 printed values"):
+        columns.row("CFGT-0", None, "630K 28.0G 32.11 30.29")
+    with pytest.raises(TypeError, match="notes"):
+        columns.row("CFGT-0", None, "630K 28.0G 32.11 30.29 3551M", notes="a typo of note")
+
+
 def test_unknown_table_or_row_lists_the_valid_ones():
     with pytest.raises(CFINError, match=r"unknown table 'XI'; valid: I, II, III, IV, V, V-A.2, VI, VII"):
         get_table("XI")
@@ -307,9 +322,9 @@ def test_new_switches_are_validated(changes, match):
 
 
 def test_config_conv_blocks_match_the_registry():
-    from cfin.models.blocks import ALTERNATIVE_BLOCKS as REGISTRY
+    from cfin.models.blocks import REGISTRY
 
-    assert set(CONV_BLOCKS) == {"ciam"} | set(REGISTRY)
+    assert list(CONV_BLOCKS) == list(REGISTRY)
     assert set(get_table("V").row(f"CFIN+{b.upper()}").config.conv_block for b in CONV_BLOCKS) == set(CONV_BLOCKS)
 
 

@@ -1,11 +1,14 @@
-"""The Table V conv-stage blocks: one contract, gradients everywhere, widths as their papers."""
+"""The Table V conv-stage blocks: one registry, one contract, gradients everywhere, widths as their papers."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from cfin.config import CONV_BLOCKS, preset
 from cfin.errors import CFINError
-from cfin.models.blocks import ALTERNATIVE_BLOCKS, build_conv_block
+from cfin.models.blocks import REGISTRY, build_conv_block
+from cfin.models.ciam import CIAM
+from cfin.models.common import ConvStageBlock
 from cfin.models.blocks.hpb import HPB
 from cfin.models.blocks.imdb import IMDB
 from cfin.models.blocks.lb import LB
@@ -13,7 +16,14 @@ from cfin.models.blocks.rcab import RCAB
 from cfin.models.blocks.rfdb import RFDB
 from cfin.models.blocks.wdib import WDIB, WIRW
 
-NAMES = sorted(ALTERNATIVE_BLOCKS)
+NAMES = list(REGISTRY)                                  # CIAM and Table V's alternatives
+ALTERNATIVES = [n for n in REGISTRY if n != "ciam"]    # each built from its width alone
+
+
+def block_for(name: str, n_feats: int) -> ConvStageBlock:
+    """The registry's block ``name`` as CFIN builds it, from a config (the noiseless Gumbel mask at
+    inference, so that CIAM's eval outputs are a function of its input)."""
+    return build_conv_block(preset("tiny", conv_block=name, n_feats=n_feats, mask_eval="argmax"))
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -36,16 +46,29 @@ def check_forward_backward(block: torch.nn.Module, x: torch.Tensor) -> None:
         assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
 
 
-def test_registry_holds_the_table_v_blocks():
-    assert set(ALTERNATIVE_BLOCKS) == {"rcab", "imdb", "rfdb", "lb", "hpb", "wdib"}
-    assert all(name == name.lower() for name in ALTERNATIVE_BLOCKS)
+def test_registry_holds_the_table_v_blocks_under_the_configs_names():
+    assert list(REGISTRY) == list(CONV_BLOCKS) == ["ciam", "rcab", "imdb", "rfdb", "lb", "hpb", "wdib"]
+    assert all(issubclass(block, ConvStageBlock) for block in REGISTRY.values())
+
+
+def test_every_block_is_built_from_the_config_and_ciam_reads_its_switches():
+    cfg = preset("tiny", n_feats=16, deconv_feats=24, mask="softmax", ciam_branch_impl="1x1", fused_conv_stage=True)
+    ciam = build_conv_block(cfg)
+    assert type(ciam) is CIAM and ciam.up.out_channels == 24 and ciam.branch_impl == "1x1" and ciam.fused
+    assert ciam.rifu1.mask.kind == "softmax"
+    bare = build_conv_block(cfg.replace(mask="none", ciam_branch=False))
+    assert bare.up is None and bare.rifu1.mask is None
+    for name in ALTERNATIVES:   # the rest of the config does not reach them: the same block as from the width
+        block = build_conv_block(cfg.replace(conv_block=name))
+        assert type(block) is REGISTRY[name]
+        assert [p.shape for p in block.parameters()] == [p.shape for p in REGISTRY[name](16).parameters()]
 
 
 @pytest.mark.parametrize("n_feats", [48, 16])
 @pytest.mark.parametrize("name", NAMES)
 def test_same_shape_no_nan_all_parameters_get_gradients(name, n_feats):
     torch.manual_seed(0)
-    block = build_conv_block(name, n_feats)
+    block = block_for(name, n_feats)
     check_forward_backward(block, torch.randn(1, n_feats, 17, 23))
 
 
@@ -53,29 +76,29 @@ def test_same_shape_no_nan_all_parameters_get_gradients(name, n_feats):
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_and_odd_maps(name, size):
     torch.manual_seed(0)
-    block = ALTERNATIVE_BLOCKS[name](16)
+    block = block_for(name, 16)
     check_forward_backward(block, torch.randn(2, 16, *size))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_items_are_independent(name):
     torch.manual_seed(0)
-    block = ALTERNATIVE_BLOCKS[name](16).eval()
+    block = block_for(name, 16).eval()
     x = torch.randn(3, 16, 9, 11)
     with torch.no_grad():
         torch.testing.assert_close(block(x)[1:2], block(x[1:2]), rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_block_name_lists_the_valid_ones():
-    with pytest.raises(CFINError, match="valid: .*rcab"):
-        build_conv_block("resblock", 48)
+    with pytest.raises(CFINError, match="valid: ciam, rcab, imdb, rfdb, lb, hpb, wdib"):
+        preset("tiny", conv_block="resblock")
 
 
 @pytest.mark.parametrize("bad", [0, -4, 2.5, True, "48"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALTERNATIVES)
 def test_bad_width_is_a_clear_error(name, bad):
     with pytest.raises(CFINError, match="n_feats"):
-        ALTERNATIVE_BLOCKS[name](bad)
+        REGISTRY[name](bad)
 
 
 def test_wdib_needs_an_even_width():

@@ -1,8 +1,8 @@
 """glibc malloc's settings, the same for every path of a comparison.
 
 glibc malloc serves every buffer above its mmap threshold (at most 32 MiB) with a fresh
-``mmap`` and unmaps it on free, so each large tensor is paid again in page faults; on CPU
-that alone slows these models about 2x. ``"tuned"`` (the default) turns the mmap path off
+``mmap`` and unmaps it on free, so each large tensor is paid again in page faults, a large
+share of these models' CPU time (docs/performance.md). ``"tuned"`` (the default) turns the mmap path off
 and trimming down (``M_MMAP_MAX = 0``; ``M_TRIM_THRESHOLD`` -1, which glibc reads as "never
 trim", and 64 GiB in the children's environment, where it must be positive) for all paths
 alike: by ``mallopt`` in this process and by ``MALLOC_MMAP_MAX_`` / ``MALLOC_TRIM_THRESHOLD_``

@@ -65,7 +65,7 @@ class BenchSpec:
         tf32: add a ``fast+tf32`` path (CUDA only: TF32 matmuls and cuDNN convolutions).
         memory: measure peak memory.
         memory_runs: CPU peak-memory children per path; the median is reported (one child's
-            peak RSS moves by up to 30% from run to run with the heap's layout).
+            peak RSS moves from run to run with the heap's layout).
         weights: an official state_dict to load (default: random weights, seed 0).
         mask_eval: override the config's Gumbel mask at inference ("sample", the official
             default, draws noise every forward; "argmax" does not).

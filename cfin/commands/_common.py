@@ -26,8 +26,8 @@ def add_impl_argument(parser: argparse.ArgumentParser, default: str | None, defa
     parser.add_argument("--impl", default=default, metavar="{" + ",".join(IMPLS) + "}",
                         help="how the network is computed: 'faithful' (the official code's computation) or "
                              "'fast' (the same function and weights by cfin's rewrites, outputs within 1e-3 "
-                             "on the 0-255 scale: on a CPU about 3x faster inference and 1.7x faster training, "
-                             f"on a GPU less memory; docs/performance.md); default {default_text}")
+                             "on the 0-255 scale; faster on a CPU, less memory on a GPU: docs/performance.md); "
+                             f"default {default_text}")
 
 
 def add_tf32_argument(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ available the peak is ``ru_maxrss``, which also covers imports and model constru
 
 The resident set is what the machine gives the process, and the call is its first: it also
 holds the allocator's fragmentation, code pages and kernels built on first use, and it
-moves by up to 30% from one child to the next. With ``tensors=True`` the child then runs the
+moves from one child to the next (how far: docs/performance.md). With ``tensors=True`` the child then runs the
 call a second time under ``torch.profiler`` (``profile_memory``) and reports the peak of the
 bytes torch's CPU allocator has handed out and not yet taken back, above those live before
 the call: the CPU counterpart of ``torch.cuda.max_memory_allocated``, the same in every run.

@@ -177,8 +177,8 @@ class CGA(nn.Module):
 
 
 def _l2_norm(t: torch.Tensor) -> torch.Tensor:
-    """L2 norm over the last (pixel) axis; on a channels-last view a sum of squares is ~3x
-    faster than ``torch.linalg.vector_norm`` (which reduces the strided axis slowly)."""
+    """L2 norm over the last (pixel) axis as the root of a sum of squares: on a channels-last view
+    ``torch.linalg.vector_norm`` reduces that strided axis slowly (docs/performance.md)."""
     return t.square().sum(dim=-1).sqrt()
 
 

@@ -12,20 +12,10 @@ from torch.utils.checkpoint import checkpoint
 
 from cfin.config import CFINConfig
 from cfin.errors import CFINError
+from cfin.models.blocks import build_conv_block
 from cfin.models.cfgt import CFGT
-from cfin.models.ciam import CIAM
 from cfin.models.common import MeanShift, Scale, conv
 from cfin.models.postops import conv_act
-
-
-def conv_stage(cfg: CFINConfig) -> nn.Module:
-    """The conv-stage block F_C of eq. (2): CIAM or a Table V alternative (same contract)."""
-    if cfg.conv_block == "ciam":
-        return CIAM(cfg.n_feats, cfg.deconv_feats, cfg.mask, cfg.mask_eval, cfg.ciam_branch, cfg.ciam_branch_impl,
-                    cfg.fused_conv_stage)
-    from cfin.models.blocks import build_conv_block
-
-    return build_conv_block(cfg.conv_block, cfg.n_feats)
 
 
 class Expand(nn.Sequential):
@@ -63,7 +53,7 @@ class CTBody(nn.Module):
     def __init__(self, cfg: CFINConfig):
         super().__init__()
         self.loop = cfg.loop
-        self.convs = nn.ModuleList(conv_stage(cfg) for _ in range(cfg.num_conv_stages))
+        self.convs = nn.ModuleList(build_conv_block(cfg) for _ in range(cfg.num_conv_stages))
         self.num_cfgt = cfg.num_transformer_blocks
         if self.num_cfgt:
             pairs = cfg.num_expand_pairs
@@ -146,7 +136,7 @@ class CFIN(nn.Module):
             # one image: the body's per-sample convs are plain oneDNN convs, fastest channels-last;
             # a batch folds into grouped convs, which need NCHW. The tail stays NCHW (closer to
             # the official rounding). On CUDA cuDNN's float32 convs are NCHW kernels: channels-last
-            # adds a transpose around each (an H200 forward: 122 ms channels-last, 114 ms NCHW).
+            # adds a transpose around each (docs/performance.md).
             h = self.body(h.contiguous(memory_format=torch.channels_last)).contiguous()
         else:
             h = self.body(h)

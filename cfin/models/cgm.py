@@ -18,12 +18,10 @@ def context_pool(x: torch.Tensor, k: int, impl: str = "unfold") -> torch.Tensor:
 
     ``unfold`` (the official layer) calls ``F.adaptive_max_pool2d``; ``conv`` computes the
     same maxima off the CPU as two reductions (rows, then columns, over the same bins:
-    max is separable and exact). CUDA's adaptive max pool runs one thread per output
-    value, each scanning its whole bin: with k x k outputs per channel over a whole image
-    that is 2.5 ms for a 48-channel layer with k = 1 at 180 x 320 on an H200, and the
-    32 layers were 72% of the x4 forward's GPU time. With gradients
-    ATen's stays: its backward routes each bin's gradient to one maximum, ``amax``'s splits
-    it among tied maxima.
+    max is separable and exact), since CUDA's adaptive max pool runs one thread per output
+    value, each scanning its whole bin, slow where a bin is most of the image (timings:
+    docs/performance.md). With gradients ATen's stays: its backward routes each bin's
+    gradient to one maximum, ``amax``'s splits it among tied maxima.
     """
     if impl == "unfold" or x.device.type == "cpu" or x.requires_grad:
         return F.adaptive_max_pool2d(x, k)
@@ -49,12 +47,10 @@ def modulated_conv(x: torch.Tensor, kernel: torch.Tensor, impl: str = "unfold", 
     then a batched matmul: it materialises B x Cin*k*k x H*W). ``conv`` computes the same
     function without that tensor: one sample is a plain ``F.conv2d`` (it keeps a
     channels-last layout); a batch is one grouped convolution with the batch folded into
-    the groups, NCHW (on the CPU faster than a batched matmul at k = 1 too, forward and
-    backward). Off the CPU a batch at k = 1 is that batched matmul
-    (:func:`per_sample_pointwise`): cuDNN computes a grouped convolution's weight gradient
-    one group per launch: in the H200 profile of the fast path's training step (batch 16),
-    512 of the 571 launches of the weight-gradient kernel that took 21% of the step's GPU
-    time (this form is checked on the CPU and in ``tests/test_cuda.py``, not yet timed).
+    the groups, NCHW (on the CPU at k = 1 too). Off the CPU a batch at k = 1 is one batched
+    matmul (:func:`per_sample_pointwise`), since cuDNN computes a grouped convolution's
+    weight gradient with a launch per group, i.e. per sample (the measurements behind both
+    choices: docs/performance.md; equality: ``tests/test_fast_path.py``, ``tests/test_cuda.py``).
     An activation ``act`` (relu, gelu, leaky_relu) follows, fused into the conv where
     :mod:`cfin.models.postops` can.
     """

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfin.config import CIAM_BRANCH_IMPLS
-from cfin.models.common import Scale, conv, records_grad
+from cfin.config import CIAM_BRANCH_IMPLS, CFINConfig
+from cfin.models.common import ConvStageBlock, Scale, conv, records_grad
 from cfin.models.rng import exponential_like
 
 LRELU_SLOPE = 0.05
@@ -81,7 +81,7 @@ def hard_gumbel_sample(logits: torch.Tensor) -> torch.Tensor:
     from the same random draws (the same exponential draws on a tensor of the same layout,
     vectorised on the CPU by :func:`cfin.models.rng.exponential_like`)."""
     gumbels = -exponential_like(logits).log()
-    index = (logits + gumbels).softmax(dim=1).max(dim=1, keepdim=True)[1]  # argmax is 40x slower channels-last
+    index = (logits + gumbels).softmax(dim=1).max(dim=1, keepdim=True)[1]  # not argmax: slow channels-last
     return (index == 1).to(logits.dtype)
 
 
@@ -120,7 +120,7 @@ class RIFU(nn.Module):
         return self.scale_res(h) + self.scale_skip(x)
 
 
-class CIAM(nn.Module):
+class CIAM(ConvStageBlock):
     """Cross-scale Information Aggregation Module (Fig. 3; official form of eq. 10-12).
 
     ``a = RIFU1(x)``, ``b = RIFU2(a)``, ``g = sigmoid(down(lrelu(up(x))) + x)`` with ``up`` a
@@ -158,6 +158,13 @@ class CIAM(nn.Module):
             self.up = self.down = None
         self.scale_res = Scale(1.0)
         self.scale_skip = Scale(1.0)
+
+    @classmethod
+    def from_config(cls, cfg: CFINConfig) -> CIAM:
+        """CIAM with the config's width and deconv width, its RIFUs' mask (Tables III, IV), its
+        branch (section V-A.2) and how it computes (``ciam_branch_impl``, ``fused_conv_stage``)."""
+        return cls(cfg.n_feats, deconv_feats=cfg.deconv_feats, mask=cfg.mask, mask_eval=cfg.mask_eval,
+                   branch=cfg.ciam_branch, branch_impl=cfg.ciam_branch_impl, fused=cfg.fused_conv_stage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.rifu2(self.rifu1(x))

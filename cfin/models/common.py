@@ -1,10 +1,15 @@
 """Small layers shared across CFIN: mean shift, learnable scalars, channel LayerNorm, convs."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+
+if TYPE_CHECKING:
+    from cfin.config import CFINConfig
 
 
 def records_grad(*tensors: torch.Tensor | None) -> bool:
@@ -16,6 +21,20 @@ def conv(in_ch: int, out_ch: int, k: int, *, bias: bool = True, wn: bool = False
     """A k x k convolution with 'same' padding, optionally weight-normed (Salimans & Kingma, dim 0)."""
     c = nn.Conv2d(in_ch, out_ch, k, stride=stride, padding=k // 2, bias=bias)
     return weight_norm(c, dim=0) if wn else c
+
+
+class ConvStageBlock(nn.Module):
+    """The contract of a conv-stage block F_C (eq. 2): CIAM or a Table V alternative.
+
+    ``Block(n_feats)`` builds it, every other argument a keyword with a default; B x n_feats x
+    H x W in, the same shape out. :meth:`from_config` builds it for a CFIN config, the one way
+    :func:`cfin.models.blocks.build_conv_block` builds every block: from the width alone,
+    unless a block reads more of the config (CIAM overrides it).
+    """
+
+    @classmethod
+    def from_config(cls, cfg: CFINConfig) -> ConvStageBlock:
+        return cls(cfg.n_feats)
 
 
 class MeanShift(nn.Conv2d):

@@ -82,14 +82,14 @@ class KeyMap(NamedTuple):
 def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a b^T`` summed over pixels: B x C x H x W, B x C' x H x W -> B x C x C'.
 
-    One image on the CPU goes through oneDNN, at about twice the speed of the MKL matmul
-    that serves batches and other devices: in NCHW as a convolution whose kernel is the
-    whole image (the planes of ``a`` as a batch, those of ``b`` as filters). Channels-last
-    without gradients it is the weight gradient of a 1x1 convolution (``a`` as the output
-    gradient, ``b`` as the input), which oneDNN reduces over the pixels straight from that
-    layout: at 144 channels and 720p, 5.8 ms for ``gram(x, x)`` against 9.8 ms for the
-    transposed convolution below, which the autograd path keeps (each operand a pixels x
-    channels matrix, the pixels as its input channels; it reorders both operands first).
+    One image on the CPU goes through oneDNN, whose convolutions outrun the MKL matmul that
+    serves batches and other devices: in NCHW as a convolution whose kernel is the whole
+    image (the planes of ``a`` as a batch, those of ``b`` as filters). Channels-last without
+    gradients it is the weight gradient of a 1x1 convolution (``a`` as the output gradient,
+    ``b`` as the input), which oneDNN reduces over the pixels straight from that layout,
+    faster than the transposed convolution below, which the autograd path keeps (each
+    operand a pixels x channels matrix, the pixels as its input channels; it reorders both
+    operands first). Timings: docs/performance.md.
     """
     if a.shape[0] == 1 and a.device.type == "cpu":
         h, w = a.shape[2:]

@@ -2,9 +2,9 @@
 
 oneDNN applies an activation to each output tile while it is still in cache (a
 "post-op"). PyTorch reaches this through ``torch.ops.mkldnn._convolution_pointwise``, the
-op its inductor backend emits. It pays where the activation is costly: the exact (erf)
-GELU after the IGP's first CGM runs about 1.6x faster fused at 720p (ATen's erf slows
-down on large inputs, oneDNN's does not); a ReLU or an addition gains nothing measurable.
+op its inductor backend emits. It pays where the activation is costly, the exact (erf)
+GELU after the IGP's first CGM (ATen's erf slows down on large inputs, oneDNN's does not);
+a ReLU or an addition gains nothing measurable (docs/performance.md).
 The op has no backward, so it is taken only where no gradient is needed, on float32 CPU
 tensors; the same function in plain ops runs everywhere else, and wherever the installed
 torch lacks the op.

@@ -3,8 +3,8 @@
 ``Tensor.exponential_`` on the CPU runs one element at a time on one thread: each value is
 two 32-bit outputs of the generator's MT19937 joined into 64 bits, the low 53 of them
 scaled into a double ``u`` in [0, 1), and ``-log1p(-u)`` rounded to the tensor's dtype. At
-x4 720p the official RIFU's 24 hard Gumbel masks draw 4.1M such values: about 63 ms of a
-1.4 s forward on the 2-core CPU of the README, with the second core idle.
+x4 720p the official RIFU's 24 hard Gumbel masks draw 4.1M such values, on one core while
+the others idle (its share of a forward: docs/performance.md).
 
 :func:`exponential_like` returns the same numbers and leaves the generator where
 ``exponential_`` would: numpy's MT19937 (the same engine) produces the 32-bit outputs from
@@ -13,9 +13,9 @@ state is written back. Whether this torch build lays out its generator state and
 transforms the bits as described is checked once per process against ``exponential_``
 itself on a copy of the generator (:func:`supported`); where it does not, or for another
 dtype, device or generator, the call is ``exponential_``; so it is for fewer than
-:data:`VECTORISED_FROM` values, where the draw's fixed cost (about 0.14 ms: numpy's engine
-and the state's round trip) outweighs its speed (``exponential_`` takes about 15 ns a value
-on the README's CPU: the two are even near 16k values). Unlike ``exponential_``, which
+:data:`VECTORISED_FROM` values, where the draw's fixed cost (numpy's engine and the state's
+round trip) outweighs its speed: the two took the same time near 16k values
+(docs/performance.md). Unlike ``exponential_``, which
 holds the generator's lock, reading and writing back the state is not atomic: a thread that
 draws from the default CPU generator at the same moment would see the same numbers.
 """

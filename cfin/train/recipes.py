@@ -125,10 +125,8 @@ _PAPER = Recipe(name="paper", iterations=1_000_000, eta_min=1e-7, lr_step_every=
                 checkpoint_every=1000, val_every=1000, val_images=5, log_every=100)
 
 RECIPES: dict[str, Recipe] = {
-    # A pipeline check, not a result: a whole paper table (5-10 models) trains in minutes
-    # on 2 CPU cores. Measured (torch 2.13 CPU, one thread, CPU seconds): a training step
-    # takes 0.04 s for preset("tiny") and 0.8 s for the full-width x4 CFIN, validation on
-    # two embedded pictures 0.2 s and 3 s; so about 2 s and 35 s per model.
+    # A pipeline check, not a result: sized so that a whole paper table (5-10 models) trains
+    # in minutes on 2 CPU cores (its step and validation times: docs/performance.md).
     "smoke": Recipe(name="smoke", iterations=40, batch_size=4, patch_size=24,
                     checkpoint_every=20, val_every=40, val_images=2, log_every=5, num_workers=0),
     # Hours on one GPU: 5% of the paper's iterations, the rest as "paper" (its cosine over 50 epochs).

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfin.models.blocks.common import ChannelAttention, check_width
-from cfin.models.common import Scale, conv
+from cfin.models.common import ConvStageBlock, Scale, conv
 
 
 class RU(nn.Module):
@@ -72,7 +72,7 @@ def hfm(x: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     return low, high
 
 
-class HPB(nn.Module):
+class HPB(ConvStageBlock):
     """High preserving block (ESRT).
 
     ``x1 = ARFB_in(x)``; the HFM splits ``x1`` into a downsampled low-frequency map and the

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cfin.errors import CFINError
 from cfin.models.blocks.common import CCALayer, check_width
-from cfin.models.common import conv
+from cfin.models.common import ConvStageBlock, conv
 
 LRELU_SLOPE = 0.05
 
 
-class IMDB(nn.Module):
+class IMDB(ConvStageBlock):
     """Information multi-distillation block (IMDN, progressive refinement + CCA).
 
     Progressive refinement: three steps of ``3x3 conv -> LeakyReLU(0.05) -> channel split``;

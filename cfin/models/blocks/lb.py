@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from cfin.models.blocks.common import CombinationCoefficient, check_width
-from cfin.models.common import conv
+from cfin.models.common import ConvStageBlock, conv
 
 LRELU_SLOPE = 0.05
 
@@ -18,7 +18,7 @@ def lattice_branch(channels: int, mid: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class LB(nn.Module):
+class LB(ConvStageBlock):
     """Lattice block (LatticeNet): two butterfly structures combining two residual branches.
 
     With ``H1, H2`` the residual branches and ``A, B`` combination coefficients from

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from cfin.models.blocks.common import ChannelAttention, check_width
-from cfin.models.common import conv
+from cfin.models.common import ConvStageBlock, conv
 
 
-class RCAB(nn.Module):
+class RCAB(ConvStageBlock):
     """Residual channel attention block (RCAN, Fig. 4).
 
     ``x + CA(conv3x3(ReLU(conv3x3(x))))`` with the channel attention of Fig. 3 (global average

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfin.models.blocks.common import ESA, check_width
-from cfin.models.common import conv
+from cfin.models.common import ConvStageBlock, conv
 
 LRELU_SLOPE = 0.05
 
@@ -22,7 +22,7 @@ class SRB(nn.Module):
         return F.leaky_relu(self.conv(x) + x, LRELU_SLOPE)
 
 
-class RFDB(nn.Module):
+class RFDB(ConvStageBlock):
     """Residual feature distillation block (RFDN).
 
     Feature distillation connections: at each of three steps a 1x1 conv (+ LeakyReLU 0.05)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfin.models.blocks.common import CombinationCoefficient, check_width
-from cfin.models.common import Scale, conv
+from cfin.models.common import ConvStageBlock, Scale, conv
 
 LRELU_SLOPE = 0.05
 
@@ -91,7 +91,7 @@ class WCRW(nn.Module):
         return self.scale_res(self.attention(self.body(x))) + self.scale_skip(self.skip(x))
 
 
-class WDIB(nn.Module):
+class WDIB(ConvStageBlock):
     """Wide-residual distillation interaction block (FDIWN, "MY" in its code).
 
     Two lattice-like interaction stages (as LatticeNet's butterflies, FDIWN's coefficients:
