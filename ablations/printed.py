@@ -98,8 +98,9 @@ class Columns:
         fields.setdefault("quoted", config is None)
         return Row(id, config, self.numbers(line), **fields)
 
-    def quoted_rows(self, block: str, prefix: str = "", **fields) -> tuple[Row, ...]:
+    def quoted_rows(self, block: str, prefix: str = "", per_method=None, **fields) -> tuple[Row, ...]:
         """Rows of other methods from a block of lines, each ``name`` then its printed values; the row
-        id is ``prefix + name``, ``fields`` go to every row."""
-        return tuple(self.row(prefix + name, None, values, **fields)
+        id is ``prefix + name``, ``fields`` go to every row, and ``per_method(name)`` (e.g.
+        :func:`ablations.peers.quoted_fields`) gives each row fields of its own."""
+        return tuple(self.row(prefix + name, None, values, **fields, **(per_method(name) if per_method else {}))
                      for name, values in (line.split(None, 1) for line in block.strip().splitlines()))

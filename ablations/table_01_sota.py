@@ -2,13 +2,16 @@
 
 CFIN and CFIN+ (the x8 self-ensemble of the same network) are reproducible rows: the
 official CFINx{2,3,4}.py networks (``cfin.preset(s)``), trained with the paper's recipe. Every
-other method is a quoted row: the paper's numbers, shown beside ours, never reproduced here.
+other method is a quoted row: the paper's numbers, shown beside ours, never trained here; where
+its network is rebuilt (``ablations.peers``) it is counted with the same rulers, and where its
+authors released weights, re-scored (``run_all.py --table I --peer-weights DIR``).
 
     python -m ablations.fit --table I     # nothing to fit: the presets are the paper's models
 """
 from cfin.config import preset
 from cfin.tables import Row, Table
 
+from ablations.peers import quoted_fields
 from ablations.printed import Columns
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
@@ -95,7 +98,7 @@ def _rows(s: int) -> tuple[Row, ...]:
     """Table I at x``s``: the other methods (quoted), then CFIN and CFIN+ (the official network)."""
     cfin, cfin_plus = _CFIN[s]
     official = f"the official CFINx{s}.py network; "
-    return COLUMNS.quoted_rows(_OTHERS[s], prefix=f"x{s} ") + (
+    return COLUMNS.quoted_rows(_OTHERS[s], prefix=f"x{s} ", per_method=quoted_fields) + (
         COLUMNS.row(f"x{s} CFIN", preset(s), cfin, note=official + _COUNT_NOTE[s]),
         COLUMNS.row(f"x{s} CFIN+", preset(s), cfin_plus, self_ensemble=True, note=official + _ENSEMBLE),
     )
@@ -115,7 +118,8 @@ TABLE = Table(
         "681K / 53.5G, 699K / 31.2G. CFIN+ is the same network evaluated with the x8 self-ensemble: "
         "same counts per forward, 8 forwards per image. Multi-Adds at 1280 x 720 output (x3: LR "
         "426 x 240, output 1278 x 720). Every other row is quoted from the paper (marked quoted): "
-        "its numbers are the cited papers' as CFIN's authors copied them. PSNR/SSIM on the Y "
-        "channel (BT.601), border of `scale` pixels cropped."
+        "its numbers are the cited papers' as CFIN's authors copied them; a row whose network is rebuilt "
+        "(cfin.peers) is counted beside them, and its note says which counting reproduces its printed "
+        "numbers. PSNR/SSIM on the Y channel (BT.601), border of `scale` pixels cropped."
     ),
 )

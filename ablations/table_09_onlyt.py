@@ -11,6 +11,7 @@ from cfin.config import preset
 from cfin.tables import Table
 
 from ablations.fit import Search
+from ablations.peers import quoted_fields
 from ablations.printed import Columns
 
 DATASETS = ("Set5", "Set14", "B100", "Urban100")
@@ -31,7 +32,7 @@ TABLE = Table(
     id="IX",
     title="Comparison of CFGT with other methods",
     scale=4,
-    rows=COLUMNS.quoted_rows(_OTHERS, note="quoted") + (
+    rows=COLUMNS.quoted_rows(_OTHERS, per_method=quoted_fields) + (
         COLUMNS.row("OnlyT", ONLYT, "91K 4.5G 32.33 28.61 27.58 26.08",
                     note="CFIN x4 without its conv stage, n_feats 33: 91,332 / 4.4992G (+0.4%, -0.02%)"),
     ),
@@ -43,7 +44,8 @@ TABLE = Table(
         "|dMulti-Adds|/3%). Best: CFIN's Transformer part unchanged (dim 144, loop 2) at n_feats 33, "
         "deviation 0.18 (n_feats 32: 88,666 / 4.346G, 34: 94,016 / 4.653G). What feeds the CFGTs "
         "without the conv stage is not printed; ours: the expand reads the block input (the head's "
-        "features for block 1). PAN, MAFFSRN, RFDN and FDIWN-M are quoted."
+        "features for block 1). PAN, MAFFSRN, RFDN and FDIWN-M are quoted; those whose network is rebuilt "
+        "(cfin.peers) are counted beside their printed numbers."
     ),
 )
 

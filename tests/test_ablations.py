@@ -240,10 +240,13 @@ def test_complexity_table_json_shape(capsys):
     assert round(cfgt8["ours"]["paper"]["multi_adds"] / 1e9, 2) == 31.18
     assert all(isinstance(v, int) for r in result["rows"] for c in r["ours"].values() for v in c.values())
     assert "CFGT-4" in render_table_complexity(result)
-    # quoted rows: printed numbers only; a key is left out where nothing is printed
+    # quoted rows: printed numbers only, and a rebuilt network's counts (cfin.peers); a key is left out where
+    # nothing is printed
     rows = {r["id"]: r for r in table_complexity("IX")["rows"]}
-    assert rows["PAN"] == {"id": "PAN", "quoted": True, "paper": {"params": 272_000, "multi_adds": 28_200_000_000},
-                           "printed": {"params": "272K", "multi_adds": "28.2G"}}
+    assert rows["RFDN"] == {"id": "RFDN", "quoted": True, "paper": {"params": 550_000, "multi_adds": 31_600_000_000},
+                            "printed": {"params": "550K", "multi_adds": "31.6G"}}
+    assert rows["PAN"]["peer"] == "pan" and rows["PAN"]["ours"]["paper"] == {"params": 272_419,
+                                                                           "multi_adds": 28_163_635_200}
     assert "printed Params" in render_table_complexity(table_complexity("I")) and "171.0G" in \
         render_table_complexity(table_complexity("I"))  # as printed, not 171.0000G
     assert "multi_adds" not in {r["id"]: r for r in table_complexity("X")["rows"]}["Pure-CNN"]["paper"]

@@ -48,12 +48,13 @@ def _method(table: Table, row: Row) -> str:
 
 
 def entries(table: Table) -> list[Entry]:
-    """The rows of ``table`` that print a count (a self-ensemble row repeats its network's: left out)."""
+    """The rows of ``table`` that print a count (CFIN+ repeats CFIN's network: left out; another method's
+    "+" row is the only row of its network)."""
     from cfin.runner.measure import complexity, peer_complexity
 
     out = []
     for row in table.rows:
-        if row.self_ensemble or (row.paper.params is None and row.paper.multi_adds is None):
+        if (row.self_ensemble and not row.quoted) or (row.paper.params is None and row.paper.multi_adds is None):
             continue
         scale = table.row_scale(row)
         counts = (peer_complexity(row.peer, scale) if row.peer else
