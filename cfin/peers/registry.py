@@ -21,6 +21,7 @@ from cfin.errors import CFINError
 PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.fdiwn",
     "cfin.peers.smsr",
+    "cfin.peers.ecbsr",
 )
 
 
