@@ -29,6 +29,9 @@ PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.awsrn",
     "cfin.peers.maffsrn",
     "cfin.peers.emasrn",
+    "cfin.peers.fdiwn",
+    "cfin.peers.smsr",
+    "cfin.peers.ecbsr",
 )
 
 
