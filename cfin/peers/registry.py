@@ -20,6 +20,7 @@ from cfin.errors import CFINError
 # The modules that define peers, in the order the registry lists them.
 PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.carn",
+    "cfin.peers.idn",
 )
 
 
