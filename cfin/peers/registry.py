@@ -21,6 +21,7 @@ from cfin.errors import CFINError
 PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.carn",
     "cfin.peers.idn",
+    "cfin.peers.memnet",
 )
 
 
