@@ -194,6 +194,10 @@ SPECS = (
         builder=MemNet,
         trained_range=MemNet.trained_range,
         tables=("I",),
+        printed_counting="own (MemNet's count): 676,992 conv weights vs printed 677K at every scale; the "
+                         "torchsummaryX rule and full give 695,497 (+ 1,217 biases, 17,282 BN weights, 6 output "
+                         "weights). Multi-Adds printed '-'; own 2,665.00G at x2 and x4, 2,660.84G at x3 (output "
+                         "720 x 1278), the paper rule the same plus BN weights per call.",
         own_count=OwnCount("MemNet's count: conv weights only, shared convs once (no biases, BN, output "
                            "weights); Multi-Adds: those weights x output pixels per call, at the HR size",
                            memnet_count),
