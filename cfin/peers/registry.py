@@ -22,6 +22,7 @@ PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.carn",
     "cfin.peers.idn",
     "cfin.peers.memnet",
+    "cfin.peers.lapar",
 )
 
 
