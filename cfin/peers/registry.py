@@ -23,6 +23,7 @@ PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.idn",
     "cfin.peers.memnet",
     "cfin.peers.lapar",
+    "cfin.peers.drsan",
 )
 
 
