@@ -32,6 +32,11 @@ PEER_MODULES: tuple[str, ...] = (
     "cfin.peers.fdiwn",
     "cfin.peers.smsr",
     "cfin.peers.ecbsr",
+    "cfin.peers.carn",
+    "cfin.peers.idn",
+    "cfin.peers.memnet",
+    "cfin.peers.lapar",
+    "cfin.peers.drsan",
 )
 
 
