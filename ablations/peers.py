@@ -10,25 +10,39 @@ from __future__ import annotations
 
 # The method as CFIN's tables print it -> its registry name in cfin.peers.
 REBUILT = {
+    "MemNet": "memnet",
+    "IDN": "idn",
+    "CARN": "carn",
     "IMDN": "imdn",
-    "PAN": "pan",
+    "AWSRN-M": "awsrn-m",
+    "MAFFSRN-L": "maffsrn-l",
+    "LAPAR-A": "lapar-a",
+    "LatticeNet+": "latticenet",
+    "SMSR": "smsr",
+    "ECBSR": "ecbsr",
+    "DRSAN": "drsan",
+    "FDIWN": "fdiwn",
+    "EMASRN+": "emasrn",
     "SwinIR*": "swinir-light",
     "ESRT": "esrt",
     "LBNet": "lbnet",
-    "LatticeNet+": "latticenet",
-    "AWSRN-M": "awsrn-m",
+    "PAN": "pan",
     "MAFFSRN": "maffsrn",
-    "MAFFSRN-L": "maffsrn-l",
-    "EMASRN+": "emasrn",
+    "FDIWN-M": "fdiwn-m",
 }
 
-# Why the others are not rebuilt: the architecture their table quotes is not public.
+# Why the others are not rebuilt: the architecture their table quotes is not public (searched on
+# 2026-12-07: repository names, code and issues of public GitHub, through the suite's search tool).
 NOT_REBUILT = {
-    **{m: "PENDING" for m in ("MemNet", "IDN", "CARN", "MADNet", "LAPAR-A", "GLADSR", "DCDN", "SMSR", "ECBSR",
-                               "PFFN", "DRSAN", "FDIWN", "FDIWN-M")},
     "RFDN": "the paper's RFDN (48 channels, 6 RFDBs) is not in its public repository (njulj/RFDN) at any commit, "
             "which builds the AIM 2020 entry E-RFDN instead: rebuilt as `e-rfdn` and counted in "
             "reports/complexity/peers.md, not as this row",
+    "MADNet": "no official code found (Lan et al., IEEE TCYB 2021); the one public 'MADNet' SR rewrite guesses its "
+              "layers (about 585K params at x4 against the printed 1002K), and other MADNet repositories are "
+              "other methods",
+    "GLADSR": "no public code found (searched its name, its title's words and code for it)",
+    "DCDN": "no public code found (searched its name, its title's words and code for it)",
+    "PFFN": "no public code found (the PFFN/PFFNet repositories are dehazing or unrelated methods)",
 }
 
 

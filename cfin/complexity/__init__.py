@@ -16,6 +16,8 @@ Conventions, default sizes and the paper's printed numbers are pinned in
 """
 from __future__ import annotations
 
+import torch
+
 from cfin.complexity.conventions import (CONVENTIONS, PAPER_PRINTED, Convention, convention, default_lr_size,
                                          resolve_lr_size)
 from cfin.complexity.counts import Counts, ModuleCount
@@ -57,6 +59,15 @@ def count(model_or_config, lr_size=None, convention: str = "paper", batch: int =
 
     _check(convention)
     model_or_config = counted_form(model_or_config)
+    if convention == "fvcore":  # a jit trace refuses cached parametrizations
+        return _count(model_or_config, lr_size, convention, batch)
+    # a weight-normed conv's weight is the same function of g and v at every call: computed once per count
+    # (nothing here counts its elementwise work), not once per call of the module (FDIWN: 817 calls)
+    with torch.nn.utils.parametrize.cached():
+        return _count(model_or_config, lr_size, convention, batch)
+
+
+def _count(model_or_config, lr_size, convention: str, batch: int) -> Counts:
     if convention == "paper":
         from cfin.complexity.paper import count_paper
 
