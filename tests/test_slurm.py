@@ -125,13 +125,18 @@ def test_dry_run_prints_the_jobs_and_their_cost(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith("--launcher slurm would submit 2 job(s) for 4 row(s) (0 row(s) recorded already")
     jobs = re.findall(r"^  cfin (\S+): 4 iterations of recipe micro \(batch 2 of 16x16\); 1 task\(s\) x 1 CPU\(s\), "
-                      r"0 GPU\(s\), 10 min limit; \d+ ms a step here: [\d.e-]+ CPU-job-hours$", out, re.M)
+                      r"0 GPU\(s\), 10 min limit; \d+ ms a step here: [\d.e-]+ CPU-hours$", out, re.M)
     assert jobs == ["TINY/KV+Cross", "TINY/KV_off"], out  # named by the run folder of the training
     # TINY's KV+Cross trains first in the tables' order: TINYPLUS's two rows share its training
     assert ("      Table TINYPLUS / KV+Cross (x4, seed 0)\n      Table TINYPLUS / KV+Cross+ (x4, seed 0)\n"
             "      Table TINY / KV+Cross (x4, seed 0)\n") in out
-    assert "in all: 8 training iterations, about " in out
+    assert "in all: 8 training iterations, about " in out and "CPU-hours of training steps" in out
     assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
+    if not torch.cuda.is_available():  # GPU jobs planned without a GPU: iterations, and where to time them
+        assert _run_all(tmp_path, "--table", "TINY", "--budget", "micro", "--launcher", "slurm", "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert " 1 GPU(s), 1440 min limit\n" in out and " ms a step" not in out
+        assert "in all: 8 training iterations; no GPU here to time a step: run the same command with --dry-run" in out
 
 
 def test_a_job_that_left_the_queue_without_a_result_is_a_failure(tmp_path, monkeypatch):
@@ -183,9 +188,9 @@ def test_records_and_the_runner_import_one_way():
 @needs_slurm
 def test_slurm_records_match_the_local_launchers(tmp_path, monkeypatch, capsys):
     """A table's micro budget through --launcher slurm: two rows sharing a training are one job;
-    --detach submits it and exits, the same command again waits on that job (submits none), and its
-    records equal the local launcher's up to wall times and provenance; --status names the job and
-    its state; --report-only renders the same report."""
+    --detach submits it and exits, the same command again waits on that job or finds its rows
+    recorded (it submits none); its records equal the local launcher's up to wall times and
+    provenance; --status names the job and its state; --report-only renders the same report."""
     _patch(monkeypatch)
     slurm, local = tmp_path / "slurm", tmp_path / "local"
     command = ["--table", "TINYPLUS", "--budget", "micro"]
@@ -198,30 +203,30 @@ def test_slurm_records_match_the_local_launchers(tmp_path, monkeypatch, capsys):
     assert "detached: python run_all.py --status --table TINYPLUS --budget micro" in out
     assert not (slurm / "reports").exists()
 
-    assert _run_all(slurm, *command, *CPU_JOB) == 0  # waits on the job, if it is still queued or running
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the job's one CPU; the local launcher runs while the job does
+    try:
+        assert _run_all(local, *command, "--device", "cpu") == 0
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+
+    assert _run_all(slurm, *command, *CPU_JOB) == 0  # waits on the job if it is still queued or running
     out = capsys.readouterr().out
     assert "submitted" not in out and (f"waiting on Slurm job {job_id}" in out or "skipped" in out), out
     assert out.count("   done  ") + out.count("skipped  ") == 2
-    if (slurm / "reports").exists():  # written by the command that waited
-        (slurm / "reports").rename(slurm / "reports_waited")
+    (slurm / "reports").rename(slurm / "reports_waited")
     assert _run_all(slurm, "--report-only") == 0
     capsys.readouterr()
-    if (slurm / "reports_waited").exists():
-        for name in ("table_TINYPLUS.md", "table_TINYPLUS.html"):
-            assert (slurm / "reports" / name).read_text() == (slurm / "reports_waited" / name).read_text()
+    for name in ("table_TINYPLUS.md", "table_TINYPLUS.html"):
+        assert (slurm / "reports" / name).read_text() == (slurm / "reports_waited" / name).read_text()
+    assert "| KV+Cross+ |" in (slurm / "reports" / "table_TINYPLUS.md").read_text()
 
     assert _run_all(slurm, "--status", *command) == 0
     status = capsys.readouterr().out
     assert status.count(f"    slurm job     {job_id} COMPLETED; submitted ") == 2
     assert status.rstrip().endswith("2 of 2 rows recorded; 0 training(s) running now")
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the job's one CPU
-    try:
-        assert _run_all(local, *command, "--device", "cpu") == 0
-    finally:
-        torch.set_num_threads(threads)
-    capsys.readouterr()
     by_slurm = {r["row"]: r for r in load_records(slurm / "results")}
     by_pool = {r["row"]: r for r in load_records(local / "results")}
     assert set(by_slurm) == set(by_pool) == {"KV+Cross", "KV+Cross+"}
@@ -229,8 +234,36 @@ def test_slurm_records_match_the_local_launchers(tmp_path, monkeypatch, capsys):
         assert _comparable(by_slurm[row]) == _comparable(by_pool[row]), row
     assert by_slurm["KV+Cross+"]["training"]["resumed_from"] == fixture_tables.MICRO.iterations  # one training
     assert by_slurm["KV+Cross"]["command"].startswith("python run_all.py --table TINYPLUS --budget micro --launcher")
-    report = (slurm / "reports" / "table_TINYPLUS.md").read_text()
-    assert "| KV+Cross+ |" in report
+
+
+def test_a_rerun_waits_on_a_job_still_in_the_queue(tmp_path, monkeypatch):
+    """A training whose ledger names a job still queued or running is not submitted again (unless
+    forced): the command waits on that job."""
+    import cfin.runner.slurm as slurm
+    from cfin.runner import plan_jobs
+    from cfin.runner.group import TrainingJob
+    from cfin.runner.slurm_jobs import ledger_path
+
+    _patch(monkeypatch)
+    monkeypatch.setattr(slurm, "check_slurm", lambda: None)
+    job = plan_jobs([fixture_tables.TABLE], "micro", [0], None, tmp_path / "results", tmp_path / "runs", "cpu")[0]
+    training = TrainingJob((job,))
+    ledger_path(training).parent.mkdir(parents=True)
+    ledger_path(training).write_text(json.dumps({"job_id": "77", "folder": str(tmp_path / "runs" / "slurm" / "77")}))
+    [attached] = slurm.submit([training], slurm.SlurmOptions(gpus=0), active={"77": ("RUNNING", "None")})
+    assert attached.attached and attached.job_id == "77" and attached.stderr == tmp_path / "runs/slurm/77/77_0_log.err"
+
+    class Submitting(Exception):
+        pass
+
+    def executor(*args, **kwargs):
+        raise Submitting
+    monkeypatch.setattr("submitit.SlurmExecutor", executor)
+    with pytest.raises(Submitting):  # forced: submitted again
+        slurm.submit([TrainingJob((dataclasses.replace(job, force=True),))], slurm.SlurmOptions(gpus=0),
+                     active={"77": ("RUNNING", "None")})
+    with pytest.raises(Submitting):  # the job ended: submitted again
+        slurm.submit([training], slurm.SlurmOptions(gpus=0), active={"77": ("COMPLETED", "None")})
 
 
 @needs_slurm
@@ -268,16 +301,15 @@ def test_a_job_warned_by_slurm_checkpoints_requeues_and_ends_with_the_uninterrup
                            timeout=60)
             break
         time.sleep(0.2)
+    torch.manual_seed(recipe.seed)  # the run never stopped, trained here while the job resumes
+    model = cfin.CFIN(job.row.config)
+    train_set, val_set, _ = build_data(None, 4, recipe, False)
+    train(model, recipe, train_set, tmp_path / "uninterrupted", device="cpu", val_set=val_set, progress=False)
     [end] = wait([submission], options.poll_s, progress=False)
     assert end.ok, end.failure()
     assert "the training stops after this iteration" in submission.stderr.read_text()
     training = load_records(tmp_path / "results")[0]["training"]
     assert 2 <= warned_at <= training["resumed_from"] < recipe.iterations and training["completed"]
-
-    torch.manual_seed(recipe.seed)
-    model = cfin.CFIN(job.row.config)
-    train_set, val_set, _ = build_data(None, 4, recipe, False)
-    train(model, recipe, train_set, tmp_path / "uninterrupted", device="cpu", val_set=val_set, progress=False)
     resumed = torch.load(job.run_dir / "final.pt", weights_only=True)["state_dict"]
     straight = torch.load(tmp_path / "uninterrupted" / "final.pt", weights_only=True)["state_dict"]
     assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in straight)

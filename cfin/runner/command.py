@@ -235,9 +235,9 @@ def run_on_slurm(args, jobs, options):
     exit status where the command ends before the jobs do (``--detach``, ``--dry-run``, Ctrl-C)."""
     from cfin.runner import slurm
     from cfin.runner.group import TrainingJob
-    from cfin.runner.slurm_jobs import wait
     from cfin.runner.parallel import training_groups
     from cfin.runner.row import Outcome, needs_run
+    from cfin.runner.slurm_jobs import wait
 
     todo = [(i, job) for i, job in enumerate(jobs) if needs_run(job)]
     groups = training_groups(todo)
@@ -252,8 +252,9 @@ def run_on_slurm(args, jobs, options):
     if args.detach and submissions:
         folders = " ".join(f"--{n} {getattr(args, n)}" for n in ("results", "runs", "reports"))
         tables = " ".join(dict.fromkeys(job.table.id for job in jobs))
-        data = f" --data-root {args.data_root}" if args.data_root else ""
-        print(f"detached: python run_all.py --status --table {tables} --budget {args.budget}{data} {folders} "
+        plan = f" --data-root {args.data_root}" if args.data_root else ""
+        plan += f" --seeds {' '.join(args.seeds)}" if list(args.seeds) != ["0"] else ""
+        print(f"detached: python run_all.py --status --table {tables} --budget {args.budget}{plan} {folders} "
               f"follows them; once they end, python run_all.py --report-only {folders} renders what they recorded")
         return 0
     try:

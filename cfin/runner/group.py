@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cfin.errors import CFINError
 from cfin.runner.jobs import RowJob
 from cfin.runner.row import Outcome, run_row
-from cfin.runner.team import follow, joined
+from cfin.runner.team import current, follow, joined
 from cfin.train.trainer import TrainingInterrupted
 
 
@@ -26,14 +26,15 @@ class RowsFailed(Exception):
     its other rows ran; the message names each failed row and why."""
 
 
-def run_safely(job: RowJob, progress: bool, team=None) -> Outcome:
+def run_safely(job: RowJob, progress: bool) -> Outcome:
     """:func:`run_row`, a failure turned into a ``failed`` outcome saying why: a bug or a crash in
     one row must not take the others down. In a job of several tasks a failure is the job's (the
     other tasks may be waiting in a collective): it is raised."""
+    team = current()
     if team is not None and team.distributed:
-        return run_row(job, progress, team)
+        return run_row(job, progress)
     try:
-        return run_row(job, progress, team)
+        return run_row(job, progress)
     except TrainingInterrupted:
         raise
     except CFINError as e:
@@ -79,7 +80,7 @@ class TrainingJob:
             outcomes = []
             for row in self.rows:
                 try:
-                    outcomes.append(run_safely(row, self.progress, team))
+                    outcomes.append(run_safely(row, self.progress))
                 except TrainingInterrupted:
                     team.requeue()  # submitit checkpoints this call, requeues the job and exits
                     raise

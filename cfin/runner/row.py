@@ -136,9 +136,8 @@ def _read_marker(marker: Path) -> dict:
     return saved
 
 
-def run_row(job: RowJob, progress: bool = True, team=None) -> Outcome:
-    """Do ``job`` unless its record exists for the row's current config (and it is not forced).
-    ``team``: the tasks of the job running it (:mod:`cfin.runner.team`), None for one process."""
+def run_row(job: RowJob, progress: bool = True) -> Outcome:
+    """Do ``job`` unless its record exists for the row's current config (and it is not forced)."""
     path = job.record_path
     if not needs_run(job):
         return Outcome(job.name, "skipped", path)
@@ -147,7 +146,7 @@ def run_row(job: RowJob, progress: bool = True, team=None) -> Outcome:
             return Outcome(job.name, "skipped", path, detail="" if not job.force else  # waited, or ran alongside
                            "recorded by another command after this one started; kept")
         t0 = time.perf_counter()
-        record = compute_record(job, progress, team)
+        record = compute_record(job, progress)
         record["wall_time_s"] = round(time.perf_counter() - t0, 3)
         write_record(path, record)
     return Outcome(job.name, "done", path, record["wall_time_s"])
@@ -179,9 +178,8 @@ def load_scored_weights(model, result) -> dict:
     return {"weights": "best", "iteration": result.best_iteration, "val_psnr": result.best_psnr}
 
 
-def compute_record(job: RowJob, progress: bool = True, team=None) -> dict:
-    """Train and evaluate the job's row; the record as a dict (not yet written). ``team``: the
-    tasks of the job running it (:func:`train_row`)."""
+def compute_record(job: RowJob, progress: bool = True) -> dict:
+    """Train and evaluate the job's row; the record as a dict (not yet written)."""
     from cfin.device import resolve_device
 
     device = resolve_device(job.device)
@@ -190,7 +188,7 @@ def compute_record(job: RowJob, progress: bool = True, team=None) -> dict:
 
         torch.cuda.set_device(device)  # else lazy CUDA state (a context, pinned memory) opens on GPU 0 too
     with _row_lock(job):
-        return _train_and_score(job, device, progress, team)
+        return _train_and_score(job, device, progress)
 
 
 def check_run_dir(job: RowJob) -> None:
@@ -207,21 +205,23 @@ def _row_lock(job: RowJob):
     return run_lock(job.run_dir, wait=True, elsewhere="pass another --runs")
 
 
-def train_row(job: RowJob, device=None, progress: bool = True, team=None):
+def train_row(job: RowJob, device=None, progress: bool = True):
     """Build the row's network (initial weights from the recipe's seed) and data, and train it in
     its run folder, resuming where it stopped; ``(model, TrainResult, data description)``.
 
-    ``team`` (:class:`cfin.runner.team.Team`): the tasks of the job; task 0 announces the row to
-    the others once its data is built, and they train it with it (DDP). Slurm's warning stops
-    the training at a checkpoint (:class:`cfin.train.trainer.TrainingInterrupted`)."""
+    In a job of several tasks (:func:`cfin.runner.team.current`), task 0 announces the row to the
+    others once its data is built, and they train it with it (DDP). In a Slurm job, Slurm's
+    warning stops the training at a checkpoint (:class:`cfin.train.trainer.TrainingInterrupted`)."""
     import torch
 
     import cfin
     from cfin.commands.train import build_data
     from cfin.device import resolve_device
+    from cfin.runner.team import current
     from cfin.train import train
 
     device = resolve_device(job.device) if device is None else device
+    team = current()
     cfg, rec = job.row.config, job.recipe
     torch.manual_seed(rec.seed)  # initial weights
     model = cfin.CFIN(cfg.with_impl(job.impl))
@@ -235,7 +235,7 @@ def train_row(job: RowJob, device=None, progress: bool = True, team=None):
     return model, result, data_desc
 
 
-def _train_and_score(job: RowJob, device, progress: bool, team=None) -> dict:
+def _train_and_score(job: RowJob, device, progress: bool) -> dict:
     from cfin.data import open_dataset
     from cfin.evaluate import evaluate_model
     from cfin.provenance import environment
@@ -243,7 +243,7 @@ def _train_and_score(job: RowJob, device, progress: bool, team=None) -> dict:
 
     cfg, rec = job.row.config, job.recipe
     _prepare_run_dir(job)
-    model, result, data_desc = train_row(job, device, progress, team)
+    model, result, data_desc = train_row(job, device, progress)
     tf32 = job.tf32 and device.type == "cuda"
     scored = load_scored_weights(model, result)
     names = eval_dataset_names(job.table, job.data_root)

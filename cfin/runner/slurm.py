@@ -171,43 +171,53 @@ def submit(trainings: list[TrainingJob], options: SlurmOptions, active: dict[str
 
 def render_plan(trainings: list[TrainingJob], options: SlurmOptions, recorded: int = 0) -> str:
     """``--dry-run``: the jobs ``--launcher slurm`` would submit, and their cost: the iterations
-    their recipes train and, on CUDA, the GPU-hours at a training step timed here
-    (:func:`cfin.runner.measure.training_step_seconds`; on another device its hours are named so)."""
+    their recipes train and the hours of those steps at a training step timed here
+    (:func:`cfin.runner.measure.training_step_seconds`): GPU-hours where this machine has a GPU,
+    CPU-hours for CPU jobs (with the job's threads); GPU jobs planned on a machine without a GPU
+    get no hours (a CPU's step says nothing of a GPU's)."""
     import torch
 
     from cfin.device import resolve_device
     from cfin.runner.measure import training_step_seconds
 
     device = resolve_device("cpu" if not options.gpus else None)  # CUDA where there is one
-    unit = "GPU" if device.type == "cuda" else "CPU-job" if not options.gpus else "CPU (no GPU here)"
+    timed = device.type == "cuda" or not options.gpus
+    unit = "GPU" if device.type == "cuda" else "CPU"
     lines = [f"--launcher slurm would submit {len(trainings)} job(s) for "
              f"{sum(len(t.rows) for t in trainings)} row(s) ({recorded} row(s) recorded already, not run):"]
     total_it, total_h = 0, 0.0
     for t in trainings:
         params = options.parameters(t)
         rec = t.rows[0].recipe
-        threads = torch.get_num_threads()
-        if device.type == "cpu":  # as many threads as the job's task will have
-            torch.set_num_threads(params["cpus_per_task"])
-        try:
-            seconds = training_step_seconds(t.rows[0].row.config, rec, device, t.rows[0].impl)
-        finally:
-            torch.set_num_threads(threads)
-        hours = rec.iterations * seconds / 3600
         total_it += rec.iterations
-        total_h += hours
+        cost = ""
+        if timed:
+            threads = torch.get_num_threads()
+            if device.type == "cpu":  # as many threads as the job's task will have (no more than here)
+                torch.set_num_threads(min(params["cpus_per_task"], os.cpu_count() or 1))
+            try:
+                seconds = training_step_seconds(t.rows[0].row.config, rec, device, t.rows[0].impl)
+            finally:
+                torch.set_num_threads(threads)
+            total_h += rec.iterations * seconds / 3600
+            cost = f"; {seconds * 1e3:.0f} ms a step here: {_hours(rec.iterations * seconds / 3600)} {unit}-hours"
         resources = (f"{params['ntasks_per_node']} task(s) x {params['cpus_per_task']} CPU(s), "
                      f"{params.get('gpus_per_node', 0)} GPU(s), {params['time']} min limit")
         lines.append(f"  {params['job_name']}: {rec.iterations:,} iterations of recipe {rec.name} "
-                     f"(batch {rec.batch_size} of {rec.patch_size}x{rec.patch_size}); {resources}; "
-                     f"{seconds * 1e3:.0f} ms a step here: {_hours(hours)} {unit}-hours")
+                     f"(batch {rec.batch_size} of {rec.patch_size}x{rec.patch_size}); {resources}{cost}")
         lines.extend(f"      {row.name}" for row in t.rows)
-    extra = " ".join(f"--{k}={v}" if v is not True else f"--{k}" for k, v in sbatch_parameters(options.sbatch).items())
-    lines.append(f"in all: {total_it:,} training iterations, about {_hours(total_h)} {unit}-hours of training steps "
-                 f"(validation and scoring not counted; each step timed on {device} at its recipe's batch, "
-                 f"with one task: DDP over N GPUs is taken to share a step's work evenly)")
-    if options.partition or extra:
-        lines.append(f"sbatch options: {'--partition=' + options.partition + ' ' if options.partition else ''}{extra}")
+    if timed:
+        lines.append(f"in all: {total_it:,} training iterations, about {_hours(total_h)} {unit}-hours of training "
+                     f"steps (validation and scoring not counted; each step timed on {device} at its recipe's batch "
+                     f"with one task: DDP over N GPUs is taken to share a step's work evenly)")
+    else:
+        lines.append(f"in all: {total_it:,} training iterations; no GPU here to time a step: run the same command "
+                     f"with --dry-run where one is (e.g. srun --gpus=1 --pty python run_all.py ...) for the "
+                     f"GPU-hours")
+    extra = [f"--partition={options.partition}"] if options.partition else []
+    extra += [f"--{k}={v}" if v is not True else f"--{k}" for k, v in sbatch_parameters(options.sbatch).items()]
+    if extra:
+        lines.append(f"sbatch options: {' '.join(extra)}")
     return "\n".join(lines)
 
 

@@ -31,6 +31,15 @@ from cfin.runner.jobs import RowJob
 FOLLOWER_TIMEOUT = _dt.timedelta(hours=2)
 
 
+_current = None  # the Team of this process while a training job runs (joined)
+
+
+def current():
+    """This process's :class:`Team` while a training job runs in it (:func:`joined`), else None: the
+    process group, like torch.distributed's default group, is the process's."""
+    return _current
+
+
 def under_slurm() -> bool:
     """Whether this process is a task of a job submitit started on Slurm."""
     return os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
@@ -133,13 +142,16 @@ def joined(threads: int | None = None, device: str | None = None):
         previous = signal.getsignal(sig)
         team._submitit_handler = previous if callable(previous) else None
         signal.signal(sig, team._on_warning)
-    group = False
+    global _current
+    group, outer = False, _current
     try:
         if slurm and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
             team.rank, team.size = _join_group(device)
             group = True
+        _current = team
         yield team
     finally:
+        _current = outer
         if group:
             import torch.distributed as dist
 
@@ -172,7 +184,7 @@ def follow(team: Team) -> None:
 
     while (job := team.next_training()) is not None:
         try:
-            train_row(job, progress=False, team=team)
+            train_row(job, progress=False)
         except TrainingInterrupted:
             team.requeue()  # submitit leaves the requeue to task 0
             return
