@@ -9,6 +9,8 @@
     python run_all.py --list                               # tables and rows
     python run_all.py --status --table VII VIII            # each row's record and training, and who trains it now
     python run_all.py --table I IX --peer-weights DIR      # rebuilt rows re-scored from released weights
+    python run_all.py --table all --budget paper --data-root DATA --launcher slurm --slurm-partition gpu
+                                                           # one Slurm job per training (docs/cluster.md)
 
 Records: results/<table>/<row>/x<scale>_seed<seed>_<budget>_<dataset>.json (existing ones are
 kept unless --force; an interrupted row resumes from its checkpoint under runs/). Reports:
@@ -58,6 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--status", action="store_true",
                       help="where each row stands (default: every table), nothing run: its record, its "
                            "training's iteration, and the process training it now with the time left")
+    slurm = p.add_argument_group("Slurm (docs/cluster.md)")
+    slurm.add_argument("--launcher", default="local", metavar="{local,slurm}",
+                       help="who runs the trainings: 'local' (default: this machine, --jobs at a time) or 'slurm' "
+                            "(one Slurm job per training through submitit, this command waiting for them)")
+    slurm.add_argument("--slurm-partition", metavar="P", help="the jobs' partition (default: the cluster's)")
+    slurm.add_argument("--slurm-gpus-per-job", type=int, metavar="N",
+                       help="GPUs per job (default 1; 0: CPU jobs); N > 1 trains with DDP over N tasks")
+    slurm.add_argument("--slurm-cpus-per-job", type=int, metavar="N",
+                       help="CPUs per job (default: per task, the recipe's DataLoader workers + 1)")
+    slurm.add_argument("--slurm-time", type=int, metavar="MINUTES",
+                       help="each job's time limit (default 1440); at it a job checkpoints and requeues itself")
+    slurm.add_argument("--slurm-args", metavar="ARGS",
+                       help='further sbatch options, e.g. --slurm-args "--account=lab --qos=high"')
+    slurm.add_argument("--detach", action="store_true",
+                       help="submit and exit; --status follows the jobs, --report-only renders what they recorded")
+    slurm.add_argument("--dry-run", action="store_true",
+                       help="print the jobs --launcher slurm would submit and their cost (iterations; GPU-hours "
+                            "from a timed training step on --device cuda), submit nothing")
     for name, what in (("results", "records"), ("runs", "training"), ("reports", "reports")):
         default = getattr(Folders(), name)
         p.add_argument(f"--{name}", default=default, metavar="DIR", help=f"{what} folder (default {default}/)")

@@ -31,10 +31,24 @@ import pandas as pd
 from cfin.atomic import atomic_write_json
 from cfin.errors import CFINError, choice_error
 from cfin.paths import Folders
+from cfin.train.recipes import check_budget
 
 RECORD_FORMAT = "cfin-record"
 RECORD_VERSION = 1
 DEFAULT_RESULTS = Path(Folders().results)
+
+EMBEDDED = "embedded"
+DIV2K = "div2k"
+DATASETS = (EMBEDDED, DIV2K)  # the data labels of records
+# A rebuilt peer's released weights, scored without training (run_all.py --peer-weights): the
+# record's budget and its data label (the table's benchmarks).
+RELEASED = "released"
+BENCHMARK = "benchmark"
+
+
+def dataset_label(data_root: str | Path | None) -> str:
+    """A record's data label: ``embedded`` without ``--data-root``, ``div2k`` with one."""
+    return EMBEDDED if data_root is None else DIV2K
 
 
 def slug(text: str) -> str:
@@ -312,8 +326,6 @@ def _record_paths(root: Path) -> list[Path]:
 
 def _known_problem(record: dict) -> str | None:
     """What of a record's table, row, scale, budget and dataset this code does not know, or None."""
-    from cfin.runner.jobs import DATASETS, check_budget
-    from cfin.runner.released import BENCHMARK, RELEASED
     from cfin.tables import get_table
 
     released = record["budget"] == RELEASED  # a rebuilt peer's released weights, scored (run_all --peer-weights)

@@ -348,6 +348,26 @@ def test_interrupted_runs_resume_to_identical_weights(tmp_path):
     assert log.val_psnr.notna().sum() == 2 and (log.time.diff().dropna() >= 0).all()
 
 
+def test_a_run_asked_to_stop_checkpoints_there_and_resumes_to_identical_weights(tmp_path):
+    """``should_stop`` (a Slurm job warned of its end): the run stops after the iteration it first
+    answers True, writes last.pt at that iteration (between two periodic checkpoints), raises
+    TrainingInterrupted, and a later call ends with the uninterrupted run's weights."""
+    from cfin.train.trainer import TrainingInterrupted
+
+    straight, _ = _train_toy(tmp_path / "straight")
+    asked = []
+
+    def should_stop():
+        asked.append(True)
+        return len(asked) >= 6  # asked after every iteration: True after the 6th
+
+    with pytest.raises(TrainingInterrupted, match="iteration 6"):
+        _train_toy(tmp_path / "warned", should_stop=should_stop)
+    assert load_state(tmp_path / "warned" / "last.pt")["iteration"] == 6  # checkpoint_every is 4
+    resumed, res = _train_toy(tmp_path / "warned", should_stop=lambda: False)
+    assert res.resumed_from == 6 and res.completed and _same_weights(resumed, straight)
+
+
 def test_cfin_tiny_resumes_exactly_through_its_gumbel_masks(tmp_path):
     rec = _toy_recipe(iterations=4, checkpoint_every=2, val_images=0, batch_size=2)
     data = ToyPatches(8, 8)

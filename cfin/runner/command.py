@@ -98,6 +98,37 @@ def check_output_folders(args, options: tuple[str, ...]) -> None:
         output_dir(getattr(args, option[2:]), option, create=False)
 
 
+SLURM_OPTIONS = ("--slurm-partition", "--slurm-gpus-per-job", "--slurm-cpus-per-job", "--slurm-time", "--slurm-args",
+                 "--detach", "--dry-run")
+
+
+def slurm_options(args):
+    """The :class:`~cfin.runner.slurm.SlurmOptions` of ``--launcher slurm``, None for the local pool;
+    a CFINError for a Slurm option without it, or one that does not go with the mode."""
+    given = [o for o in SLURM_OPTIONS if getattr(args, o[2:].replace("-", "_"), None) not in (None, False)]
+    if args.launcher not in ("local", "slurm"):
+        raise CFINError(f"--launcher takes local or slurm, got {args.launcher!r}")
+    if args.launcher == "local":
+        if given:
+            raise CFINError(f"{given[0]} is an option of --launcher slurm; add --launcher slurm, or leave it out")
+        return None
+    modes = [m for m in ("report_only", "complexity_only", "recount", "list", "status") if getattr(args, m)]
+    if modes:
+        return None  # these modes run nothing; --status shows the rows' Slurm jobs whichever launcher
+    if args.jobs != 1:
+        raise CFINError("--jobs is the local pool's; with --launcher slurm every training is a job of its own")
+    if args.detach and args.dry_run:
+        raise CFINError("--detach submits, --dry-run does not: give one of them")
+    from cfin.runner.slurm import SlurmOptions, check_device, split_sbatch_args
+
+    options = SlurmOptions(partition=args.slurm_partition, gpus=1 if args.slurm_gpus_per_job is None else
+                           args.slurm_gpus_per_job, cpus=args.slurm_cpus_per_job,
+                           time_min=24 * 60 if args.slurm_time is None else args.slurm_time,
+                           sbatch=split_sbatch_args(args.slurm_args))
+    check_device(args.device, options.gpus)
+    return options
+
+
 def run(args) -> int:
     """One run of ``run_all.py`` with its parsed arguments (``args.argv``: the arguments given to
     ``run_all.main``, None for ``sys.argv``); the exit status."""
@@ -108,7 +139,9 @@ def run(args) -> int:
     t0 = time.perf_counter()
     check_budget(args.budget)
     seeds = parse_seeds(args.seeds)
-    device = str(resolve_device(args.device)) if args.device else None
+    slurm = slurm_options(args)
+    # a Slurm job resolves its device itself (the login node may have no GPU)
+    device = args.device if slurm is not None else str(resolve_device(args.device)) if args.device else None
     if args.jobs < 1:
         raise CFINError(f"--jobs must be a positive integer, got {args.jobs}")
     if args.list:
@@ -120,7 +153,7 @@ def run(args) -> int:
         tables = resolve_tables(args.table, default_all=True)
         check_data(tables, args.data_root, args.budget)  # a mistyped --data-root is not "nothing trained yet"
         jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device)
-        print(render_status(status_rows(jobs)))
+        print(render_status(status_rows(jobs, slurm_jobs=True)))
         try:  # what a run checks first: a file under --results, an output folder, that it would stop on
             load_known_records(args.results)
             check_output_folders(args, OUTPUT_OPTIONS)
@@ -171,13 +204,18 @@ def run(args) -> int:
     command = "python run_all.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
     jobs = plan_jobs(tables, args.budget, seeds, args.data_root, args.results, args.runs, device, args.force,
                      command, args.impl, args.tf32)
-    if args.jobs > 1:
-        from cfin.runner.parallel import assign_devices
+    if slurm is not None:
+        outcomes = run_on_slurm(args, jobs, slurm)
+        if isinstance(outcomes, int):  # detached, a dry run, or no longer waiting: the exit status
+            return outcomes
+    else:
+        if args.jobs > 1:
+            from cfin.runner.parallel import assign_devices
 
-        jobs = assign_devices(jobs, device)
-    outcomes = run_jobs(jobs, args.jobs, progress=not args.no_progress)
+            jobs = assign_devices(jobs, device)
+        outcomes = run_jobs(jobs, args.jobs, progress=not args.no_progress)
     for o in outcomes:
-        detail = f"{o.seconds:.0f} s" if o.status == "done" else (o.detail or "record exists")
+        detail = f"{o.seconds:.0f} s" if o.status == "done" and o.seconds else (o.detail or "record exists")
         print(f"{o.status:>7}  {o.name}: {detail}")
 
     from cfin.report import build_reports
@@ -210,3 +248,45 @@ def run_peer_weights(args, t0: float) -> int:
     reports = [str(p) for p in written if p.suffix in (".md", ".html")]
     print(f"reports: {', '.join(reports)} ({time.perf_counter() - t0:.0f} s in all)")
     return 0
+def run_on_slurm(args, jobs, options):
+    """``--launcher slurm``: each training of ``jobs`` that has a row to run submitted as a Slurm
+    job (:mod:`cfin.runner.slurm`), then waited for; the rows' outcomes in ``jobs``' order, or the
+    exit status where the command ends before the jobs do (``--detach``, ``--dry-run``, Ctrl-C)."""
+    from cfin.runner import slurm
+    from cfin.runner.group import TrainingJob
+    from cfin.runner.parallel import training_groups
+    from cfin.runner.row import Outcome, needs_run
+    from cfin.runner.slurm_jobs import wait
+
+    todo = [(i, job) for i, job in enumerate(jobs) if needs_run(job)]
+    groups = training_groups(todo)
+    trainings = [TrainingJob(tuple(job for _, job in group)) for group in groups]
+    if args.dry_run:
+        print(slurm.render_plan(trainings, options, len(jobs) - len(todo)))
+        return 0
+    submissions = slurm.submit(trainings, options)
+    for s in submissions:
+        print(f"{'waiting on' if s.attached else 'submitted'} Slurm job {s.job_id}: {s.training.name}; "
+              f"log {s.stderr}", flush=True)
+    if args.detach and submissions:
+        folders = " ".join(f"--{n} {getattr(args, n)}" for n in ("results", "runs", "reports"))
+        tables = " ".join(dict.fromkeys(job.table.id for job in jobs))
+        plan = f" --data-root {args.data_root}" if args.data_root else ""
+        plan += f" --seeds {' '.join(args.seeds)}" if list(args.seeds) != ["0"] else ""
+        print(f"detached: python run_all.py --status --table {tables} --budget {args.budget}{plan} {folders} "
+              f"follows them; once they end, python run_all.py --report-only {folders} renders what they recorded")
+        return 0
+    try:
+        ends = wait(submissions, options.poll_s, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        from cfin.errors import end_progress_bars
+
+        end_progress_bars()
+        print("run_all.py: stopped waiting; the Slurm jobs go on (scancel stops them): --status follows them, the "
+              "same command waits for them again, --report-only renders what they recorded", file=sys.stderr)
+        return 130
+    outcomes = [Outcome(job.name, "skipped", job.record_path) for job in jobs]
+    for group, end in zip(groups, ends):
+        for (i, _), outcome in zip(group, end.outcomes()):
+            outcomes[i] = outcome
+    return outcomes

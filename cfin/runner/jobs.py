@@ -21,31 +21,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 from cfin.config import impl_switches
-from cfin.errors import CFINError, choice_error
-from cfin.records import RecordKey, config_hash, row_slugs
+from cfin.errors import CFINError
+from cfin.records import EMBEDDED, RecordKey, config_hash, dataset_label, row_slugs
 from cfin.tables import Row, Table, all_tables
-from cfin.train import RECIPES, Recipe, recipe
-
-EMBEDDED = "embedded"
-DIV2K = "div2k"
-DATASETS = (EMBEDDED, DIV2K)  # the data labels of records
-
-
-def check_budget(budget: str) -> str:
-    """``budget`` if it names a recipe; a CFINError listing the budgets otherwise."""
-    if budget not in RECIPES:
-        raise choice_error("budget", budget, RECIPES)
-    return budget
+from cfin.train import Recipe, recipe
+from cfin.train.recipes import check_budget
 
 
 def budget_recipe(table: Table, budget: str, seed: int) -> Recipe:
     """The recipe a row of ``table`` trains with at ``budget`` (its table's own at ``paper``)."""
     name = table.recipe if check_budget(budget) == "paper" else budget
     return recipe(name, seed=seed)
-
-
-def dataset_label(data_root: str | Path | None) -> str:
-    return EMBEDDED if data_root is None else DIV2K
 
 
 def eval_dataset_names(table: Table, data_root: str | Path | None) -> tuple[str, ...]:

@@ -107,3 +107,37 @@ def memory_latency(model, config: CFINConfig, device, recipe) -> dict:
     """``{"memory": ..., "latency": ...}`` for a record (see :func:`memory`, :func:`latency`)."""
     return {"memory": memory(config, device, recipe.batch_size, recipe.patch_size),
             "latency": latency(model, device)}
+
+
+def training_step_seconds(config: CFINConfig, recipe, device, impl: str = "faithful", steps: int = 3,
+                          warmup: int = 1) -> float:
+    """Median seconds of one training step (forward, the recipe's loss, backward, Adam) at the
+    recipe's batch and patch on ``device``, random inputs: what ``run_all.py --dry-run`` multiplies
+    by the recipe's iterations for a training's cost."""
+    import time
+
+    import torch
+
+    from cfin.models import CFIN
+    from cfin.train.trainer import LOSS_FUNCTIONS, build_optimizer
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        model = CFIN(config.with_impl(impl)).to(device).train()
+        optimizer = build_optimizer(model, recipe)
+        p, s = recipe.patch_size, config.scale
+        x = torch.rand(recipe.batch_size, 3, p, p, device=device) * 255
+        y = torch.rand(recipe.batch_size, 3, p * s, p * s, device=device) * 255
+        times = []
+        for _ in range(warmup + steps):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            loss = LOSS_FUNCTIONS[recipe.loss](model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+    return sorted(times[warmup:])[len(times[warmup:]) // 2]

@@ -1,7 +1,8 @@
 """Run row jobs one after another, or ``jobs`` at a time in spawned processes (one per GPU on CUDA).
 
 Each row writes its own record; rows that share a training (one run folder,
-:mod:`cfin.runner.jobs`) run in order in one worker. On CPU the cores are shared out
+:mod:`cfin.runner.jobs`) run in order in one worker, as one :class:`~cfin.runner.group.TrainingJob`
+(what a Slurm job runs too, :mod:`cfin.runner.slurm`). On CPU the cores are shared out
 (``torch.set_num_threads(cores // jobs)`` in each worker); on CUDA with several GPUs the jobs
 are dealt round-robin to ``cuda:0 .. cuda:N-1`` unless the device names one GPU. A failing
 row is reported and the others go on.
@@ -12,14 +13,14 @@ import contextlib
 import dataclasses
 import os
 import time
-import traceback
 from multiprocessing import get_context
 
 from tqdm.auto import tqdm
 
 from cfin.errors import CFINError
+from cfin.runner.group import TrainingJob, run_safely
 from cfin.runner.jobs import RowJob
-from cfin.runner.row import Outcome, needs_run, run_row
+from cfin.runner.row import Outcome, needs_run
 
 
 def assign_devices(jobs: list[RowJob], device: str | None) -> list[RowJob]:
@@ -32,32 +33,18 @@ def assign_devices(jobs: list[RowJob], device: str | None) -> list[RowJob]:
     return [dataclasses.replace(job, device=f"cuda:{i % n}") for i, job in enumerate(jobs)]
 
 
-def _run_safely(job: RowJob, progress: bool, threads: int | None) -> Outcome:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    try:
-        return run_row(job, progress)
-    except CFINError as e:
-        return Outcome(job.name, "failed", job.record_path, detail=str(e))
-    except Exception as e:  # a bug or a crash in one row must not take the others down
-        tail = "".join(traceback.format_exception(e)[-3:]).strip()
-        return Outcome(job.name, "failed", job.record_path, detail=f"{type(e).__name__}: {e}\n{tail}")
-
-
 def training_groups(todo: list[tuple[int, RowJob]]) -> list[list[tuple[int, RowJob]]]:
     """``todo`` grouped by run folder, in order: the jobs that share a training (CFIN and
-    CFIN+, ...) run one after another in one worker; the first trains, the others resume the
-    finished run."""
+    CFIN+, ...) run one after another in one worker (one :class:`TrainingJob`); the first
+    trains, the others resume the finished run."""
     groups: dict = {}
     for i, job in todo:
         groups.setdefault(job.run_dir, []).append((i, job))
     return list(groups.values())
 
 
-def _run_group(group: list[tuple[int, RowJob]], progress: bool, threads: int | None) -> list[tuple[int, Outcome]]:
-    return [(i, _run_safely(job, progress, threads)) for i, job in group]
+def _run_training(indices: list[int], training: TrainingJob) -> list[tuple[int, Outcome]]:
+    return list(zip(indices, training()))
 
 
 def _call(task):
@@ -113,13 +100,15 @@ def run_jobs(jobs: list[RowJob], n_jobs: int = 1, progress: bool = True) -> list
         if n_jobs == 1 or len(groups) <= 1:
             for i, job in todo:
                 bar.set_postfix_str(job.name)
-                outcomes[i] = _run_safely(job, progress, None)
+                outcomes[i] = run_safely(job, progress)
                 bar.update()
         else:
             workers = min(n_jobs, len(groups))
             threads = None if todo[0][1].device and str(todo[0][1].device).startswith("cuda") \
                 else max(1, (os.cpu_count() or 1) // workers)
-            results = in_worker_processes(_run_group, [(group, False, threads) for group in groups], workers)
+            trainings = [([i for i, _ in group], TrainingJob(tuple(job for _, job in group), False, threads))
+                         for group in groups]
+            results = in_worker_processes(_run_training, trainings, workers)
             with contextlib.closing(results):  # interrupted, the workers stop here, not at exit
                 for done in results:
                     for i, outcome in done:

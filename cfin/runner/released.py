@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfin.errors import CFINError
-
-RELEASED = "released"     # a record's budget: the authors' released weights, no training
-BENCHMARK = "benchmark"   # its dataset label: the table's benchmarks, nothing trained on
+from cfin.records import BENCHMARK, RELEASED  # a record's budget and data label (re-exported)
 
 
 @dataclass(frozen=True)

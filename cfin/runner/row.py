@@ -6,6 +6,7 @@ the record is written (atomically) only once everything is done.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -16,8 +17,8 @@ from pathlib import Path
 
 from cfin.atomic import atomic_write_json
 from cfin.errors import CFINError
-from cfin.records import config_hash, read_record, write_record
-from cfin.runner.jobs import RowJob, dataset_label, eval_dataset_names
+from cfin.records import config_hash, dataset_label, read_record, write_record
+from cfin.runner.jobs import RowJob, eval_dataset_names
 from cfin.runner.measure import ALL_CONVENTIONS, complexity
 from cfin.train.lock import LOCK_NAME, OWNER_NAME, run_lock
 from cfin.train.recipes import recipe_fields
@@ -204,25 +205,46 @@ def _row_lock(job: RowJob):
     return run_lock(job.run_dir, wait=True, elsewhere="pass another --runs")
 
 
-def _train_and_score(job: RowJob, device, progress: bool) -> dict:
+def train_row(job: RowJob, device=None, progress: bool = True):
+    """Build the row's network (initial weights from the recipe's seed) and data, and train it in
+    its run folder, resuming where it stopped; ``(model, TrainResult, data description)``.
+
+    In a job of several tasks (:func:`cfin.runner.team.current`), task 0 announces the row to the
+    others once its data is built, and they train it with it (DDP). In a Slurm job, Slurm's
+    warning stops the training at a checkpoint (:class:`cfin.train.trainer.TrainingInterrupted`)."""
     import torch
 
     import cfin
     from cfin.commands.train import build_data
+    from cfin.device import resolve_device
+    from cfin.runner.team import current
+    from cfin.train import train
+
+    device = resolve_device(job.device) if device is None else device
+    team = current()
+    cfg, rec = job.row.config, job.recipe
+    torch.manual_seed(rec.seed)  # initial weights
+    model = cfin.CFIN(cfg.with_impl(job.impl))
+    train_set, val_set, data_desc = build_data(job.data_root, cfg.scale, rec, progress)
+    if team is not None and team.is_main:
+        team.announce(job)
+    with team.training() if team is not None else contextlib.nullcontext():
+        result = train(model, rec, train_set, job.run_dir, device=device, val_set=val_set, resume=True,
+                       progress=progress, tf32=job.tf32 and device.type == "cuda",
+                       should_stop=team.should_stop if team is not None and team.slurm else None)
+    return model, result, data_desc
+
+
+def _train_and_score(job: RowJob, device, progress: bool) -> dict:
     from cfin.data import open_dataset
     from cfin.evaluate import evaluate_model
     from cfin.provenance import environment
     from cfin.runner.measure import memory_latency
-    from cfin.train import train
 
     cfg, rec = job.row.config, job.recipe
     _prepare_run_dir(job)
-    torch.manual_seed(rec.seed)  # initial weights
-    model = cfin.CFIN(cfg.with_impl(job.impl))
-    train_set, val_set, data_desc = build_data(job.data_root, cfg.scale, rec, progress)
+    model, result, data_desc = train_row(job, device, progress)
     tf32 = job.tf32 and device.type == "cuda"
-    result = train(model, rec, train_set, job.run_dir, device=device, val_set=val_set, resume=True,
-                   progress=progress, tf32=tf32)
     scored = load_scored_weights(model, result)
     names = eval_dataset_names(job.table, job.data_root)
     datasets = [open_dataset(job.data_root, name, cfg.scale) for name in names]

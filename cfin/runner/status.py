@@ -64,14 +64,29 @@ def training_state(job: RowJob) -> tuple[str, str]:
     return progress, holder
 
 
-def status_rows(jobs: list[RowJob]) -> list[dict]:
+def status_rows(jobs: list[RowJob], slurm_jobs: bool = True) -> list[dict]:
+    """Per job: its record, its training, the process training it now and, where one was submitted
+    for its training (``slurm_jobs``), its Slurm job's id and state (:func:`cfin.runner.slurm_jobs.status_lines`)."""
+    slurm = _slurm_lines(jobs) if slurm_jobs else {}
     rows = []
     for job in jobs:
         progress, process = training_state(job)
         shared = f" (trains as Table {job.trains_as[0]} / {_row_id(*job.trains_as)})" if job.trains_as else ""
         rows.append({"row": job.name + shared, "record": record_state(job), "training": progress,
                      "training now": process, "run_dir": str(job.run_dir)})
+        if job.run_dir in slurm:
+            rows[-1]["slurm job"] = slurm[job.run_dir]
     return rows
+
+
+def _slurm_lines(jobs: list[RowJob]) -> dict:
+    from cfin.runner.group import TrainingJob
+    from cfin.runner.slurm_jobs import status_lines
+
+    groups: dict = {}
+    for job in jobs:
+        groups.setdefault(job.run_dir, []).append(job)
+    return status_lines([TrainingJob(tuple(group)) for group in groups.values()])
 
 
 def _row_id(table_id: str, slug: str) -> str:
@@ -86,7 +101,7 @@ def render_status(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         lines.append(r["row"])
-        lines.extend(f"    {k:<13} {r[k]}" for k in ("record", "training", "training now"))
+        lines.extend(f"    {k:<13} {r[k]}" for k in ("record", "training", "training now", "slurm job") if k in r)
     recorded = sum(r["record"].startswith("done") for r in rows)
     running = len({r["run_dir"] for r in rows if r["training now"] != "-"})  # rows sharing a training: one
     lines.append(f"{recorded} of {len(rows)} rows recorded; {running} training(s) running now")

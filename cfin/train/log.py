@@ -47,6 +47,25 @@ class TrainLog:
                 records.append(record)
         return records
 
+    def last_iteration(self, tail_bytes: int = 8192) -> int:
+        """The iteration of the last whole record (0 before any), from the file's tail alone: a
+        launcher polls it while the run writes."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - tail_bytes))
+                tail = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return 0
+        for line in reversed(tail.splitlines()):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("iteration"), int):
+                return record["iteration"]
+        return 0
+
 
 def read_log(path: str | Path) -> pd.DataFrame:
     """A training log (a file or a run folder) as a DataFrame, one row per record."""

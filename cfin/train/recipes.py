@@ -139,6 +139,14 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def check_budget(budget: str) -> str:
+    """``budget`` (run_all.py's ``--budget``, a record's ``budget``) if it names a recipe; a
+    CFINError listing the budgets otherwise."""
+    if budget not in RECIPES:
+        raise choice_error("budget", budget, RECIPES)
+    return budget
+
+
 def recipe(name: str, **overrides) -> Recipe:
     """The named recipe ("smoke", "short", "paper", "paper-text") with field overrides."""
     if name not in RECIPES:

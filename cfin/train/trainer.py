@@ -26,6 +26,7 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,15 @@ BEST_NAME = "best.pt"
 LOSS_FUNCTIONS = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 TRAIN_STREAM, LOADER_STREAM = 3, 4  # first keys of derive_seed (sampler: 1, validation: 2)
+
+
+class TrainingInterrupted(Exception):
+    """:func:`train` stopped when its ``should_stop`` asked, ``last.pt`` written at ``iteration``
+    (a later call resumes from there)."""
+
+    def __init__(self, iteration: int, checkpoint: Path):
+        super().__init__(f"training stopped on request at iteration {iteration:,}; checkpoint {checkpoint}")
+        self.iteration, self.checkpoint = iteration, checkpoint
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,8 @@ def _has_unused_parameters(model: nn.Module, recipe: Recipe, device: torch.devic
 
 def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | Path,
           device: str | torch.device | None = None, val_set=None, resume: bool = True,
-          progress: bool = True, max_iterations: int | None = None, tf32: bool = False) -> TrainResult:
+          progress: bool = True, max_iterations: int | None = None, tf32: bool = False,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train ``model`` by ``recipe`` on ``train_set``, checkpointing to ``out_dir``.
 
     The initial weights are the caller's (``cfin train`` seeds torch with ``recipe.seed``
@@ -164,6 +175,10 @@ def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | P
         tf32: on CUDA, let matmuls and cuDNN convolutions run in TF32 (faster on Ampere and
             later; PyTorch's default for convolutions); False (default) trains in float32,
             as the paper's GPU did.
+        should_stop: asked after every iteration (under torchrun, every ``log_every`` iterations,
+            the processes agreeing): True stops the run there, writing ``last.pt`` at that
+            iteration, and raises :class:`TrainingInterrupted` (a Slurm job warned of its end
+            checkpoints so, then requeues itself: :mod:`cfin.runner.team`).
     """
     from cfin.device import resolve_device, tf32_mode
 
@@ -179,7 +194,7 @@ def train(model: nn.Module, recipe: Recipe, train_set: Dataset, out_dir: str | P
     try:  # the main process holds the folder (under torchrun a failure there stops the others)
         with run_lock(out_dir) if info.is_main else contextlib.nullcontext(), tf32_mode(device, tf32):
             return _Run(model, recipe, train_set, Path(out_dir), device, val_set, info).run(resume, progress,
-                                                                                            max_iterations)
+                                                                                            max_iterations, should_stop)
     finally:
         D.teardown(info)
 
@@ -265,7 +280,8 @@ class _Run:
                           num_workers=self.recipe.num_workers, pin_memory=self.device.type == "cuda",
                           generator=gen)
 
-    def run(self, resume: bool, progress: bool, max_iterations: int | None) -> TrainResult:
+    def run(self, resume: bool, progress: bool, max_iterations: int | None,
+            should_stop: Callable[[], bool] | None = None) -> TrainResult:
         r, info = self.recipe, self.info
         self._restore(resume)
         stop = r.iterations if max_iterations is None else min(max_iterations, r.iterations)
@@ -279,7 +295,7 @@ class _Run:
                                           else None, find_unused_parameters=unused)
         net.train()
         window = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, count
-        t0, elapsed0 = time.perf_counter(), self.elapsed
+        t0, elapsed0, interrupted = time.perf_counter(), self.elapsed, None
         bar = tqdm(total=r.iterations, initial=self.iteration, desc=f"train[{r.name}]", unit="it",
                    dynamic_ncols=True, disable=not (progress and info.is_main))
         try:
@@ -297,15 +313,33 @@ class _Run:
                     window[1] += 1
                     bar.update(1)
                     self.elapsed = elapsed0 + time.perf_counter() - t0
+                    if self._stop_requested(should_stop):
+                        stop = interrupted = self.iteration
                     self._after_step(stop, window, bar)
                     if self.iteration >= stop:
                         break
         finally:
             bar.close()
+        if interrupted is not None and interrupted < r.iterations:
+            D.barrier(info)  # last.pt is written before any process leaves
+            raise TrainingInterrupted(interrupted, self.ckpt_path)
         if self.iteration >= r.iterations and info.is_main and not (self.out_dir / FINAL_NAME).is_file():
             save_weights(self.model, self.out_dir / FINAL_NAME, **self._metadata())
         D.barrier(info)
         return self._result()
+
+    def _stop_requested(self, should_stop: Callable[[], bool] | None) -> bool:
+        """``should_stop()``; under torchrun asked every ``log_every`` iterations, and True on
+        every process where it is on any (they stop at the same iteration, which the checkpoint's
+        collectives need)."""
+        if should_stop is None:
+            return False
+        if not self.info.distributed:
+            return bool(should_stop())
+        if self.iteration % self.recipe.log_every:
+            return False
+        flag = torch.tensor([1.0 if should_stop() else 0.0], device=self.device)
+        return bool(D.all_reduce_sum(self.info, flag).item() > 0)
 
     def _after_step(self, stop: int, window: torch.Tensor, bar) -> None:
         r, it = self.recipe, self.iteration
