@@ -26,10 +26,22 @@ import sys
 from cfin.paths import Folders
 
 
+class _Parser(argparse.ArgumentParser):
+    """run_all.py's parser: ``--slurm-args --account=lab`` (one sbatch option, no space) is read as its value;
+    argparse alone would take ``--account=lab`` for an option of run_all.py's own and stop."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        for i in range(len(args) - 1):
+            if args[i] == "--slurm-args" and args[i + 1].startswith("-"):
+                args[i:i + 2] = [f"--slurm-args={args[i + 1]}"]
+                break
+        return super().parse_known_args(args, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_all.py", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[1:]))
+    p = _Parser(prog="run_all.py", description=__doc__.splitlines()[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]))
     p.add_argument("--table", nargs="+", metavar="ID", help="paper table ids (I .. X, V-A.2) or 'all'")
     p.add_argument("--budget", default="smoke", help="training budget: smoke (CPU minutes; default), short "
                                                      "(hours on a GPU), paper (the paper's schedule, as its code "

@@ -165,5 +165,6 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

@@ -95,12 +95,17 @@ def _standing(items: list[Entry]) -> list[str]:
         n_same = len(counted)
         if cfin.row not in all_printed:
             continue
-        line = f"- {what}: {cfin.method} is {_ordinal(all_printed[cfin.row])} lowest of {n_all} by the printed numbers"
+        line = f"- {what}: {cfin.method} is {_place(all_printed[cfin.row])} of {n_all} by the printed numbers"
         if n_same > 1:
-            line += (f"; among the {n_same} networks counted here it is {_ordinal(same_printed[cfin.row])} by the "
-                     f"printed numbers and {_ordinal(same_full[cfin.row])} by the full count")
+            line += (f"; among the {n_same} networks counted here it is {_place(same_printed[cfin.row])} by the "
+                     f"printed numbers and {_place(same_full[cfin.row])} by the full count")
         lines.append(line + ".")
     return lines
+
+
+def _place(rank: int) -> str:
+    """1 -> "the lowest", 3 -> "the 3rd lowest"."""
+    return "the lowest" if rank == 1 else f"the {_ordinal(rank)} lowest"
 
 
 def _ordinal(n: int) -> str:

@@ -248,6 +248,8 @@ def run_peer_weights(args, t0: float) -> int:
     reports = [str(p) for p in written if p.suffix in (".md", ".html")]
     print(f"reports: {', '.join(reports)} ({time.perf_counter() - t0:.0f} s in all)")
     return 0
+
+
 def run_on_slurm(args, jobs, options):
     """``--launcher slurm``: each training of ``jobs`` that has a row to run submitted as a Slurm
     job (:mod:`cfin.runner.slurm`), then waited for; the rows' outcomes in ``jobs``' order, or the
