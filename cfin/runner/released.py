@@ -166,6 +166,9 @@ def run_released(tables, source, data_root, results, device=None, force: bool = 
     from cfin.records import RecordKey, row_slugs, write_record
     from cfin.tables import get_table
 
+    from cfin.device import resolve_device
+
+    device = resolve_device(device)
     data_root = Path(data_root) if data_root is not None else default_data_root()
     jobs = plan(tables, source)
     sets = {t.id: datasets_for(t, data_root) for t in tables if any(j.table == t.id for j in jobs)}
