@@ -82,3 +82,64 @@ def test_registry_names_and_errors():
         bad = next(s for s in (2, 3, 4, 5) if s not in spec.scales)
         with pytest.raises(CFINError, match=f"{name} is built at"):
             cfin.peers.build(name, bad)
+
+
+# "715,176 / 40.89G" or "897,228 / 49,649,529,600": a count a spec's printed_counting states (Multi-Adds
+# written exactly have four groups of digits at least; "964,187 / 1,148,827" lists params of two scales)
+_STATED = re.compile(r"(\d{1,3}(?:,\d{3})+) / (\d{1,3}(?:,\d{3}){3,}(?![\d.,])|\d+\.(\d+)G)")
+# the LR sizes a note counts at besides the paper's: "240 x 427", "264 x 184", "--lr-size 240x427"
+_SIZE = re.compile(r"(\d{2,4}) ?x ?(\d{2,4})")
+
+
+def _stated_problems(name: str) -> list[str]:
+    """Each "params / Multi-Adds" a peer's ``printed_counting`` states whose params a convention gives at
+    a scale of it must be that convention's Multi-Adds too, at the paper's input (the pins) or at an LR
+    size the text names, to the digits shown; a pair no convention gives (a variant tried) is not checked."""
+    from cfin.complexity.conventions import CONVENTIONS, applies
+
+    spec = cfin.peers.spec(name)
+    text = spec.printed_counting
+    counted: dict[int, list[int]] = {}
+    for convs in json.loads((PINS / f"{name}.json").read_text()).values():
+        for params, multi_adds in convs.values():
+            counted.setdefault(params, []).append(multi_adds)
+
+    def at_named_sizes() -> None:  # only where the paper's input does not explain a stated pair
+        sizes = [(int(a), int(b)) for a, b in _SIZE.findall(text)]
+        for s in spec.scales:
+            with torch.device("meta"):
+                model = cfin.peers.build(name, s)
+            for conv, c in CONVENTIONS.items():
+                for size in (*sizes, *((w, h) for h, w in sizes)):
+                    if c.needs_data or not applies(conv, model):
+                        continue
+                    try:
+                        n = count(model, size, conv)
+                    except CFINError:  # too small an input at this scale
+                        continue
+                    counted.setdefault(n.params, []).append(n.multi_adds)
+
+    def stated_ok(m) -> bool:
+        values = counted.get(int(m[1].replace(",", "")), [])
+        if m[3] is None:
+            return int(m[2].replace(",", "")) in values
+        return any(round(v / 1e9, len(m[3])) == float(m[2][:-1]) for v in values)
+
+    problems, recounted = [], False
+    for m in _STATED.finditer(text):
+        if int(m[1].replace(",", "")) not in counted:
+            continue
+        if not stated_ok(m) and not recounted:
+            at_named_sizes()
+            recounted = True
+        if not stated_ok(m):
+            values = counted[int(m[1].replace(",", ""))]
+            problems.append(f"{name}: the note states {m[0]!r}; counted with those params: "
+                            f"{sorted(set(f'{v / 1e9:.2f}G' for v in values))}")
+    return problems
+
+
+@pytest.mark.parametrize("name", cfin.peers.names())
+def test_counts_a_note_states_are_the_measured_ones(name):
+    problems = _stated_problems(name)
+    assert not problems, "\n".join(problems)
