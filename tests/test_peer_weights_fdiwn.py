@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import cfin.peers
+from peer_files import tampered
 from cfin.errors import CFINError
 
 FILES = {s: f"FDIWNx{s}_model_best.pt" for s in (2, 3, 4)}
@@ -40,11 +41,7 @@ def test_released_checkpoint_loads_strictly(shared, scale):
 
 
 def _tampered(shared, tmp_path, edit, scale=4):
-    sd = torch.load(_path(shared, scale), map_location="cpu", weights_only=True)
-    edit(sd)
-    path = tmp_path / "tampered.pt"
-    torch.save(sd, path)
-    return path
+    return tampered(_path(shared, scale), tmp_path, edit)
 
 
 def test_a_renamed_key_is_named(shared, tmp_path):

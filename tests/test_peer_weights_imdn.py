@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import cfin.peers
+from peer_files import tampered
 from cfin.errors import CFINError
 
 SCALES = (2, 3, 4)
@@ -27,11 +28,7 @@ def test_every_released_checkpoint_loads_strictly(shared, scale):
 
 
 def _tampered(shared, tmp_path, change):
-    sd = cfin.peers.read_state_dict(_released(shared, 4))
-    change(sd)
-    path = tmp_path / "tampered.pth"
-    torch.save(sd, path)
-    return path
+    return tampered(_released(shared, 4), tmp_path, change)
 
 
 def test_a_renamed_key_is_named(shared, tmp_path):

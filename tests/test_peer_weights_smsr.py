@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import cfin.peers
+from peer_files import tampered
 from cfin.errors import CFINError
 from cfin.peers.smsr import image_masks, inference_multi_adds
 
@@ -42,20 +43,12 @@ def test_released_checkpoint_loads_strictly(path):
     assert inference_multi_adds(model, (16, 20), masks) < 0.25 * inference_multi_adds(model, (16, 20))
 
 
-def _tampered(path, tmp_path, edit):
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    edit(sd)
-    out = tmp_path / "tampered.pt"
-    torch.save(sd, out)
-    return out
-
-
 def test_a_renamed_key_is_named(path, tmp_path):
     def rename(sd):
         sd["body.0.body.mask"] = sd.pop("body.0.body.ch_mask")
 
     with pytest.raises(CFINError, match=r"missing 1 key\(s\), first 'body\.0\.body\.ch_mask'"):
-        cfin.peers.load("smsr", _tampered(path, tmp_path, rename), 2)
+        cfin.peers.load("smsr", tampered(path, tmp_path, rename), 2)
 
 
 def test_a_reshaped_tensor_is_named(path, tmp_path):
@@ -64,7 +57,7 @@ def test_a_reshaped_tensor_is_named(path, tmp_path):
 
     with pytest.raises(CFINError, match=r"key 'collect\.0\.weight' has shape \(64, 256, 1, 1\), expected "
                                         r"\(64, 320, 1, 1\)"):
-        cfin.peers.load("smsr", _tampered(path, tmp_path, reshape), 2)
+        cfin.peers.load("smsr", tampered(path, tmp_path, reshape), 2)
 
 
 def test_another_scales_file_says_which_scale(path):

@@ -1,6 +1,7 @@
 """The result type of every count, and the meta-device model every count runs on."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from dataclasses import dataclass, field
@@ -156,3 +157,18 @@ def input_shape(model_or_config, lr_size, batch: int = 1) -> tuple[int, int, int
         lr_size = default_lr_size(scale)
     h, w = check_lr_size(lr_size, scale or 0)
     return batch, 3, h, w
+
+
+def meta_forward(model: nn.Module, shape, hooks=(), mode=None) -> None:
+    """One forward of ``model`` on a meta input of ``shape`` with forward ``hooks`` (pairs of module
+    and hook) in place, and ``mode`` (a dispatch mode such as FlopCounterMode) entered; the hooks are
+    removed afterwards, whatever happens: the one way every count runs a network."""
+    handles = []
+    try:
+        for module, hook in hooks:
+            handles.append(module.register_forward_hook(hook))
+        with torch.no_grad(), (mode if mode is not None else contextlib.nullcontext()):
+            model(torch.empty(shape, device="meta"))
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cfin.complexity.conventions import CONVENTIONS
-from cfin.complexity.counts import Counts, ModuleCount, input_shape, meta_model
+from cfin.complexity.counts import Counts, ModuleCount, input_shape, meta_forward, meta_model
 from cfin.models.ciam import ECA
 
 
@@ -54,7 +54,6 @@ def count_full(model_or_config, lr_size=None, batch: int = 1) -> Counts:
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
     extra: dict[str, int] = {}
-    handles = []
 
     def make_hook(name, fn):
         def hook(module, inputs, output):
@@ -63,17 +62,11 @@ def count_full(model_or_config, lr_size=None, batch: int = 1) -> Counts:
                 extra[name] = extra.get(name, 0) + int(fn(module, inputs, output))
         return hook
 
-    for name, m in modules.items():
-        handles.append(m.register_forward_hook(make_hook(name, EXTRA_MACS.get(type(m)))))
     # torch < 2.4 (no ModuleTracker) sees only the modules it is given; newer warns when given them
     mods = None if hasattr(torch.utils.flop_counter, "ModuleTracker") else model
     counter = FlopCounterMode(mods, display=False, depth=None)
-    try:
-        with torch.no_grad(), counter:
-            model(torch.empty(shape, device="meta"))
-    finally:
-        for h in handles:
-            h.remove()
+    meta_forward(model, shape, [(m, make_hook(name, EXTRA_MACS.get(type(m)))) for name, m in modules.items()],
+                 counter)
 
     # FlopCounterMode charges an op to every enclosing module: own = total - direct children.
     totals = {_strip_root(k): sum(v.values()) for k, v in counter.get_flop_counts().items() if k != "Global"}

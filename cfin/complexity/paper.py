@@ -67,7 +67,7 @@ import torch.nn.utils.parametrize as parametrize
 from torch import nn
 
 from cfin.complexity.conventions import CONVENTIONS
-from cfin.complexity.counts import Counts, ModuleCount, input_shape, meta_model
+from cfin.complexity.counts import Counts, ModuleCount, input_shape, meta_forward, meta_model
 from cfin.models.ciam import ECA
 
 # Our class -> the official class name torchsummaryX saw (only where the names differ in a way
@@ -131,7 +131,6 @@ def count_paper(model_or_config, lr_size=None, batch: int = 1) -> Counts:
     model, config = meta_model(model_or_config)
     shape = input_shape(config or model, lr_size, batch)
     rows: dict[str, list] = {}
-    handles = []
 
     def make_hook(name, cls, params):
         def hook(module, inputs, output):
@@ -141,15 +140,9 @@ def count_paper(model_or_config, lr_size=None, batch: int = 1) -> Counts:
             row[3] += rule_multi_adds(cls, params, official_output_positions(module, out))
         return hook
 
-    for name, m, cls, params in _hooked_modules(model):
-        if params:  # torchsummaryX shows a parameter-free leaf as "-": it adds nothing
-            handles.append(m.register_forward_hook(make_hook(name, cls, params)))
-    try:
-        with torch.no_grad():
-            model(torch.empty(shape, device="meta"))
-    finally:
-        for h in handles:
-            h.remove()
+    # torchsummaryX shows a parameter-free leaf as "-": it adds nothing
+    meta_forward(model, shape, [(m, make_hook(name, cls, params))
+                                for name, m, cls, params in _hooked_modules(model) if params])
     per_module = tuple(ModuleCount(n, k, c, p, a) for n, (k, c, p, a) in rows.items())
     notes = (("CGM kernels (W), the modulated convolution, CGA omega and the attention matmuls are not counted; "
               "weight-normed convs are charged their weights once per call",) if config is not None

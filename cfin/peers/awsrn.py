@@ -15,29 +15,18 @@ undoes it at the end (a constant, not a parameter).
 """
 from __future__ import annotations
 
-import re
 
 import torch
 from torch import nn
 
 from cfin.models.common import Scale, conv
-from cfin.peers.common import RGB_MEAN_DIV2K
+from cfin.peers.common import RGB_MEAN_DIV2K, weight_norm_key
 from cfin.peers.registry import PeerSpec, Source
 
 N_FEATS = 32
 BLOCK_FEATS = 128
 N_LFB = 3  # AWSRN-M; AWSRN has 4, AWSRN-S 1
 TAIL_KERNELS = (3, 5, 7, 9)
-
-_WEIGHT_NORM_KEYS = ((re.compile(r"\.weight_g$"), ".parametrizations.weight.original0"),
-                     (re.compile(r"\.weight_v$"), ".parametrizations.weight.original1"))
-
-
-def weight_norm_key(key: str) -> str:
-    """A ``torch.nn.utils.weight_norm`` key (``.weight_g`` / ``.weight_v``) -> the parametrization's."""
-    for pattern, repl in _WEIGHT_NORM_KEYS:
-        key = pattern.sub(repl, key)
-    return key
 
 
 class AWRU(nn.Module):

@@ -1,6 +1,8 @@
 """Pieces several peers share: the pixel-range adapter and EDSR's mean shift."""
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -32,3 +34,15 @@ class MeanShift(nn.Conv2d):
             self.bias.copy_(sign * rgb_range * torch.tensor(mean) / std_t)
         for p in self.parameters():
             p.requires_grad = False
+
+
+_WEIGHT_NORM_KEYS = ((re.compile(r"\.weight_g$"), ".parametrizations.weight.original0"),
+                     (re.compile(r"\.weight_v$"), ".parametrizations.weight.original1"))
+
+
+def weight_norm_key(key: str) -> str:
+    """A ``torch.nn.utils.weight_norm`` key (``.weight_g`` / ``.weight_v``, what public code of the
+    time saved) -> the key of ``torch.nn.utils.parametrizations.weight_norm``, which the peers use."""
+    for pattern, repl in _WEIGHT_NORM_KEYS:
+        key = pattern.sub(repl, key)
+    return key

@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from cfin.complexity.counts import meta_forward
 from cfin.peers.common import from_trained_range, to_trained_range
 from cfin.peers.registry import OwnCount, PeerSpec, Source
 
@@ -148,14 +149,7 @@ def drsan_count(model: nn.Module, shape: tuple[int, int, int, int]) -> tuple[int
         else:
             total += output.numel()
 
-    counted = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.PReLU))]
-    handles = [m.register_forward_hook(hook) for m in counted]
-    try:
-        with torch.no_grad():
-            model(torch.empty(shape, device="meta"))
-    finally:
-        for handle in handles:
-            handle.remove()
+    meta_forward(model, shape, [(m, hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.PReLU))])
     per_lr_pixel, rest = divmod(total, batch * h * w)
     assert rest == 0, "every layer of DRSAN runs at the LR size or at an integer multiple of it"
     return sum(p.numel() for p in model.parameters()), batch * per_lr_pixel * HR_PIXELS // model.scale ** 2

@@ -10,7 +10,7 @@ KERNEL_SIZE=5``; ``utils/modules/lightWeightNet.py``: ``Scale``, ``AWRU``, ``AWM
 Serves Table I's LAPAR-A rows (x2, x3, x4). Trained on RGB in [0, 1] (DIV2K + Flickr2K); the
 network here takes and returns [0, 255] and converts at its ends. Its convs are weight-normed
 (``torch.nn.utils.weight_norm`` in the public code: keys ``weight_g``, ``weight_v``; ours
-``parametrizations.weight.original0/1``, mapped by :func:`lapar_key`).
+``parametrizations.weight.original0/1``, mapped by :func:`weight_norm_key`).
 
 The filter dictionary. LAPAR assembles each output pixel from 72 fixed 5 x 5 filters (Gaussian
 and difference-of-Gaussian, Eq. 5) applied to the bicubic upsampling, weighted per pixel by
@@ -25,7 +25,6 @@ bicubic image). A released ``LAPAR_A_x{s}.pth`` carries the real dictionary in i
 from __future__ import annotations
 
 import pickle
-import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from torch import nn
 
 from cfin.errors import CFINError
 from cfin.models.common import Scale, conv
-from cfin.peers.common import RGB_MEAN_DIV2K, from_trained_range, to_trained_range
+from cfin.peers.common import RGB_MEAN_DIV2K, from_trained_range, to_trained_range, weight_norm_key
 from cfin.peers.registry import PeerSpec, Source
 
 try:  # numpy >= 2
@@ -193,17 +192,6 @@ class LAPAR(nn.Module):
         return from_trained_range((weights * components).sum(dim=2), self.trained_range)
 
 
-_WEIGHT_NORM_KEYS = ((re.compile(r"\.weight_g$"), ".parametrizations.weight.original0"),
-                     (re.compile(r"\.weight_v$"), ".parametrizations.weight.original1"))
-
-
-def lapar_key(key: str) -> str:
-    """A key of the public code (``torch.nn.utils.weight_norm``: ``weight_g`` / ``weight_v``) -> ours."""
-    for pattern, repl in _WEIGHT_NORM_KEYS:
-        key = pattern.sub(repl, key)
-    return key
-
-
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and nothing else (no code from the file runs)."""
 
@@ -255,7 +243,7 @@ SPECS = (
                          "output, LR 102,400 pixels). None includes the dictionary conv (5,400 MACs per HR pixel, "
                          "4.98G), which full counts: 175.28G / 118.36G (LR 240 x 426) / 98.69G. The torchsummaryX "
                          "rule on the weight-normed tree charges g + v once: 0.0005G.",
-        key_map=lapar_key,
+        key_map=weight_norm_key,
         notes="decom_conv.weight (72 x 1 x 5 x 5) is a buffer: a placeholder (identity filters) until the "
               "method's dictionary is loaded, from a released checkpoint's state_dict or with "
               "load_filter_dictionary(kernel_72_k5.pkl); the file is not part of this project.",

@@ -20,8 +20,8 @@ from torch import nn
 
 from cfin.errors import CFINError
 from cfin.models.common import Scale, conv
-from cfin.peers.awsrn import AWMS, weight_norm_key
-from cfin.peers.common import from_trained_range, to_trained_range
+from cfin.peers.awsrn import AWMS
+from cfin.peers.common import from_trained_range, to_trained_range, weight_norm_key
 from cfin.peers.registry import PeerSpec, Source
 
 N_FEATS = 32

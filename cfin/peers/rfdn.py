@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfin.complexity.counts import meta_forward
 from cfin.errors import CFINError
 from cfin.models.common import conv
 from cfin.peers.common import from_trained_range, to_trained_range
@@ -166,13 +167,7 @@ def aim2020_count(model: nn.Module, shape: tuple[int, int, int, int]) -> tuple[i
             total += out.numel()
 
     counted = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.Linear) + AIM_ACTIVATIONS
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
-    try:
-        with torch.no_grad():
-            model(torch.empty(shape, device="meta"))
-    finally:
-        for h in handles:
-            h.remove()
+    meta_forward(model, shape, [(m, hook) for m in model.modules() if isinstance(m, counted)])
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total
 
 
