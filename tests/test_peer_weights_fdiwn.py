@@ -2,8 +2,9 @@
 checkpoints that do not fit fail with one CFINError naming what is wrong.
 
 Set5 with these weights (the suite's evaluation; ``run_all.py --table I --peer-weights``, 2026-12-07, on
-this project's 2-core AMD EPYC): x2 38.056 / 0.96069 (7 s), x3 34.508 / 0.92801 and x4 32.216 / 0.89538
-(4-10 s each), tested below, against Table I's printed 38.07 / 0.9608, 34.52 / 0.9281 and 32.23 / 0.8955.
+this project's 2-core AMD EPYC): x2 38.056 / 0.96069, x3 34.508 / 0.92801 and x4 32.216 / 0.89538,
+against Table I's printed 38.07 / 0.9608, 34.52 / 0.9281 and 32.23 / 0.8955 (-0.014, -0.012, -0.014 dB).
+CI scores x4 (below; seconds alone, minutes on a loaded machine); x2 and x3 are left to that command.
 """
 from __future__ import annotations
 
@@ -67,9 +68,8 @@ def test_another_scales_file_says_which_scale(shared):
         cfin.peers.load("fdiwn", _path(shared, 2), 4)
 
 
-@pytest.mark.parametrize("scale", (2, 3, 4))
-def test_set5_scores_the_printed_numbers(shared, scale):
-    """Within the issue's 0.02 dB / 0.001 of Table I's row (measured -0.014, -0.012 and -0.014 dB: the printed
+def test_set5_x4_scores_the_printed_numbers(shared, one_thread):
+    """Within the issue's 0.02 dB / 0.001 of Table I's row (measured -0.014 dB: the printed
     numbers are FDIWN's EDSR-code PSNR and MATLAB SSIM, whose protocols differ from the suite's by under
     1e-4 dB, tests/test_protocols.py; the rest is the released checkpoint's, not its paper's). Holds on any
     x86 CPU: float32 convolutions summed in another order flip at most a few uint8 outputs (~1e-5 dB)."""
@@ -77,6 +77,7 @@ def test_set5_scores_the_printed_numbers(shared, scale):
     from cfin.data.layouts import BenchmarkSet
     from cfin.evaluate import evaluate_model
 
+    scale = 4
     psnr, ssim = TABLE.row(f"x{scale} FDIWN").paper.metrics["Set5"]
     model = cfin.peers.load("fdiwn", _path(shared, scale), scale)
     got = evaluate_model(model, scale, [BenchmarkSet(shared / "datasets", "Set5", scale)], device="cpu",
