@@ -13,7 +13,7 @@ import torch
 import cfin
 from ablations.fit import all_searches, cfin_heads
 from ablations.printed import count, metric, metrics
-from cfin.bench.equality import differences, float32_noise
+from cfin.bench.equality import differences
 from cfin.cli import main as cli_main
 from cfin.complexity import count as complexity_count
 from cfin.complexity.conventions import default_lr_size
@@ -52,18 +52,19 @@ def test_every_row_builds_runs_and_every_parameter_gets_a_gradient(cfg):
 def test_every_row_computes_the_same_function_on_the_fast_path(cfg):
     """``run_all.py --impl fast`` trains and evaluates each row by the fast path: outputs (one
     image, channels-last on the CPU) within 1e-3 of the faithful ones on the 0-255 scale, and
-    gradients (a batch of two) within a relative 1e-4; or, where float32 itself moves the
-    faithful path further, within NOISE_FACTOR x the faithful path's own float32 noise
-    (``tests/numerics.py``). With random weights the rows without a Transformer stage reach
-    outputs of 3e5, where float32 rounding alone moves the faithful path by 0.2. Noiseless
-    masks: a hard Gumbel sample can flip a pixel whose logits tie within rounding
+    gradients (a batch of two) within a relative 1e-4; or, where float32 itself is further from
+    the exact function, within NOISE_FACTOR x the faithful path's own float32 error (against
+    float64, ``tests/numerics.py``). With random weights the rows without a Transformer stage
+    reach outputs of 3e5, where float32 rounding alone moves the faithful path by 0.2.
+    Noiseless masks: a hard Gumbel sample can flip a pixel whose logits tie within rounding
     (tests/test_fast_path.py)."""
     def models(**changes):
         torch.manual_seed(0)
         ref = cfin.CFIN(cfg.replace(**changes))
-        fast = cfin.CFIN(cfg.replace(**changes).with_impl("fast"))
+        fast, exact = cfin.CFIN(cfg.replace(**changes).with_impl("fast")), cfin.CFIN(cfg.replace(**changes))
         fast.load_state_dict(ref.state_dict())
-        return ref, fast
+        exact.load_state_dict(ref.state_dict())
+        return ref, fast, exact.double()
 
     def l1_pass(model, x):
         out = model.train()(x)
@@ -73,16 +74,16 @@ def test_every_row_computes_the_same_function_on_the_fast_path(cfg):
         return out.detach(), grads
 
     gen = torch.Generator().manual_seed(1)
-    ref, fast = models(mask_eval="argmax")
+    ref, fast, exact = models(mask_eval="argmax")
     x = torch.rand(1, 3, 9, 11, generator=gen) * 255
     with torch.no_grad():
-        want, got = ref.eval()(x), fast.eval()(x)
-        noise = float32_noise(lambda: (ref(x), None), (want, None), x.device)["max_abs_diff"]
+        want, got, true = ref.eval()(x), fast.eval()(x), exact.eval()(x.double())
+    noise = differences((want, None), (true, None))["max_abs_diff"]
     check("ablation row, fast vs faithful: outputs", (got - want).abs().max(), noise_bound(OUT_ATOL, noise), noise)
-    ref, fast = models(mask="softmax")
+    ref, fast, exact = models(mask="softmax")
     x = torch.rand(2, 3, 9, 11, generator=gen) * 255
     want = l1_pass(ref, x)
-    noise = float32_noise(lambda: l1_pass(ref, x), want, x.device)["grad_rel_diff"]
+    noise = differences(want, l1_pass(exact, x.double()))["grad_rel_diff"]
     deviation = differences(l1_pass(fast, x), want)["grad_rel_diff"]
     check("ablation row, fast vs faithful: gradients, relative", deviation, noise_bound(GRAD_RTOL, noise), noise)
 

@@ -3,9 +3,9 @@
 Every implementation switch of ``CFINConfig`` (and all of them at once, ``IMPLS["fast"]``)
 must give the faithful outputs within 1e-3 on the 0-255 scale and the faithful gradients
 within a relative 1e-4, at odd sizes and batch > 1, for x2, x3, x4 and the tiny preset,
-or within ``NOISE_FACTOR`` x the faithful path's own float32 noise on that input where that
-is larger (``tests/numerics.py``); and the official golden outputs must still come out of
-the fast path.
+or within ``NOISE_FACTOR`` x the faithful path's own float32 error on that input (against
+float64) where that is larger (``tests/numerics.py``); and the official golden outputs must
+still come out of the fast path.
 """
 from __future__ import annotations
 
@@ -78,23 +78,23 @@ def grads(model: CFIN, x: torch.Tensor, seed: int = 2) -> dict[str, torch.Tensor
 
 
 def output_noise(name: str, x: torch.Tensor, mask_seed: int | None = None, **changes) -> float:
-    """The faithful CFIN's float32 noise (``tests/numerics.py``) on ``x`` in eval mode, once per
+    """The faithful CFIN's float32 error (``tests/numerics.py``) on ``x`` in eval mode, once per
     session for each preset, input and mask seed; ``x`` comes from :func:`lr_batch`."""
-    def one_pass():
-        model = faithful(name, **changes).eval()
+    def one_pass(dtype):
+        model = faithful(name, **changes).to(dtype).eval()
         if mask_seed is not None:
             torch.manual_seed(mask_seed)
         with torch.no_grad():
-            return model(x), None
+            return model(x.to(dtype)), None
     key = ("eval", name, tuple(x.shape), float(x.sum()), mask_seed, tuple(sorted(changes.items())))
     return faithful_noise(key, one_pass)["max_abs_diff"]
 
 
 def grad_noise(name: str, x: torch.Tensor, seed: int = 2, **changes) -> float:
-    """The faithful CFIN's float32 noise on the gradients of :func:`train_pass` (relative, as
+    """The faithful CFIN's float32 error on the gradients of :func:`train_pass` (relative, as
     :func:`assert_grads_close` measures them), once per session for each preset and input."""
-    def one_pass():
-        out, g = train_pass(faithful(name, **changes), x, seed)
+    def one_pass(dtype):
+        out, g = train_pass(faithful(name, **changes).to(dtype), x.to(dtype), seed)
         return out, list(g.values())
     key = ("train", name, tuple(x.shape), float(x.sum()), seed, tuple(sorted(changes.items())))
     return faithful_noise(key, one_pass)["grad_rel_diff"]
@@ -102,7 +102,8 @@ def grad_noise(name: str, x: torch.Tensor, seed: int = 2, **changes) -> float:
 
 def assert_grads_close(ref: dict, got: dict, noise: float = 0.0):
     """All gradients within GRAD_RTOL of the faithful ones, relative to the whole gradient's
-    norm, or within NOISE_FACTOR x the faithful path's own float32 ``noise`` where that is larger.
+    norm, or within NOISE_FACTOR x the faithful path's own float32 error ``noise`` where that is
+    larger.
 
     Per parameter, float32 rounding alone moves some small gradients by more than 1e-4 of
     their own norm (the faithful path against float64: up to 1.5e-3 on a CGM's W in the
@@ -347,7 +348,7 @@ def test_fused_cga_pair_matches_faithful(kernels, batch, channels_last, gram):
     (expected, grad_ref), (got, grad_got) = run(ref, x), run(fused, x)
     exact = run([copy.deepcopy(r).double() for r in ref], x.double(), n.double())
     for a, b, c in zip((*expected, grad_ref), (*got, grad_got), (*exact[0], exact[1])):
-        noise = float((a.double() - c).abs().max())
+        noise = float((a.detach().double() - c.detach()).abs().max())
         assert_within("fused CGA pair vs official (outputs, keys, values, gradient)", b, a,
                       noise_bound(ulps(a), noise), noise)
 

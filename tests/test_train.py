@@ -1,6 +1,7 @@
 """The training engine: recipes, exact resume, atomic and checked checkpoints, DDP on CPU, the CLI."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -702,10 +703,10 @@ def test_cli_trains_on_the_fast_path(tmp_path, capsys):
         with torch.no_grad():
             outs.append(model(x))
 
-    def again():
+    def again(dtype):
         torch.manual_seed(0)
         with torch.no_grad():
-            return faithful(x), None
+            return copy.deepcopy(faithful).to(dtype)(x.to(dtype)), None
     noise = faithful_noise(("trained tiny", str(out)), again)["max_abs_diff"]
     assert_within("fast vs faithful: outputs, sampled masks", outs[0], outs[1], noise_bound(OUT_ATOL, noise), noise)
     capsys.readouterr()

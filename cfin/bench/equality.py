@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,27 +32,15 @@ def compare(paths: list[Variant], models: dict, run: dict, x, y, train: bool, se
         got = _one_pass(p, models[p.name], run[p.name], x, y, train, seed)
         if ref is None:
             ref = got
-            noise = float32_noise(lambda: _one_pass(p, models[p.name], run[p.name], x, y, train, seed), ref,
-                                  x.device)
-            results[p.name] = {"float32_noise": {**noise, "method": f"the faithful path with {noise['method']}"}}
+            with other_conv_kernels(x.device) as method:
+                noise = differences(_one_pass(p, models[p.name], run[p.name], x, y, train, seed), ref)
+            results[p.name] = {"float32_noise": {**noise, "method": f"the faithful path with {method}"}}
         else:
             entry = differences(got, ref)
             entry["equal"] = (entry["max_abs_diff"] <= OUT_ATOL
                               and (not train or entry["grad_rel_diff"] <= GRAD_RTOL))
             results[p.name] = entry
     return results
-
-
-def float32_noise(one_pass: Callable[[], tuple], ref: tuple, device: torch.device) -> dict:
-    """How far float32 rounding alone moves a computation: ``one_pass()`` run again with its
-    convolutions from another float32 implementation (:func:`other_conv_kernels`), against
-    ``ref``, the same pass as run before; :func:`differences` and the ``method`` switched.
-
-    ``one_pass`` returns (output, gradients or None) and must repeat its random draws (seed
-    inside it). ``tests/numerics.py`` derives the test suite's float32 bounds from this figure.
-    """
-    with other_conv_kernels(device) as method:
-        return {**differences(one_pass(), ref), "method": method}
 
 
 @contextlib.contextmanager
@@ -88,8 +75,8 @@ def _one_pass(path: Variant, model, runner, x, y, train: bool, seed: int):
 
 def differences(got: tuple, ref: tuple) -> dict:
     """Largest absolute output difference of two (output, gradients or None) passes and, with
-    gradients (lists of tensors, in the same order), the norm of their difference over the norm
-    of ``ref``'s."""
+    gradients (lists of tensors in the same order), the norm of their difference over the norm
+    of ``ref``'s. ``tests/numerics.py`` measures float32 noise with it."""
     (out, grads), (ref_out, ref_grads) = got, ref
     entry = {"max_abs_diff": float((out - ref_out).abs().max())}
     if grads is not None:
