@@ -6,7 +6,7 @@ equality) once per setting below, each check writing its deviation, bound and no
 deviation, the tightest margin (bound / deviation) and the largest deviation over the
 float32 noise measured in the same run (which ``NOISE_FACTOR`` must cover)::
 
-    python tools/numerics_margins.py                       # all settings, ~5 min each on 2 cores
+    python tools/numerics_margins.py                       # all settings, 2-4 min each on 2 cores
     python tools/numerics_margins.py --settings avx2 -- tests/test_official.py
     python tools/numerics_margins.py --json margins.json   # the rows as JSON as well
 
