@@ -14,6 +14,7 @@ from cfin.bench import (BenchSpec, paired_floor, paths_for, peak_throughput, ren
 from cfin.config import CFINConfig, preset
 from cfin.errors import CFINError
 from cfin.paths import REPO_ROOT
+from numerics import GRAD_RTOL, OUT_ATOL, check, noise_bound
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,9 +32,13 @@ def test_inference_report_has_both_paths_the_floor_and_the_ratios():
         entry = report[name]
         assert entry["runs"] == 2 and 0 < entry["min_s"] <= entry["median_s"] <= entry["max_s"]
         assert entry["q1_s"] <= entry["median_s"] <= entry["q3_s"]
-    assert report["fast"]["equal"] and report["fast"]["max_abs_diff"] <= 1e-3
     noise = report["faithful"]["float32_noise"]
-    assert "oneDNN off" in noise["method"] and 0 <= noise["max_abs_diff"] <= 1e-3
+    assert "oneDNN off" in noise["method"]
+    # the yardstick is rounding alone (a rerun with other draws or another function: whole levels)
+    assert 0 <= noise["max_abs_diff"] <= OUT_ATOL
+    assert report["fast"]["equal"] == (report["fast"]["max_abs_diff"] <= OUT_ATOL)  # the report's verdict
+    check("fast vs faithful: outputs, sampled masks", report["fast"]["max_abs_diff"],
+          noise_bound(OUT_ATOL, noise["max_abs_diff"]), noise["max_abs_diff"])
     assert report["speedup"] == pytest.approx(report["faithful"]["median_s"] / report["fast"]["median_s"])
     assert report["memory_ratio"] is None  # memory=False
     peak = report["floor"]["peak"]
@@ -56,9 +61,11 @@ def test_inference_report_has_both_paths_the_floor_and_the_ratios():
 def test_training_report_compares_gradients_and_checkpointing():
     report = run_bench(tiny_spec(train=True, batch=2, grad_checkpoint=True), progress=False)
     assert set(report["paths"]) == {"faithful", "fast", "fast+checkpoint"}
+    noise = report["faithful"]["float32_noise"]["grad_rel_diff"]
+    assert 0 <= noise <= GRAD_RTOL  # rounding alone: another function's gradients differ by order 1
     for name in ("fast", "fast+checkpoint"):
-        assert report["paths"][name]["grad_rel_diff"] <= 1e-4
-    assert 0 <= report["faithful"]["float32_noise"]["grad_rel_diff"] <= 1e-4
+        check("fast vs faithful: gradients, relative", report["paths"][name]["grad_rel_diff"],
+              noise_bound(GRAD_RTOL, noise), noise)
     assert report["floor"]["multi_adds"] % 3 == 0  # forward + backward = 3 x forward
     assert report["checkpoint_speedup"] > 0
 

@@ -15,6 +15,7 @@ from cfin.models.blocks.lb import LB
 from cfin.models.blocks.rcab import RCAB
 from cfin.models.blocks.rfdb import RFDB
 from cfin.models.blocks.wdib import WDIB, WIRW
+from numerics import assert_within, float64_noise, noise_bound, ulps
 
 NAMES = list(REGISTRY)                                  # CIAM and Table V's alternatives
 ALTERNATIVES = [n for n in REGISTRY if n != "ciam"]    # each built from its width alone
@@ -86,7 +87,10 @@ def test_batch_items_are_independent(name):
     block = block_for(name, 16).eval()
     x = torch.randn(3, 16, 9, 11)
     with torch.no_grad():
-        torch.testing.assert_close(block(x)[1:2], block(x[1:2]), rtol=1e-4, atol=1e-5)
+        # another batch size may take other kernels: equal up to the item's own float32 rounding
+        want = block(x[1:2])
+        noise = float64_noise(block, x[1:2])
+        assert_within("a batch item alone vs in a batch", block(x)[1:2], want, noise_bound(ulps(want), noise), noise)
 
 
 def test_unknown_block_name_lists_the_valid_ones():
@@ -153,4 +157,5 @@ def test_published_network_sizes_are_rebuilt_from_our_blocks():
     for name, ours, published, tol in [("RCAN", rcan, 15_590_000, 5_000), ("IMDN", imdn, 715_000, 500),
                                        ("LatticeNet", latticenet, 777_000, 500), ("RFDN", rfdn, 433_000, 500),
                                        ("FDIWN", fdiwn, 664_000, 500)]:
+        # published rounded to thousands (RCAN to 10 thousands): half a unit either way
         assert abs(ours - published) <= tol, f"{name}: {ours} vs published {published}"

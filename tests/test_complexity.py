@@ -21,6 +21,7 @@ def test_paper_rule_reproduces_printed_numbers(scale):
     printed = PAPER_PRINTED[scale]
     assert c.input == (1, 3, *default_lr_size(scale))
     assert c.params == printed["params"]
+    # a count (exact integers) against a printed one, rounded to 0.01G of 31-117G: under 1e-3 apart
     assert abs(c.multi_adds / 1e9 - printed["multi_adds_G"]) / printed["multi_adds_G"] < 1e-3
     assert round(c.multi_adds / 1e9, 2) == printed["multi_adds_G"]  # as printed, to the last digit
 
@@ -30,7 +31,8 @@ def test_full_count_matches_reference(scale):
     c = count(cfin.preset(scale), convention="full")
     ref = OFFICIAL_FULL[scale]
     assert c.params == ref["params"] == sum(p.numel() for p in cfin.CFIN(cfin.preset(scale)).parameters())
-    assert abs(c.multi_adds / 1e9 - ref["multi_adds_G"]) / ref["multi_adds_G"] < 1e-2
+    # REFERENCE.md's full count as printed, to 0.1G: within half of that (an integer count)
+    assert abs(c.multi_adds / 1e9 - ref["multi_adds_G"]) <= 0.05
     assert sum(c.by_operator.values()) == c.multi_adds
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cfin.config import IMPLS, preset
+from numerics import GOLDEN_ATOL
 from test_fast_path import OUT_ATOL, assert_grads_close, grads, lr_batch
 from test_fast_path import pair as switched_pair
 
@@ -81,7 +82,7 @@ def test_fast_path_on_cuda_reproduces_official_golden_outputs(shared):
         model = cfin.load_official(path, scale, mask_eval="argmax", **IMPLS["fast"]).to(CUDA)
         with torch.no_grad():
             got = model(io["lr"].to(CUDA)).cpu()
-        torch.testing.assert_close(got, io["sr_mask_argmax"], atol=1e-3, rtol=0)
+        torch.testing.assert_close(got, io["sr_mask_argmax"], atol=GOLDEN_ATOL, rtol=0)
 
 
 def test_bench_runs_on_cuda():

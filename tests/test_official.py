@@ -1,10 +1,12 @@
-"""Golden faithfulness: our CFIN with the official weights gives the official outputs."""
+"""Golden faithfulness: our CFIN with the official weights gives the official outputs
+(within ``GOLDEN_ATOL``, ``tests/numerics.py``)."""
 import pytest
 import torch
 
 import cfin
 from cfin.errors import CFINError
 from cfin.official import convert_official, official_key, read_state_dict
+from numerics import GOLDEN_ATOL, assert_within
 
 SCALES = (2, 3, 4)
 REGISTERED = {2: 6_032_164, 3: 6_042_050, 4: 6_055_052}  # REFERENCE.md
@@ -16,16 +18,17 @@ def _fixture(shared, s):
     return ref / f"official_x{s}_random_state_dict.pt", torch.load(ref / f"official_x{s}_io.pt", weights_only=True)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("s", SCALES)
 def test_golden_argmax(shared, s):
     sd_path, io = _fixture(shared, s)
     model = cfin.load_official(sd_path, s, mask_eval="argmax")
     with torch.no_grad():
         out = model(io["lr"])
-    assert out.shape == io["sr_mask_argmax"].shape
-    torch.testing.assert_close(out, io["sr_mask_argmax"], atol=1e-3, rtol=0)
+    assert_within("golden outputs", out, io["sr_mask_argmax"], GOLDEN_ATOL)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("s", SCALES)
 def test_golden_gumbel_sample(shared, s, mt19937_exponential):
     sd_path, io = _fixture(shared, s)
@@ -34,11 +37,12 @@ def test_golden_gumbel_sample(shared, s, mt19937_exponential):
     torch.manual_seed(1234)
     with torch.no_grad():
         out = model(io["lr"])
-    torch.testing.assert_close(out, io["sr_mask_gumbel_seed1234"], atol=1e-3, rtol=0)
-    # stochastic unless the seed is fixed: another draw differs from the golden output
+    assert_within("golden outputs", out, io["sr_mask_gumbel_seed1234"], GOLDEN_ATOL)
+    # stochastic unless the seed is fixed: another draw flips mask pixels, which moves outputs
+    # by whole levels, so it lies outside the golden bound
     with torch.no_grad():
         again = model(io["lr"])
-    assert (again - io["sr_mask_gumbel_seed1234"]).abs().max() > 1e-3
+    assert (again - io["sr_mask_gumbel_seed1234"]).abs().max() > GOLDEN_ATOL
 
 
 @pytest.mark.parametrize("s", SCALES)
@@ -104,6 +108,7 @@ def test_truncated_and_non_checkpoint_files(shared, tmp_path):
         cfin.load_official(_save(tmp_path, [1, 2, 3]), 4)
 
 
+@pytest.mark.numerics
 def test_convert_roundtrip_cli(shared, tmp_path, capsys, exponential_is_mt19937):
     from cfin.cli import main
 
@@ -116,7 +121,7 @@ def test_convert_roundtrip_cli(shared, tmp_path, capsys, exponential_is_mt19937)
     if exponential_is_mt19937:  # the golden Gumbel sample needs that stream (conftest; torch >= 2.7)
         torch.manual_seed(1234)
         with torch.no_grad():
-            torch.testing.assert_close(model(io["lr"]), io["sr_mask_gumbel_seed1234"], atol=1e-3, rtol=0)
+            assert_within("golden outputs", model(io["lr"]), io["sr_mask_gumbel_seed1234"], GOLDEN_ATOL)
     assert main(["convert", str(sd_path), "--scale", "4", "--out", str(out)]) == 2
     assert "x3 checkpoint, but scale 4" in capsys.readouterr().err
 

@@ -92,4 +92,6 @@ def test_draws_are_exponential():
     torch.manual_seed(0)
     x = rng.exponential_like(torch.empty(200_000))
     assert (x >= 0).all() and torch.isfinite(x).all()
+    # sampling error of 200,000 draws: mean sd 0.0022, variance sd 0.0063 (4.5 and 4.7 sd); a fixed
+    # seed, so the same numbers on any CPU
     assert abs(x.mean().item() - 1) < 0.01 and abs(x.var().item() - 1) < 0.03

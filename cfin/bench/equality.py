@@ -33,10 +33,10 @@ def compare(paths: list[Variant], models: dict, run: dict, x, y, train: bool, se
         if ref is None:
             ref = got
             with other_conv_kernels(x.device) as method:
-                noise = _differences(_one_pass(p, models[p.name], run[p.name], x, y, train, seed), ref)
+                noise = differences(_one_pass(p, models[p.name], run[p.name], x, y, train, seed), ref)
             results[p.name] = {"float32_noise": {**noise, "method": f"the faithful path with {method}"}}
         else:
-            entry = _differences(got, ref)
+            entry = differences(got, ref)
             entry["equal"] = (entry["max_abs_diff"] <= OUT_ATOL
                               and (not train or entry["grad_rel_diff"] <= GRAD_RTOL))
             results[p.name] = entry
@@ -73,8 +73,10 @@ def _one_pass(path: Variant, model, runner, x, y, train: bool, seed: int):
     return out.detach(), grads
 
 
-def _differences(got, ref) -> dict:
-    """Largest absolute output difference and, with gradients, their relative difference."""
+def differences(got: tuple, ref: tuple) -> dict:
+    """Largest absolute output difference of two (output, gradients or None) passes and, with
+    gradients (lists of tensors in the same order), the norm of their difference over the norm
+    of ``ref``'s. ``tests/numerics.py`` measures float32 noise with it."""
     (out, grads), (ref_out, ref_grads) = got, ref
     entry = {"max_abs_diff": float((out - ref_out).abs().max())}
     if grads is not None:
