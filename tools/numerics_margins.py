@@ -86,13 +86,17 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         help="which limits to run under (default: all)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("pytest_args", nargs="*", help="after --: test files or pytest options")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     rows, failed = [], False
     for setting in tqdm(args.settings, desc="settings", unit="run"):
         code, checks = run(setting, args.pytest_args)
