@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from cfin.atomic import atomic_write_text
 from cfin.errors import CFINError
-from cfin.records import check_results_folder, load_known_records, slug
+from cfin.records import RELEASED, check_results_folder, load_known_records, slug
 from cfin.paths import REPO_ROOT, Folders
 from cfin.report.compare import Section, build_sections, rebuild_command
 from cfin.report.complexity import COMPLEXITY_DIR
@@ -102,8 +102,10 @@ def write_index(records: list[dict], out_dir: str | Path = DEFAULT_REPORTS, fold
             continue
         table = get_table(tid)
         stem = table_stem(tid)
+        # a released-weights section holds the rebuilt rows only; the others every row, the quoted ones never run
         sections = [{"key": s.key, "statement": s.statement, "done": sum(1 for rr in s.results if rr.records),
-                     "total": len(table.reproducible_rows)} for s in build_sections(table, mine)]
+                     "total": len(s.results) if s.budget == RELEASED else len(table.reproducible_rows)}
+                    for s in build_sections(table, mine)]
         entries.append({"id": tid, "title": table.title, "html": f"{stem}.html", "md": f"{stem}.md",
                         "sections": sections})
     complexity = [(tid, link) for tid in table_ids()

@@ -165,14 +165,16 @@ def released_section(table: Table, records: list[dict], folders: Folders = Folde
     from cfin.peers import spec
     from cfin.runner.released import BENCHMARK, RELEASED
 
-    results = [RowResult(row, [r for r in records if r["row"] == row.id]) for row in table.peer_rows]
+    # the rebuilt rows whose authors released weights (those without have nothing to re-score)
+    results = [rr for row in table.peer_rows
+               if (rr := RowResult(row, [r for r in records if r["row"] == row.id])).records
+               or spec(row.peer).weights.get(table.row_scale(row))]
     root = next((r.get("data", {}).get("root") for r in records if r.get("data", {}).get("root")), None)
     sets = ", ".join(dict.fromkeys(f"{d} ({m.get('images')} images)" for r in records
                                    for d, m in r.get("metrics", {}).items()))
     command = " ".join(["python run_all.py", "--table", table.id, "--peer-weights", "DIR",
                         *(["--data-root", root] if root else []), *folders.args("results", "runs", "reports")])
     grids = [released_grid(table, results), protocols_grid(results)]
-    released = [rr for rr in results if spec(rr.row.peer).weights.get(table.row_scale(rr.row))]
     return Section(
         budget=RELEASED, dataset=BENCHMARK,
         statement="released weights of the rebuilt networks, scored by the suite (nothing trained): accuracy "
@@ -181,7 +183,7 @@ def released_section(table: Table, records: list[dict], folders: Folders = Folde
         evaluation=f"evaluated on {sets}; weights: " + ", ".join(
             f"{r['weights']['file']} (sha256 {r['weights']['sha256'][:16]})" for r in records if r.get("weights")),
         grids=[g for g in grids if not g.empty], plots={}, environment=_environment(records), results=results,
-        stale_rows=[], missing_rows=[rr.row.id for rr in released if not rr.records])
+        stale_rows=[], missing_rows=[rr.row.id for rr in results if not rr.records])
 
 
 def build_sections(table: Table, records: list[dict], size: str = "", folders: Folders = Folders()) -> list[Section]:

@@ -33,6 +33,7 @@ class ReleasedJob:
     peer: str
     scale: int
     weights: Path
+    self_ensemble: bool = False  # a "+" row: the method's x8 self-ensemble, as printed
 
     @property
     def name(self) -> str:
@@ -91,7 +92,7 @@ def plan(tables, source) -> list[ReleasedJob]:
             scale = table.row_scale(row)
             name = spec(row.peer).weights.get(scale)
             if name and name in found:
-                jobs.append(ReleasedJob(table.id, row.id, row.peer, scale, found[name]))
+                jobs.append(ReleasedJob(table.id, row.id, row.peer, scale, found[name], row.self_ensemble))
     if not jobs:
         wanted = sorted(known_files(tables))
         ids = ", ".join(t.id for t in tables)
@@ -132,11 +133,11 @@ def score(job: ReleasedJob, data_root: Path, datasets: list[str], device, progre
     t0 = time.perf_counter()
     model = load(job.peer, job.weights, job.scale)
     sets = [open_dataset(data_root, name, job.scale) for name in datasets]
-    metrics = evaluate_model(model, job.scale, sets, device=device, progress=progress,
-                             protocol=DEFAULT_PROTOCOL, also=list(PROTOCOLS))
+    metrics = evaluate_model(model, job.scale, sets, self_ensemble=job.self_ensemble, device=device,
+                             progress=progress, protocol=DEFAULT_PROTOCOL, also=list(PROTOCOLS))
     peer = spec(job.peer)
     return {"table": job.table, "row": job.row, "scale": job.scale, "seed": 0, "budget": RELEASED,
-            "dataset": BENCHMARK, "metrics": metrics, "self_ensemble": False,
+            "dataset": BENCHMARK, "metrics": metrics, "self_ensemble": job.self_ensemble,
             "peer": {"name": peer.name, "title": peer.title, "source": str(peer.source),
                      "trained_range": peer.trained_range},
             "weights": {"file": job.weights.name, "sha256": _sha256(job.weights)},
