@@ -96,6 +96,7 @@ def pixel_shuffle_upsampler(channels: int, out_channels: int, scale: int) -> nn.
 class IMDN(nn.Module):
     """IMDN: 3x3 feature conv, ``num_modules`` IMDBs, a 1x1 fusion (+ LeakyReLU) of
     all their outputs, a 3x3 conv plus the features (global skip), and a pixel-shuffle upsampler.
+    RFDN keeps this skeleton with its own block (:class:`cfin.peers.rfdn.RFDN`).
 
     Args:
         scale: upscaling factor.
@@ -106,13 +107,15 @@ class IMDN(nn.Module):
     """
 
     trained_range = 1.0
+    block: type[nn.Module] = IMDB
+    block_prefix = "IMDB"  # the blocks' names in the public code: IMDB1, IMDB2, ...
 
     def __init__(self, scale: int, in_nc: int = 3, nf: int = 64, num_modules: int = 6, out_nc: int = 3):
         super().__init__()
         self.num_modules = num_modules
         self.fea_conv = conv(in_nc, nf, 3)
         for i in range(1, num_modules + 1):
-            self.add_module(f"IMDB{i}", IMDB(nf))
+            self.add_module(f"{self.block_prefix}{i}", self.block(nf))
         self.c = nn.Sequential(conv(nf * num_modules, nf, 1), nn.LeakyReLU(LRELU_SLOPE, inplace=True))
         self.LR_conv = conv(nf, nf, 3)
         self.upsampler = pixel_shuffle_upsampler(nf, out_nc, scale)
@@ -121,7 +124,7 @@ class IMDN(nn.Module):
         features = self.fea_conv(to_trained_range(x, self.trained_range))
         outs, h = [], features
         for i in range(1, self.num_modules + 1):
-            h = getattr(self, f"IMDB{i}")(h)
+            h = getattr(self, f"{self.block_prefix}{i}")(h)
             outs.append(h)
         h = self.LR_conv(self.c(torch.cat(outs, dim=1))) + features
         return from_trained_range(self.upsampler(h), self.trained_range)

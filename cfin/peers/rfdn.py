@@ -27,8 +27,7 @@ from torch import nn
 from cfin.complexity.counts import meta_forward
 from cfin.errors import CFINError
 from cfin.models.common import conv
-from cfin.peers.common import from_trained_range, to_trained_range
-from cfin.peers.imdn import LRELU_SLOPE, pixel_shuffle_upsampler
+from cfin.peers.imdn import IMDN, LRELU_SLOPE
 from cfin.peers.registry import OwnCount, PeerSpec, Source
 
 # ESA: a 3x3 stride-2 unpadded conv, then a 7x7 max-pool of stride 3, so the smallest map is 15 x 15.
@@ -102,9 +101,10 @@ class RFDB(nn.Module):
         return self.esa(self.c5(torch.cat(parts, dim=1)))
 
 
-class RFDN(nn.Module):
-    """RFDN: 3x3 feature conv, ``num_modules`` RFDBs (``B1`` ... as in the code), a 1x1
-    fusion (+ LeakyReLU) of all their outputs, a 3x3 conv plus the features, pixel-shuffle x4.
+class RFDN(IMDN):
+    """RFDN: IMDN's skeleton (:class:`~cfin.peers.imdn.IMDN`) with RFDBs (``B1`` ... as in the code):
+    3x3 feature conv, ``num_modules`` RFDBs, a 1x1 fusion (+ LeakyReLU) of all their outputs, a 3x3
+    conv plus the features, pixel-shuffle x4.
 
     Args:
         scale: upscaling factor (4: the public network is x4 only).
@@ -115,28 +115,17 @@ class RFDN(nn.Module):
     """
 
     trained_range = 255.0
+    block = RFDB
+    block_prefix = "B"
 
     def __init__(self, scale: int = 4, in_nc: int = 3, nf: int = 50, num_modules: int = 4, out_nc: int = 3):
-        super().__init__()
-        self.num_modules = num_modules
-        self.fea_conv = conv(in_nc, nf, 3)
-        for i in range(1, num_modules + 1):
-            self.add_module(f"B{i}", RFDB(nf))
-        self.c = nn.Sequential(conv(nf * num_modules, nf, 1), nn.LeakyReLU(LRELU_SLOPE, inplace=True))
-        self.LR_conv = conv(nf, nf, 3)
-        self.upsampler = pixel_shuffle_upsampler(nf, out_nc, scale)
+        super().__init__(scale, in_nc, nf, num_modules, out_nc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < ESA_MIN_SIDE:
             raise CFINError(f"RFDN needs an LR input of at least {ESA_MIN_SIDE} x {ESA_MIN_SIDE} pixels (its ESA "
                             f"downsamples by a stride-2 conv and a 7 x 7 max-pool); got {tuple(x.shape[-2:])}")
-        features = self.fea_conv(to_trained_range(x, self.trained_range))
-        outs, h = [], features
-        for i in range(1, self.num_modules + 1):
-            h = getattr(self, f"B{i}")(h)
-            outs.append(h)
-        h = self.LR_conv(self.c(torch.cat(outs, dim=1))) + features
-        return from_trained_range(self.upsampler(h), self.trained_range)
+        return super().forward(x)
 
 
 # The activation modules the AIM 2020 counter charges one operation per output element.
