@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import cfin.peers
-from peer_files import tampered
+from peer_files import set5_scores, tampered
 from cfin.errors import CFINError
 
 FILES = {s: f"FDIWNx{s}_model_best.pt" for s in (2, 3, 4)}
@@ -74,13 +74,8 @@ def test_set5_x4_scores_the_printed_numbers(shared, one_thread):
     1e-4 dB, tests/test_protocols.py; the rest is the released checkpoint's, not its paper's). Holds on any
     x86 CPU: float32 convolutions summed in another order flip at most a few uint8 outputs (~1e-5 dB)."""
     from ablations.table_01_sota import TABLE
-    from cfin.data.layouts import BenchmarkSet
-    from cfin.evaluate import evaluate_model
 
     scale = 4
     psnr, ssim = TABLE.row(f"x{scale} FDIWN").paper.metrics["Set5"]
-    model = cfin.peers.load("fdiwn", _path(shared, scale), scale)
-    got = evaluate_model(model, scale, [BenchmarkSet(shared / "datasets", "Set5", scale)], device="cpu",
-                         progress=False)["Set5"]
-    assert got["images"] == 5
+    got = set5_scores(shared, "fdiwn", _path(shared, scale), scale)
     assert abs(got["psnr"] - psnr) <= 0.02 and abs(got["ssim"] - ssim) <= 0.001

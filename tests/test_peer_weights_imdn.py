@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import cfin.peers
-from peer_files import tampered
+from peer_files import set5_scores, tampered
 from cfin.errors import CFINError
 
 SCALES = (2, 3, 4)
@@ -59,12 +59,7 @@ def test_set5_scores_the_printed_numbers(shared, one_thread, scale):
     32.187 / 0.8936, tests/test_peer_commands.py), so the printed row is the unrounded-Y score. A wrong
     network is off by dBs."""
     from ablations.table_01_sota import TABLE
-    from cfin.data.layouts import BenchmarkSet
-    from cfin.evaluate import evaluate_model
 
     psnr, ssim = TABLE.row(f"x{scale} IMDN").paper.metrics["Set5"]
-    model = cfin.peers.load("imdn", _released(shared, scale), scale)
-    got = evaluate_model(model, scale, [BenchmarkSet(shared / "datasets", "Set5", scale)], device="cpu",
-                         progress=False)["Set5"]
-    assert got["images"] == 5
+    got = set5_scores(shared, "imdn", _released(shared, scale), scale)
     assert abs(got["psnr"] - psnr) <= 0.02 and abs(got["ssim"] - ssim) <= 0.001

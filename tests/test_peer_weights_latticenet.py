@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import cfin.peers
+from peer_files import set5_scores
 from cfin.errors import CFINError
 
 SCALES = (2, 3, 4)
@@ -50,13 +51,7 @@ def test_set5_x4_scores_the_paper(shared):
     """Set5 x4 with the suite's evaluation (MATLAB bicubic LR, Y PSNR/SSIM, 4 pixels shaved):
     32.1813 / 0.89430 measured, the paper's 32.18 / 0.8943; 0.02 dB / 0.001 allow for the rounding
     of the printed numbers and float summation order across CPUs (a wrong network is ~1 dB off)."""
-    from cfin.data.layouts import BenchmarkSet
-    from cfin.evaluate import evaluate_model
-
-    model = cfin.peers.load("latticenet", _released(shared, 4), 4)
-    got = evaluate_model(model, 4, [BenchmarkSet(shared / "datasets", "Set5", 4)], device="cpu",
-                         progress=False)["Set5"]
-    assert got["images"] == 5
+    got = set5_scores(shared, "latticenet", _released(shared, 4), 4)
     assert got["psnr"] == pytest.approx(SET5_X4[0], abs=0.02)
     assert got["ssim"] == pytest.approx(SET5_X4[1], abs=0.001)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import cfin.peers
-from peer_files import tampered
+from peer_files import set5_scores, tampered
 from cfin.errors import CFINError
 
 SCALES = (2, 3, 4)
@@ -74,13 +74,8 @@ def test_set5_x4_scores_the_printed_psnr_and_pans_test_log(shared, one_thread):
     (AVX2, AVX-512, AMX) flip at most a few uint8 output values, ~1e-5 dB each on Set5. A wrong
     network is off by dBs."""
     from ablations.table_09_onlyt import TABLE
-    from cfin.data.layouts import BenchmarkSet
-    from cfin.evaluate import evaluate_model
 
     printed_psnr, _ = TABLE.row("PAN").paper.metrics["Set5"]
-    model = cfin.peers.load("pan", _released(shared, 4), 4)
-    got = evaluate_model(model, 4, [BenchmarkSet(shared / "datasets", "Set5", 4)], device="cpu",
-                         progress=False)["Set5"]
-    assert got["images"] == 5
+    got = set5_scores(shared, "pan", _released(shared, 4), 4)
     assert abs(got["psnr"] - printed_psnr) <= 0.02
     assert abs(got["psnr"] - 32.131149) <= 0.005 and abs(got["ssim"] - 0.894811) <= 0.0005

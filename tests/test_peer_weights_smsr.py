@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import cfin.peers
-from peer_files import tampered
+from peer_files import set5_scores, tampered
 from cfin.errors import CFINError
 from cfin.peers.smsr import image_masks, inference_multi_adds
 
@@ -70,11 +70,5 @@ def test_set5_x2_scores_the_printed_row(shared, path):
     """Table I prints SMSR x2 Set5 at 38.00 / 0.9601 (SMSR's paper). Ours, MATLAB-bicubic LR, Y channel,
     2-pixel border: 37.991 / 0.96023. 0.02 dB and 0.001 bound the evaluation-protocol differences (LR
     generation, rounding); a wrong network or mask is off by tenths of a dB or more."""
-    from cfin.data.layouts import BenchmarkSet
-    from cfin.evaluate import evaluate_model
-
-    model = cfin.peers.load("smsr", path, 2)
-    scores = evaluate_model(model, 2, [BenchmarkSet(shared / "datasets", "Set5", 2)], device="cpu",
-                            progress=False)["Set5"]
-    assert scores["images"] == 5
+    scores = set5_scores(shared, "smsr", path, 2)
     assert abs(scores["psnr"] - 38.00) < 0.02 and abs(scores["ssim"] - 0.9601) < 0.001
